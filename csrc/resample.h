@@ -1,0 +1,65 @@
+/*
+ * Pillow-compatible resampling of 8-bit images, written straight into an
+ * output slot (uint8, or float32 with a fused affine rescale).
+ */
+#ifndef FS_RESAMPLE_H
+#define FS_RESAMPLE_H
+
+#include "fs_common.h"
+
+/* Grow-only scratch memory owned by one thread and reused across images, so
+ * that the steady state performs no allocation. */
+typedef struct {
+    void *coeffs;        /* horizontal + vertical fixed-point coefficients */
+    size_t coeffs_cap;
+    int *bounds;         /* (xmin, count) pairs for both axes */
+    size_t bounds_cap;
+    uint8_t *tmp;        /* horizontally resampled rows */
+    size_t tmp_cap;
+    uint8_t *tmp2;       /* premultiplied-alpha copy / u8 staging rows */
+    size_t tmp2_cap;
+} fs_resample_scratch;
+
+void fs_resample_scratch_init(fs_resample_scratch *s);
+void fs_resample_scratch_free(fs_resample_scratch *s);
+
+/* Where the resized image goes: `height` rows of `width` pixels of
+ * `channels` samples, rows `row_stride` bytes apart, samples contiguous.
+ * For FS_DTYPE_F32 each 8-bit result v is written as (float)v * scale + offset
+ * (no fused multiply-add, so it equals numpy's float32 `v * scale + offset`). */
+typedef struct {
+    void *data;
+    int width, height, channels;
+    ptrdiff_t row_stride;
+    int dtype;            /* fs_dtype */
+    float scale, offset;
+} fs_dst;
+
+/*
+ * Resize the region `box` = {x0, y0, x1, y1} (source pixel coordinates,
+ * floats, as Pillow's `Image.resize(size, filter, box)`) of an 8-bit image
+ * with `channels` (1, 3 or 4) interleaved samples into `dst`
+ * (dst->channels == channels).  Results equal Pillow's
+ * `Image.resize((dst->width, dst->height), filter, box)` exactly, including
+ * FS_FILTER_NEAREST (Pillow's affine nearest path).  With
+ * `premultiply_alpha` (4 channels only) the image is resampled as Pillow's
+ * "RGBa" and converted back, as Pillow does for RGBA images.
+ * Returns FS_OK, FS_ERR_NOMEM, FS_ERR_OVERFLOW or FS_ERR_ARG.
+ */
+int fs_resize_u8(const uint8_t *src, int src_w, int src_h, int channels,
+                 ptrdiff_t src_stride, const double box[4], int filter,
+                 int premultiply_alpha, const fs_dst *dst,
+                 fs_resample_scratch *scratch);
+
+/*
+ * Pillow's colour conversions, row by row, used after a JPEG decode:
+ * FS_MODE_RGB -> FS_MODE_L, FS_MODE_CMYK -> FS_MODE_RGB / FS_MODE_RGBA /
+ * FS_MODE_L.  `in` and `out` may be the same buffer (every conversion shrinks
+ * or keeps the pixel size, and reads each pixel before writing it).
+ * Returns FS_OK or FS_ERR_ARG for a pair not listed.
+ */
+int fs_convert_rows(const uint8_t *in, ptrdiff_t in_stride, int in_mode,
+                    uint8_t *out, ptrdiff_t out_stride, int out_mode,
+                    int width, int height);
+
+#endif
