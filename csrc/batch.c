@@ -1,0 +1,251 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "pool.h"
+#include "resample.h"
+
+/* Buffers above this size are released after use instead of kept for the
+ * next image, so one huge file does not pin memory in every worker. */
+#define FS_KEEP_BYTES ((size_t)64 << 20)
+
+typedef struct {
+    fs_jpeg *jpeg;
+    uint8_t *file;          /* encoded bytes read from disk */
+    size_t file_cap;
+    uint8_t *pix;           /* decoded pixels before resizing */
+    size_t pix_cap;
+    fs_resample_scratch rs;
+} fs_worker;
+
+static void worker_free(void *ptr) {
+    fs_worker *w = (fs_worker *)ptr;
+    if (!w) return;
+    fs_jpeg_free(w->jpeg);
+    free(w->file);
+    free(w->pix);
+    fs_resample_scratch_free(&w->rs);
+    free(w);
+}
+
+static fs_worker *worker_get(void **local) {
+    if (*local) return (fs_worker *)*local;
+    fs_worker *w = (fs_worker *)calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->jpeg = fs_jpeg_new();
+    if (!w->jpeg) { free(w); return NULL; }
+    fs_resample_scratch_init(&w->rs);
+    *local = w;
+    return w;
+}
+
+static int grow(uint8_t **buf, size_t *cap, size_t need) {
+    if (*cap >= need) return 1;
+    free(*buf);                         /* contents need not survive */
+    *buf = (uint8_t *)malloc(need ? need : 1);
+    *cap = *buf ? need : 0;
+    return *buf != NULL;
+}
+
+static void trim(uint8_t **buf, size_t *cap) {
+    if (*cap > FS_KEEP_BYTES) { free(*buf); *buf = NULL; *cap = 0; }
+}
+
+static int read_file(fs_worker *w, const char *path, size_t *len, char *msg) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(msg, FS_MSG_LEN, "cannot open file: %s", strerror(errno));
+        return FS_ERR_IO;
+    }
+    struct stat st;
+    int status = FS_OK;
+    if (fstat(fd, &st) != 0) {
+        snprintf(msg, FS_MSG_LEN, "cannot stat file: %s", strerror(errno));
+        status = FS_ERR_IO;
+    } else if (S_ISDIR(st.st_mode)) {
+        snprintf(msg, FS_MSG_LEN, "is a directory, not an image file");
+        status = FS_ERR_IO;
+    } else if (st.st_size <= 0) {
+        snprintf(msg, FS_MSG_LEN, "file is empty");
+        status = FS_ERR_EMPTY;
+    } else if ((uint64_t)st.st_size > (uint64_t)SIZE_MAX / 2) {
+        snprintf(msg, FS_MSG_LEN, "file too large");
+        status = FS_ERR_OVERFLOW;
+    } else if (!grow(&w->file, &w->file_cap, (size_t)st.st_size)) {
+        snprintf(msg, FS_MSG_LEN, "out of memory reading %lld bytes",
+                 (long long)st.st_size);
+        status = FS_ERR_NOMEM;
+    } else {
+        size_t want = (size_t)st.st_size, got = 0;
+        while (got < want) {
+            ssize_t r = read(fd, w->file + got, want - got);
+            if (r < 0) {
+                if (errno == EINTR) continue;
+                snprintf(msg, FS_MSG_LEN, "read error: %s", strerror(errno));
+                status = FS_ERR_IO;
+                break;
+            }
+            if (r == 0) break;     /* file shrank while reading */
+            got += (size_t)r;
+        }
+        *len = got;
+        if (status == FS_OK && got == 0) {
+            snprintf(msg, FS_MSG_LEN, "file is empty");
+            status = FS_ERR_EMPTY;
+        }
+    }
+    close(fd);
+    return status;
+}
+
+void fs_keep_aspect_box(int w, int h, int tw, int th, double box[4]) {
+    long long crop_h = ((long long)w * th) / tw;
+    long long crop_w = ((long long)h * tw) / th;
+    if (crop_h > h) crop_h = h;
+    if (crop_w > w) crop_w = w;
+    long long y0 = (h - crop_h) / 2, x0 = (w - crop_w) / 2;
+    box[0] = (double)x0;
+    box[1] = (double)y0;
+    box[2] = (double)(x0 + crop_w);
+    box[3] = (double)(y0 + crop_h);
+}
+
+int fs_choose_denom(double cw, double ch, int tw, int th) {
+    for (int d = 8; d >= 2; d /= 2)
+        if (cw >= (double)tw * d && ch >= (double)th * d) return d;
+    return 1;
+}
+
+typedef struct {
+    const fs_batch_opts *opts;
+    fs_task *tasks;
+} fs_batch_ctx;
+
+static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
+                       const uint8_t *pix, int pw, int ph, ptrdiff_t stride,
+                       const double box[4], int premultiply) {
+    fs_dst dst = {t->out, o->out_width, o->out_height,
+                  fs_mode_channels(o->out_mode), o->out_row_stride,
+                  o->out_dtype, o->scale, o->offset};
+    int st = fs_resize_u8(pix, pw, ph, dst.channels, stride, box, o->filter,
+                          premultiply, &dst, &w->rs);
+    if (st != FS_OK)
+        snprintf(t->msg, FS_MSG_LEN, "%s", st == FS_ERR_NOMEM ? "out of memory while resizing"
+                 : "image too large to resize");
+    return st;
+}
+
+static int run_jpeg(fs_worker *w, const fs_batch_opts *o, fs_task *t,
+                    const uint8_t *data, size_t len) {
+    fs_jpeg_info info;
+    int st = fs_jpeg_read_header(w->jpeg, data, len, &o->limits, &info,
+                                 t->msg, FS_MSG_LEN);
+    if (st != FS_OK) return st;
+    t->src_width = info.width;
+    t->src_height = info.height;
+
+    /* What libjpeg produces; a conversion (Pillow's formulas) follows when
+     * libjpeg cannot produce the requested mode itself. */
+    int decode_mode;
+    if (o->decode_only) decode_mode = info.mode;
+    else if (info.mode == FS_MODE_CMYK) decode_mode = FS_MODE_CMYK;
+    else if (o->out_mode == FS_MODE_L)
+        decode_mode = info.mode == FS_MODE_L ? FS_MODE_L : FS_MODE_RGB;
+    else decode_mode = o->out_mode;
+
+    double box[4] = {0, 0, info.width, info.height};
+    if (o->keep_aspect_ratio && !o->decode_only)
+        fs_keep_aspect_box(info.width, info.height, o->out_width, o->out_height, box);
+    int denom = 1;
+    if (o->dct_scaling && !o->decode_only)
+        denom = fs_choose_denom(box[2] - box[0], box[3] - box[1],
+                                o->out_width, o->out_height);
+    t->dct_denom = denom;
+    int sw, sh;
+    fs_jpeg_scaled_size(&info, denom, &sw, &sh);
+
+    int dc = fs_mode_channels(decode_mode);
+    size_t rowbytes, total;
+    if (!fs_mul_size((size_t)sw, (size_t)dc, &rowbytes) ||
+        !fs_mul_size(rowbytes, (size_t)sh, &total)) {
+        fs_jpeg_abort(w->jpeg);
+        snprintf(t->msg, FS_MSG_LEN, "image too large");
+        return FS_ERR_OVERFLOW;
+    }
+    if (!grow(&w->pix, &w->pix_cap, total)) {
+        fs_jpeg_abort(w->jpeg);
+        snprintf(t->msg, FS_MSG_LEN, "out of memory for %dx%d pixels", sw, sh);
+        return FS_ERR_NOMEM;
+    }
+    st = fs_jpeg_decode(w->jpeg, denom, decode_mode, w->pix, (ptrdiff_t)rowbytes,
+                        t->msg, FS_MSG_LEN);
+    if (st != FS_OK || o->decode_only) return st;
+
+    if (decode_mode != o->out_mode) {
+        /* In place: conversions never grow a pixel (see resample.h). */
+        st = fs_convert_rows(w->pix, (ptrdiff_t)rowbytes, decode_mode, w->pix,
+                             (ptrdiff_t)rowbytes, o->out_mode, sw, sh);
+        if (st != FS_OK) {
+            snprintf(t->msg, FS_MSG_LEN, "unsupported colour conversion");
+            return st;
+        }
+    }
+    if (denom != 1)
+        for (int i = 0; i < 4; i++) {
+            box[i] /= denom;
+            double lim = (i % 2 == 0) ? sw : sh;
+            if (box[i] > lim) box[i] = lim;
+        }
+    return resize_into(w, o, t, w->pix, sw, sh, (ptrdiff_t)rowbytes, box, 0);
+}
+
+static void batch_task(void *vctx, size_t index, void **local) {
+    fs_batch_ctx *ctx = (fs_batch_ctx *)vctx;
+    const fs_batch_opts *o = ctx->opts;
+    fs_task *t = &ctx->tasks[index];
+    t->msg[0] = '\0';
+    t->src_width = t->src_height = 0;
+    t->dct_denom = 1;
+    fs_worker *w = worker_get(local);
+    int st;
+    if (!w) {
+        snprintf(t->msg, FS_MSG_LEN, "out of memory creating decoder state");
+        st = FS_ERR_NOMEM;
+    } else if (t->kind == FS_SRC_PIXELS) {
+        double box[4] = {0, 0, t->pix_width, t->pix_height};
+        if (o->keep_aspect_ratio)
+            fs_keep_aspect_box(t->pix_width, t->pix_height, o->out_width,
+                               o->out_height, box);
+        t->src_width = t->pix_width;
+        t->src_height = t->pix_height;
+        st = resize_into(w, o, t, t->data, t->pix_width, t->pix_height,
+                         t->pix_stride, box, t->premultiply_alpha);
+    } else {
+        const uint8_t *data = t->data;
+        size_t len = t->size;
+        st = FS_OK;
+        if (t->kind == FS_SRC_FILE) {
+            st = read_file(w, t->path, &len, t->msg);
+            data = w->file;
+        } else if (len == 0) {
+            snprintf(t->msg, FS_MSG_LEN, "empty input");
+            st = FS_ERR_EMPTY;
+        }
+        if (st == FS_OK) st = run_jpeg(w, o, t, data, len);
+        trim(&w->file, &w->file_cap);
+        trim(&w->pix, &w->pix_cap);
+    }
+    t->status = st;
+    if (st != FS_OK && !o->decode_only)
+        memset(t->out, 0, (size_t)o->out_row_stride * (size_t)o->out_height);
+}
+
+int fs_batch_run(const fs_batch_opts *opts, fs_task *tasks, size_t n) {
+    fs_batch_ctx ctx = {opts, tasks};
+    return fs_pool_run(batch_task, &ctx, n, worker_free);
+}

@@ -1,0 +1,61 @@
+/*
+ * The batch driver: decode + colour-convert + resize each image of a batch
+ * straight into its slot of a preallocated output array, one pool task per
+ * image, with per-thread decoder state and scratch reused across images.
+ */
+#ifndef FS_BATCH_H
+#define FS_BATCH_H
+
+#include "fs_common.h"
+#include "jpeg_decode.h"
+
+typedef enum {
+    FS_SRC_FILE = 0,     /* path: read the file in the worker */
+    FS_SRC_MEMORY = 1,   /* data/size: an encoded image in memory */
+    FS_SRC_PIXELS = 2    /* data: decoded 8-bit pixels in the output mode */
+} fs_src_kind;
+
+typedef struct {
+    /* input */
+    int kind;
+    const char *path;            /* FS_SRC_FILE, NUL-terminated */
+    const uint8_t *data;         /* FS_SRC_MEMORY / FS_SRC_PIXELS */
+    size_t size;                 /* FS_SRC_MEMORY: bytes */
+    int pix_width, pix_height;   /* FS_SRC_PIXELS, in the batch's out_mode */
+    ptrdiff_t pix_stride;
+    int premultiply_alpha;       /* FS_SRC_PIXELS, RGBA with real alpha */
+    void *out;                   /* this image's slot */
+    /* results */
+    int status;                  /* fs_status; FS_ERR_NOT_JPEG = use fallback */
+    int src_width, src_height;   /* full-size dimensions, when known */
+    int dct_denom;               /* DCT scale used (1 = full decode) */
+    char msg[FS_MSG_LEN];
+} fs_task;
+
+typedef struct {
+    int out_width, out_height;
+    int out_mode;                /* FS_MODE_L, FS_MODE_RGB, FS_MODE_RGBA */
+    int out_dtype;               /* fs_dtype */
+    float scale, offset;         /* FS_DTYPE_F32: v * scale + offset */
+    ptrdiff_t out_row_stride;    /* bytes between rows of one slot */
+    int filter;                  /* fs_filter */
+    int dct_scaling;             /* allow libjpeg's 1/2, 1/4, 1/8 scaled decode */
+    int keep_aspect_ratio;       /* centre-crop to the target aspect (Keras) */
+    int decode_only;             /* benchmark: full-size decode, no resize */
+    fs_limits limits;
+} fs_batch_opts;
+
+/* Run every task on the pool.  Returns FS_OK or a pool error; the outcome of
+ * each image is in its task (a failed image's slot is zero-filled). */
+int fs_batch_run(const fs_batch_opts *opts, fs_task *tasks, size_t n);
+
+/* Keras' keep_aspect_ratio crop of a w x h image for a tw x th target:
+ * box = {x0, y0, x1, y1} in pixels (keras.utils.load_img's integer rule). */
+void fs_keep_aspect_box(int w, int h, int tw, int th, double box[4]);
+
+/* The DCT scale denominator (1, 2, 4 or 8) chosen for a crop of cw x ch
+ * source pixels resized to tw x th: the largest of 2, 4, 8 whose output is
+ * still at least the target in both dimensions, else 1. */
+int fs_choose_denom(double cw, double ch, int tw, int th);
+
+#endif

@@ -1,0 +1,44 @@
+"""fastseq: GIL-free batch JPEG decoding and resizing for Keras.
+
+The core (:func:`load_batch`, :func:`decode_batch`) imports no Keras; the
+Keras classes (:class:`ImageSequence`, :class:`ImageDataGenerator`,
+:class:`DirectoryIterator`) import Keras on first use.
+"""
+
+__version__ = "0.1.0"
+
+from fastseq.core import (  # noqa: E402
+    COLOR_MODES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_SCANS,
+    INTERPOLATIONS,
+    decode_batch,
+    decode_image,
+    get_num_threads,
+    info,
+    load_batch,
+    set_num_threads,
+)
+from fastseq.errors import DecodeFailure, ImageDecodeError, ImageDecodeWarning  # noqa: E402
+
+_KERAS_NAMES = {
+    "ImageSequence": "fastseq.keras_sequence",
+    "ImageDataGenerator": "fastseq.image_generator",
+    "DirectoryIterator": "fastseq.image_generator",
+}
+
+__all__ = [
+    "load_batch", "decode_batch", "decode_image", "set_num_threads",
+    "get_num_threads", "info", "ImageDecodeError", "ImageDecodeWarning",
+    "DecodeFailure", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_SCANS",
+    "INTERPOLATIONS", "COLOR_MODES", *_KERAS_NAMES,
+]
+
+
+def __getattr__(name):
+    # Keras (and TensorFlow) load only when a Keras class is first used.
+    if name in _KERAS_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(_KERAS_NAMES[name]), name)
+    raise AttributeError(f"module 'fastseq' has no attribute {name!r}")

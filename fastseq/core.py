@@ -1,0 +1,400 @@
+"""The batch API: image files or bytes in, a preallocated NHWC batch out.
+
+JPEG files are read, decoded (libjpeg-turbo), colour-converted and resized
+(Pillow's filters) in C on fastseq's native thread pool with the GIL
+released, each image straight into its slot of the output array.  Other
+formats (PNG, BMP, PPM/PGM, GIF, TIFF, WebP...) are decoded by Pillow and then
+resized by the same C kernels.  A file's format is detected from its bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from fastseq import _core
+from fastseq.errors import DecodeFailure, ImageDecodeError, ImageDecodeWarning
+
+__all__ = [
+    "load_batch", "decode_batch", "decode_image", "set_num_threads",
+    "get_num_threads", "info", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_SCANS",
+    "INTERPOLATIONS", "COLOR_MODES",
+]
+
+#: Pillow's decompression-bomb *error* threshold (2 * Image.MAX_IMAGE_PIXELS).
+DEFAULT_MAX_PIXELS = 178_956_970
+#: libjpeg-turbo's own default limit on progressive scans (TurboJPEG API).
+DEFAULT_MAX_SCANS = 500
+
+INTERPOLATIONS = {"nearest": 0, "box": 1, "bilinear": 2, "hamming": 3,
+                  "bicubic": 4, "lanczos": 5}
+COLOR_MODES = {"grayscale": (_core.MODE_L, 1, "L"),
+               "rgb": (_core.MODE_RGB, 3, "RGB"),
+               "rgba": (_core.MODE_RGBA, 4, "RGBA")}
+_ON_ERROR = ("raise", "warn", "ignore")
+_MAX_SIDE = 1 << 16
+
+
+class _Options:
+    """Validated options shared by load_batch and decode_batch."""
+
+    __slots__ = ("height", "width", "mode", "channels", "pil_mode", "dtype",
+                 "dtype_id", "scale", "offset", "filter", "dct_scaling",
+                 "keep_aspect_ratio", "on_error", "max_pixels", "max_scans",
+                 "allow_truncated")
+
+    def __init__(self, target_size, color_mode, interpolation, dtype, rescale,
+                 offset, dct_scaling, keep_aspect_ratio, on_error, max_pixels,
+                 max_scans, allow_truncated):
+        self.height, self.width = _check_target_size(target_size)
+        if color_mode not in COLOR_MODES:
+            raise ValueError(f"color_mode must be one of {sorted(COLOR_MODES)}, "
+                             f"got {color_mode!r}")
+        self.mode, self.channels, self.pil_mode = COLOR_MODES[color_mode]
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, "
+                             f"got {interpolation!r}")
+        self.filter = INTERPOLATIONS[interpolation]
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be 'uint8' or 'float32', got {dtype!r}") from None
+        if dt == np.uint8:
+            if rescale is not None or offset:
+                raise ValueError("rescale/offset need dtype='float32' "
+                                 "(a uint8 batch holds raw pixel values)")
+            self.dtype_id, self.scale, self.offset = _core.DTYPE_U8, 1.0, 0.0
+        elif dt == np.float32:
+            self.dtype_id = _core.DTYPE_F32
+            self.scale = 1.0 if rescale is None else float(rescale)
+            self.offset = float(offset)
+            if not (np.isfinite(self.scale) and np.isfinite(self.offset)):
+                raise ValueError("rescale and offset must be finite numbers")
+        else:
+            raise TypeError(f"dtype must be 'uint8' or 'float32', got {dt}")
+        self.dtype = dt
+        if on_error not in _ON_ERROR:
+            raise ValueError(f"on_error must be one of {_ON_ERROR}, got {on_error!r}")
+        self.on_error = on_error
+        self.dct_scaling = bool(dct_scaling)
+        self.keep_aspect_ratio = bool(keep_aspect_ratio)
+        if max_pixels is None:
+            max_pixels = 0
+        if not isinstance(max_pixels, (int, np.integer)) or max_pixels < 0:
+            raise ValueError(f"max_pixels must be a non-negative int or None, got {max_pixels!r}")
+        if max_scans is None:
+            max_scans = 0
+        if not isinstance(max_scans, (int, np.integer)) or not 0 <= max_scans < 2**31:
+            raise ValueError(f"max_scans must be a non-negative int or None, got {max_scans!r}")
+        self.max_pixels = int(max_pixels)
+        self.max_scans = int(max_scans)
+        self.allow_truncated = bool(allow_truncated)
+
+    def shape(self, n):
+        return (n, self.height, self.width, self.channels)
+
+    def c_kwargs(self):
+        return dict(out_width=self.width, out_height=self.height,
+                    out_mode=self.mode, dtype=self.dtype_id, scale=self.scale,
+                    offset=self.offset, filter=self.filter,
+                    dct_scaling=self.dct_scaling,
+                    keep_aspect_ratio=self.keep_aspect_ratio,
+                    max_pixels=self.max_pixels, max_scans=self.max_scans,
+                    allow_truncated=self.allow_truncated)
+
+
+def _check_target_size(target_size):
+    try:
+        h, w = target_size
+        ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                 for v in (h, w))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or not (0 < h <= _MAX_SIDE and 0 < w <= _MAX_SIDE):
+        raise ValueError("target_size must be a (height, width) pair of ints "
+                         f"between 1 and {_MAX_SIDE}, got {target_size!r}")
+    return int(h), int(w)
+
+
+def validate_out(out, shape, dtype):
+    """The one validator for ``out=`` arrays: returns `out` or raises.
+
+    It must be a numpy array of exactly `shape` and `dtype`, C-contiguous
+    and writeable.
+    """
+    expected = f"a writeable C-contiguous numpy array of shape {shape} and dtype {np.dtype(dtype)}"
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be {expected}, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise ValueError(f"out must be {expected}, got dtype {out.dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out must be {expected}, got shape {out.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"out must be {expected}, got a non-contiguous array")
+    if not out.flags.writeable:
+        raise ValueError(f"out must be {expected}, got a read-only array")
+    return out
+
+
+def _prepare_out(out, opts, n):
+    shape = opts.shape(n)
+    if out is None:
+        return np.empty(shape, dtype=opts.dtype)
+    return validate_out(out, shape, opts.dtype)
+
+
+def _pillow_pixels(source, opts):
+    """Fallback: decode a non-JPEG image with Pillow, converted as Keras'
+    load_img converts it.  Returns (uint8 array (h, w, c), premultiply)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(source) as im:
+            w, h = im.size
+            if opts.max_pixels and w * h > opts.max_pixels:
+                raise ImageDecodeError("", f"image size {w}x{h} ({w * h} pixels) exceeds "
+                                       f"max_pixels={opts.max_pixels}", "too_many_pixels")
+            im.load()
+            if im.mode != opts.pil_mode:
+                im = im.convert(opts.pil_mode)
+            arr = np.asarray(im, dtype=np.uint8)
+    except ImageDecodeError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageDecodeError("", "not a JPEG, and Pillow cannot identify the format",
+                               "not_image") from None
+    except Image.DecompressionBombError as e:
+        raise ImageDecodeError("", str(e), "too_many_pixels") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as e:
+        code = "truncated" if "truncated" in str(e) else "decode"
+        raise ImageDecodeError("", f"Pillow: {e}", code) from None
+    arr = np.ascontiguousarray(arr.reshape(arr.shape[0], arr.shape[1], opts.channels))
+    premultiply = opts.channels == 4 and bool((arr[..., 3] != 255).any())
+    return arr, premultiply
+
+
+def _run(kind, sources, names, out, opts, opener):
+    """Run one batch: native pass, Pillow fallback for non-JPEG inputs, then
+    error reporting as `opts.on_error` says.  Returns the failures."""
+    n = len(sources)
+    results = _core.run_batch(kind, sources, out, list(range(n)), **opts.c_kwargs())
+    failures = []
+    fb_slots, fb_pixels, fb_premul = [], [], []
+    for slot, status, msg, _w, _h, _d in results:
+        if status == 0:
+            continue
+        if status == _core.STATUS_NOT_JPEG:
+            try:
+                arr, premul = _pillow_pixels(opener(slot), opts)
+            except ImageDecodeError as e:
+                out[slot] = 0
+                failures.append(DecodeFailure(slot, names(slot), e.code, e.reason))
+                continue
+            fb_slots.append(slot)
+            fb_pixels.append(arr)
+            fb_premul.append(premul)
+        else:
+            failures.append(DecodeFailure(slot, names(slot), _core.status_code(status), msg))
+    if fb_slots:
+        kw = opts.c_kwargs()
+        kw["dct_scaling"] = False
+        res = _core.run_batch(_core.SRC_PIXELS, fb_pixels, out, fb_slots,
+                              premultiply=fb_premul, **kw)
+        for slot, status, msg, _w, _h, _d in res:
+            if status:
+                failures.append(DecodeFailure(slot, names(slot), _core.status_code(status), msg))
+    failures.sort(key=lambda f: f.index)
+    if failures:
+        if opts.on_error == "raise":
+            f = failures[0]
+            raise ImageDecodeError(f.source, f.reason, f.code, f.index, failures)
+        if opts.on_error == "warn":
+            for f in failures:
+                warnings.warn(f"fastseq: cannot decode image {f.source!r} "
+                              f"(batch index {f.index}): {f.reason}; its slot is zero-filled",
+                              ImageDecodeWarning, stacklevel=3)
+    return failures
+
+
+def load_batch(paths: Sequence, target_size, *, out=None, color_mode="rgb",
+               interpolation="bilinear", dtype="uint8", rescale=None,
+               offset=0.0, dct_scaling=True, keep_aspect_ratio=False,
+               on_error="raise", max_pixels=DEFAULT_MAX_PIXELS,
+               max_scans=DEFAULT_MAX_SCANS, allow_truncated=False,
+               return_failed=False):
+    """Load image files into one (N, height, width, channels) batch.
+
+    Parameters
+    ----------
+    paths : sequence of str, bytes or os.PathLike
+    target_size : (height, width), as in Keras.
+    out : optional preallocated array of shape (N, height, width, channels),
+        C-contiguous, writeable, of `dtype`; filled in place and returned.
+    color_mode : "rgb", "grayscale" or "rgba" (any source converts).
+    interpolation : "nearest", "bilinear", "bicubic", "hamming", "box",
+        "lanczos" (Pillow's filters, antialiased when shrinking).
+    dtype : "uint8" or "float32".
+    rescale, offset : float32 output only: each value v is written as
+        ``v * rescale + offset`` (fused into the write).
+    dct_scaling : decode JPEGs at 1/2, 1/4 or 1/8 scale when the result is
+        still at least the target size (much faster; set False for output
+        identical to Pillow's full decode + resize).
+    keep_aspect_ratio : centre-crop to the target aspect ratio first (Keras).
+    on_error : "raise" (ImageDecodeError), "warn" (ImageDecodeWarning per
+        failed image, slot zero-filled) or "ignore" (slot zero-filled).
+    max_pixels : reject images with more pixels (checked from the header,
+        before any allocation); None disables.
+    max_scans : reject progressive JPEGs with more scans; None disables.
+    allow_truncated : decode truncated JPEGs instead of raising (the missing
+        part is filled by libjpeg), like Pillow's LOAD_TRUNCATED_IMAGES.
+    return_failed : also return the list of DecodeFailure (index, source,
+        code, reason) of the images that failed.
+    """
+    opts = _Options(target_size, color_mode, interpolation, dtype, rescale,
+                    offset, dct_scaling, keep_aspect_ratio, on_error,
+                    max_pixels, max_scans, allow_truncated)
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        raise TypeError("paths must be a sequence of paths, not a single path")
+    paths = list(paths)
+    try:
+        encoded = [os.fsencode(p) for p in paths]
+    except TypeError:
+        bad = next(p for p in paths if not isinstance(p, (str, bytes, os.PathLike)))
+        raise TypeError(f"paths must be str, bytes or os.PathLike, got {type(bad).__name__}") from None
+    for p, e in zip(paths, encoded):
+        if b"\0" in e:
+            raise ValueError(f"path contains a NUL byte: {p!r}")
+    out = _prepare_out(out, opts, len(paths))
+    names = lambda i: os.fsdecode(encoded[i])   # noqa: E731
+    failures = _run(_core.SRC_FILE, encoded, names, out, opts,
+                    opener=lambda i: os.fsdecode(encoded[i]))
+    return (out, failures) if return_failed else out
+
+
+def decode_batch(buffers: Sequence, target_size, *, out=None, color_mode="rgb",
+                 interpolation="bilinear", dtype="uint8", rescale=None,
+                 offset=0.0, dct_scaling=True, keep_aspect_ratio=False,
+                 on_error="raise", max_pixels=DEFAULT_MAX_PIXELS,
+                 max_scans=DEFAULT_MAX_SCANS, allow_truncated=False,
+                 return_failed=False):
+    """Like :func:`load_batch`, for encoded images held in memory (any
+    bytes-like objects: bytes, bytearray, memoryview, mmap, uint8 arrays).
+    Failed images are named ``"<buffer N>"``."""
+    opts = _Options(target_size, color_mode, interpolation, dtype, rescale,
+                    offset, dct_scaling, keep_aspect_ratio, on_error,
+                    max_pixels, max_scans, allow_truncated)
+    if isinstance(buffers, (bytes, bytearray, memoryview)):
+        raise TypeError("buffers must be a sequence of bytes-like objects, not a single buffer")
+    buffers = list(buffers)
+    for i, b in enumerate(buffers):
+        try:
+            memoryview(b)
+        except TypeError:
+            raise TypeError(f"buffers[{i}] is not bytes-like: {type(b).__name__}") from None
+    out = _prepare_out(out, opts, len(buffers))
+    failures = _run(_core.SRC_MEMORY, buffers, lambda i: f"<buffer {i}>", out, opts,
+                    opener=lambda i: io.BytesIO(memoryview(buffers[i]).cast("B").tobytes()))
+    return (out, failures) if return_failed else out
+
+
+def decode_image(source, color_mode=None, *, max_pixels=DEFAULT_MAX_PIXELS,
+                 max_scans=DEFAULT_MAX_SCANS, allow_truncated=False):
+    """Decode one image at full size into an (H, W, C) uint8 array.
+
+    `source` is a path or a bytes-like object.  With ``color_mode=None`` the
+    file's own layout is kept: grayscale (C=1), RGB (C=3) or, for CMYK JPEGs,
+    CMYK (C=4) in Pillow's convention, so that the result equals
+    ``numpy.asarray(PIL.Image.open(source))`` (with a channel axis).
+    Otherwise "grayscale", "rgb" or "rgba" convert as Pillow does.
+    """
+    if color_mode is not None and color_mode not in COLOR_MODES:
+        raise ValueError(f"color_mode must be None or one of {sorted(COLOR_MODES)}, "
+                         f"got {color_mode!r}")
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fsdecode(source)
+        try:
+            with open(source, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise ImageDecodeError(name, f"cannot open file: {e.strerror}", "io") from None
+    else:
+        name = "<buffer>"
+        data = source
+    if len(memoryview(data)) == 0:
+        raise ImageDecodeError(name, "file is empty" if name != "<buffer>" else "empty input",
+                               "empty")
+    mode_id = None if color_mode is None else COLOR_MODES[color_mode][0]
+    if _core.is_jpeg(data):
+        return _core.decode_jpeg(data, mode_id, max_pixels=max_pixels or 0,
+                                 max_scans=max_scans or 0,
+                                 allow_truncated=allow_truncated, source=name)
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(io.BytesIO(bytes(data))) as im:
+            w, h = im.size
+            if max_pixels and w * h > max_pixels:
+                raise ImageDecodeError(name, f"image size {w}x{h} ({w * h} pixels) "
+                                       f"exceeds max_pixels={max_pixels}", "too_many_pixels")
+            im.load()
+            if color_mode is not None and im.mode != COLOR_MODES[color_mode][2]:
+                im = im.convert(COLOR_MODES[color_mode][2])
+            arr = np.asarray(im)
+    except UnidentifiedImageError:
+        raise ImageDecodeError(name, "not a JPEG, and Pillow cannot identify the format",
+                               "not_image") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        if isinstance(e, ImageDecodeError):
+            raise
+        raise ImageDecodeError(name, f"Pillow: {e}", "decode") from None
+    return arr.reshape(arr.shape[0], arr.shape[1], -1)
+
+
+def _default_threads():
+    env = os.environ.get("FASTSEQ_NUM_THREADS")
+    if env:
+        try:
+            n = int(env)
+            if n >= 1:
+                return min(n, _core.MAX_THREADS)
+        except ValueError:
+            pass
+        warnings.warn(f"ignoring invalid FASTSEQ_NUM_THREADS={env!r}", RuntimeWarning)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def set_num_threads(n: int) -> None:
+    """Resize fastseq's native thread pool (waits for running batches)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"number of threads must be an int, got {type(n).__name__}")
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """Size of fastseq's native thread pool."""
+    return _core.get_num_threads()
+
+
+def info() -> dict:
+    """Versions and build facts: fastseq, libjpeg-turbo, SIMD, threads."""
+    from fastseq import __version__
+    import PIL
+
+    return {
+        "fastseq": __version__,
+        "libjpeg_turbo": _core.libjpeg_version(),
+        "simd": _core.libjpeg_simd() and not os.environ.get("JSIMD_FORCENONE"),
+        "simd_built": _core.libjpeg_simd(),
+        "threads": get_num_threads(),
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+    }
+
+
+_core.set_num_threads(_default_threads())

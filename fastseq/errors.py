@@ -1,0 +1,57 @@
+"""Exceptions and warnings raised by fastseq."""
+
+from __future__ import annotations
+
+__all__ = ["ImageDecodeError", "ImageDecodeWarning", "DecodeFailure"]
+
+from typing import NamedTuple
+
+
+class ImageDecodeError(ValueError):
+    """An image could not be read or decoded.
+
+    Attributes
+    ----------
+    source : str
+        The file path, or ``"<buffer N>"`` for in-memory input.
+    reason : str
+        What the decoder said, e.g. ``"image file is truncated (Premature end
+        of JPEG file)"``.
+    code : str
+        A stable category: ``"io"``, ``"empty"``, ``"not_image"``,
+        ``"decode"``, ``"truncated"``, ``"too_many_pixels"``,
+        ``"too_many_scans"``, ``"memory"``.
+    index : int or None
+        Position of the image in its batch, when decoded in a batch.
+    failures : list of DecodeFailure
+        Every failed image of the batch (the first one is this error).
+    """
+
+    def __init__(self, source: str, reason: str, code: str = "decode",
+                 index: int | None = None, failures=None):
+        self.source = source
+        self.reason = reason
+        self.code = code
+        self.index = index
+        self.failures = list(failures) if failures else []
+        msg = f"cannot decode image {source!r}: {reason}"
+        if len(self.failures) > 1:
+            msg += f" (and {len(self.failures) - 1} more failed image(s) in this batch)"
+        super().__init__(msg)
+
+    def __reduce__(self):   # picklable across Keras' worker processes
+        return (type(self), (self.source, self.reason, self.code, self.index,
+                             self.failures))
+
+
+class ImageDecodeWarning(UserWarning):
+    """Issued for each image that failed with ``on_error="warn"``."""
+
+
+class DecodeFailure(NamedTuple):
+    """One image that could not be decoded (its batch slot is zero-filled)."""
+
+    index: int
+    source: str
+    code: str
+    reason: str
