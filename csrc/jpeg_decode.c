@@ -86,7 +86,7 @@ static void fs_set_msg(char *msg, size_t msglen, const char *text) {
 }
 
 int fs_is_jpeg(const uint8_t *data, size_t len) {
-    return len >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
+    return len >= 2 && data[0] == 0xFF && data[1] == 0xD8;
 }
 
 fs_jpeg *fs_jpeg_new(void) {
