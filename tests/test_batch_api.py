@@ -1,0 +1,162 @@
+"""The batch API: shapes, dtypes, out=, colour modes, formats, buffers."""
+
+from __future__ import annotations
+
+import io
+import mmap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fastseq
+from conftest import CORPUS, CORPUS_MISSING, encode, photo_like
+
+
+def keras_like_load(path, size_hw, color_mode="rgb", interpolation="bilinear"):
+    """keras.utils.load_img + img_to_array, written out (Pillow decode,
+    convert as Keras does, resize if the size differs)."""
+    filt = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+            "bicubic": Image.Resampling.BICUBIC}[interpolation]
+    with Image.open(path) as im:
+        mode = {"rgb": "RGB", "grayscale": "L", "rgba": "RGBA"}[color_mode]
+        if im.mode != mode:
+            im = im.convert(mode)
+        if im.size != (size_hw[1], size_hw[0]):
+            im = im.resize((size_hw[1], size_hw[0]), filt)
+        a = np.asarray(im)
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def test_shapes_and_dtypes(photo_dir):
+    b = fastseq.load_batch(photo_dir, (40, 30))
+    assert b.shape == (len(photo_dir), 40, 30, 3) and b.dtype == np.uint8
+    g = fastseq.load_batch(photo_dir, (40, 30), color_mode="grayscale", dtype="float32")
+    assert g.shape == (len(photo_dir), 40, 30, 1) and g.dtype == np.float32
+    assert g.max() <= 255 and g.max() > 1
+    r = fastseq.load_batch(photo_dir, (40, 30), color_mode="rgba", dtype=np.float32,
+                           rescale=1 / 255)
+    assert r.shape[-1] == 4 and 0 <= r.min() and r.max() <= 1
+
+
+def test_empty_batch():
+    b = fastseq.load_batch([], (8, 9))
+    assert b.shape == (0, 8, 9, 3)
+    assert fastseq.decode_batch([], (8, 9), color_mode="grayscale").shape == (0, 8, 9, 1)
+
+
+@pytest.mark.parametrize("color_mode", ["rgb", "grayscale", "rgba"])
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear", "bicubic"])
+def test_every_format_matches_keras_load_img(photo_dir, color_mode, interpolation):
+    """JPEG through libjpeg-turbo, everything else through the Pillow fallback:
+    the same pixels keras.utils.load_img would give."""
+    size = (64, 48)
+    b = fastseq.load_batch(photo_dir, size, color_mode=color_mode,
+                           interpolation=interpolation, dct_scaling=False)
+    for i, p in enumerate(photo_dir):
+        np.testing.assert_array_equal(b[i], keras_like_load(p, size, color_mode, interpolation),
+                                      err_msg=str(p))
+
+
+def test_format_is_detected_from_bytes_not_extension(photo_dir, tmp_path):
+    png = next(p for p in photo_dir if p.suffix == ".png")
+    jpg = next(p for p in photo_dir if p.suffix == ".jpg")
+    (tmp_path / "really_png.jpg").write_bytes(png.read_bytes())
+    (tmp_path / "really_jpg.png").write_bytes(jpg.read_bytes())
+    b = fastseq.load_batch([tmp_path / "really_png.jpg", tmp_path / "really_jpg.png"], (20, 20))
+    ref = fastseq.load_batch([png, jpg], (20, 20))
+    np.testing.assert_array_equal(b, ref)
+
+
+def test_out_is_filled_in_place_and_reused(photo_dir):
+    out = np.full((len(photo_dir), 32, 32, 3), 255, np.uint8)
+    res = fastseq.load_batch(photo_dir, (32, 32), out=out)
+    assert res is out
+    np.testing.assert_array_equal(out, fastseq.load_batch(photo_dir, (32, 32)))
+    out2 = np.zeros((len(photo_dir), 32, 32, 3), np.float32)
+    assert fastseq.load_batch(photo_dir, (32, 32), out=out2, dtype="float32") is out2
+    np.testing.assert_array_equal(out2, out.astype(np.float32))
+
+
+def test_buffers_of_every_bytes_like_kind(photo_dir, tmp_path):
+    p = photo_dir[0]
+    data = p.read_bytes()
+    with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        bufs = [data, bytearray(data), memoryview(data), np.frombuffer(data, np.uint8), mm]
+        b = fastseq.decode_batch(bufs, (50, 50))
+    ref = fastseq.load_batch([p], (50, 50))[0]
+    for i in range(len(bufs)):
+        np.testing.assert_array_equal(b[i], ref)
+
+
+def test_decode_batch_fallback_formats(photo_dir):
+    bufs = [p.read_bytes() for p in photo_dir]
+    np.testing.assert_array_equal(fastseq.decode_batch(bufs, (30, 30)),
+                                  fastseq.load_batch(photo_dir, (30, 30)))
+
+
+def test_paths_of_every_kind(photo_dir):
+    p = photo_dir[0]
+    import os
+    b = fastseq.load_batch([p, str(p), os.fsencode(p)], (16, 16))
+    assert np.array_equal(b[0], b[1]) and np.array_equal(b[1], b[2])
+
+
+def test_unicode_file_names(photo_dir, tmp_path):
+    p = tmp_path / "ünïcødé 写真.jpg"
+    p.write_bytes(photo_dir[0].read_bytes())
+    np.testing.assert_array_equal(fastseq.load_batch([p], (16, 16)),
+                                  fastseq.load_batch([photo_dir[0]], (16, 16)))
+
+
+@pytest.mark.skipif(CORPUS is None, reason=CORPUS_MISSING)
+@pytest.mark.parametrize("color_mode,pil_mode", [("rgb", "RGB"), ("grayscale", "L"),
+                                                 ("rgba", "RGBA")])
+def test_cmyk_jpeg_converts_like_pillow(color_mode, pil_mode):
+    p = CORPUS / "pillow/pil_sample_cmyk.jpg"
+    got = fastseq.decode_image(p, color_mode)
+    with Image.open(p) as im:
+        ref = np.asarray(im.convert(pil_mode))
+    np.testing.assert_array_equal(got, ref.reshape(ref.shape[0], ref.shape[1], -1))
+    b = fastseq.load_batch([p], (37, 45), color_mode=color_mode, dct_scaling=False,
+                           interpolation="bicubic")
+    np.testing.assert_array_equal(b[0], keras_like_load(p, (37, 45), color_mode, "bicubic"))
+
+
+def test_decode_image_native_and_converted(photo_dir):
+    gray = next(p for p in photo_dir if p.name == "h_gray.jpg")
+    assert fastseq.decode_image(gray).shape == (260, 310, 1)
+    assert fastseq.decode_image(gray, "rgb").shape == (260, 310, 3)
+    assert fastseq.decode_image(gray.read_bytes(), "rgba")[..., 3].min() == 255
+    png = next(p for p in photo_dir if p.name == "i_rgba.png")
+    with Image.open(png) as im:
+        np.testing.assert_array_equal(fastseq.decode_image(png), np.asarray(im))
+    with pytest.raises(ValueError, match="color_mode must be None or one of"):
+        fastseq.decode_image(gray, "cmyk")
+
+
+def test_threads_and_info():
+    n = fastseq.get_num_threads()
+    try:
+        fastseq.set_num_threads(3)
+        assert fastseq.get_num_threads() == 3
+        info = fastseq.info()
+        assert info["threads"] == 3
+        assert info["libjpeg_turbo"].count(".") == 2
+        assert info["fastseq"] == fastseq.__version__
+        assert isinstance(info["simd"], bool)
+    finally:
+        fastseq.set_num_threads(n)
+
+
+def test_default_thread_count_is_the_usable_cpus():
+    import os
+    import subprocess
+    import sys
+    code = "import fastseq; print(fastseq.get_num_threads())"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(r.stdout) == len(os.sched_getaffinity(0))
+    env = dict(os.environ, FASTSEQ_NUM_THREADS="5")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=True, env=env)
+    assert int(r.stdout) == 5

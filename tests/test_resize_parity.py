@@ -1,0 +1,137 @@
+"""Resize parity with Pillow (and so with keras.utils.load_img, which uses
+Pillow's filters): with dct_scaling=False, load_batch equals
+PIL.Image.resize(size, filter) applied to Pillow's decode.  The brief allows
++-1; the resampler reproduces Pillow's fixed-point arithmetic, so the tests
+hold it to exact equality."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fastseq
+from conftest import encode, photo_like
+
+FILTERS = {"nearest": Image.Resampling.NEAREST, "box": Image.Resampling.BOX,
+           "bilinear": Image.Resampling.BILINEAR, "hamming": Image.Resampling.HAMMING,
+           "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
+
+# (source h, w) -> targets (h, w): downscale, upscale, mixed, odd, extreme.
+CASES = [
+    ((375, 500), [(224, 224), (100, 133), (17, 23)]),
+    ((300, 451), [(224, 224), (600, 902), (150, 451)]),
+    ((37, 61), [(224, 224), (37, 30), (5, 7)]),
+    ((120, 900), [(64, 64), (120, 100)]),
+    ((700, 90), [(32, 224), (1, 1)]),
+]
+
+
+@pytest.fixture(scope="module")
+def jpegs():
+    out = {}
+    for i, (hw, _) in enumerate(CASES):
+        out[hw] = encode(photo_like(*hw, seed=100 + i), "JPEG", quality=88)
+    return out
+
+
+def pil_reference(data, size_hw, filt, mode="RGB", box=None):
+    with Image.open(io.BytesIO(data)) as im:
+        im = im.convert(mode)
+        r = im.resize((size_hw[1], size_hw[0]), FILTERS[filt], box=box)
+        a = np.asarray(r)
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+@pytest.mark.parametrize("filt", list(FILTERS))
+@pytest.mark.parametrize("src", [c[0] for c in CASES], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_resize_matches_pillow(jpegs, src, filt):
+    targets = dict(CASES)[src]
+    for tgt in targets:
+        got = fastseq.decode_batch([jpegs[src]], tgt, interpolation=filt, dct_scaling=False)[0]
+        ref = pil_reference(jpegs[src], tgt, filt)
+        diff = np.abs(got.astype(int) - ref).max()
+        assert diff == 0, f"{src}->{tgt} {filt}: max |diff| {diff}"
+
+
+@pytest.mark.parametrize("filt", ["nearest", "bilinear", "bicubic", "lanczos"])
+@pytest.mark.parametrize("color_mode,pil_mode", [("grayscale", "L"), ("rgba", "RGBA")])
+def test_other_colour_modes_match_pillow(jpegs, filt, color_mode, pil_mode):
+    src = (375, 500)
+    got = fastseq.decode_batch([jpegs[src]], (97, 131), color_mode=color_mode,
+                               interpolation=filt, dct_scaling=False)[0]
+    np.testing.assert_array_equal(got, pil_reference(jpegs[src], (97, 131), filt, pil_mode))
+
+
+@pytest.mark.parametrize("filt", ["nearest", "bilinear", "bicubic"])
+def test_rgba_with_real_alpha_matches_pillow(filt):
+    """PNG with varying alpha: Pillow resizes RGBA premultiplied ("RGBa")."""
+    data = encode(photo_like(211, 173, seed=7, channels=4), "PNG")
+    got = fastseq.decode_batch([data], (64, 80), color_mode="rgba", interpolation=filt)[0]
+    np.testing.assert_array_equal(got, pil_reference(data, (64, 80), filt, "RGBA"))
+
+
+@pytest.mark.parametrize("filt", list(FILTERS))
+@pytest.mark.parametrize("tgt", [(224, 224), (100, 300), (300, 100)])
+def test_keep_aspect_ratio_matches_keras_crop(jpegs, filt, tgt):
+    """Keras' load_img(keep_aspect_ratio=True): integer centre crop box."""
+    src = (375, 500)
+    h, w = src
+    crop_h = min(h, (w * tgt[0]) // tgt[1])
+    crop_w = min(w, (h * tgt[1]) // tgt[0])
+    y0, x0 = (h - crop_h) // 2, (w - crop_w) // 2
+    box = (x0, y0, x0 + crop_w, y0 + crop_h)
+    got = fastseq.decode_batch([jpegs[src]], tgt, interpolation=filt, dct_scaling=False,
+                               keep_aspect_ratio=True)[0]
+    np.testing.assert_array_equal(got, pil_reference(jpegs[src], tgt, filt, box=box))
+
+
+@pytest.mark.parametrize("scale,offset", [(1 / 255, 0.0), (1 / 127.5, -1.0), (1.0, 0.0)])
+def test_float32_output_is_rescaled_uint8(jpegs, scale, offset):
+    src = jpegs[(300, 451)]
+    u8 = fastseq.decode_batch([src], (50, 70), dct_scaling=False)
+    f = fastseq.decode_batch([src], (50, 70), dct_scaling=False, dtype="float32",
+                             rescale=scale, offset=offset)
+    assert f.dtype == np.float32
+    ref = u8.astype(np.float32) * np.float32(scale) + np.float32(offset)
+    np.testing.assert_array_equal(f, ref)
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+# PSNR of DCT-scaled decode + resize against the exact path, per filter.
+# Measured on these photo-like images: >= 33.6 dB (bilinear/box/hamming),
+# >= 31 dB (bicubic/lanczos, which keep more of the detail the 1/N IDCT
+# drops); nearest picks different source pixels, so it is only >= 24 dB.
+DCT_PSNR_FLOOR = {"nearest": 24.0, "box": 33.0, "bilinear": 33.0, "hamming": 33.0,
+                  "bicubic": 30.0, "lanczos": 30.0}
+
+
+@pytest.mark.parametrize("filt", list(FILTERS))
+def test_dct_scaling_is_close_to_exact_path(filt):
+    data = [encode(photo_like(h, w, seed=s), "JPEG", quality=90)
+            for s, (h, w) in enumerate([(1200, 1600), (900, 700), (500, 460)])]
+    tgt = (112, 112)
+    fast, fails = fastseq.decode_batch(data, tgt, interpolation=filt, return_failed=True)
+    exact = fastseq.decode_batch(data, tgt, interpolation=filt, dct_scaling=False)
+    assert not fails
+    for i in range(len(data)):
+        assert not np.array_equal(fast[i], exact[i]), "DCT scaling was not used"
+        assert psnr(fast[i], exact[i]) >= DCT_PSNR_FLOOR[filt]
+
+
+def test_dct_scaling_never_goes_below_target():
+    """The scale is chosen so the decoded image is at least the target in
+    both dimensions: 500x375 -> 224x224 must decode at full size."""
+    data = encode(photo_like(375, 500, seed=1), "JPEG", quality=90)
+    a = fastseq.decode_batch([data], (224, 224))
+    b = fastseq.decode_batch([data], (224, 224), dct_scaling=False)
+    np.testing.assert_array_equal(a, b)
+    c = fastseq.decode_batch([data], (187, 112))        # 375/2 >= 187: half scale
+    d = fastseq.decode_batch([data], (187, 112), dct_scaling=False)
+    assert not np.array_equal(c, d)

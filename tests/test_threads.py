@@ -1,0 +1,202 @@
+"""The GIL is released, concurrent callers are safe and share one pool, and
+the pool survives fork()."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fastseq
+from conftest import encode, photo_like
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("thr")
+    paths = []
+    for i in range(24):
+        p = d / f"{i:02d}.jpg"
+        p.write_bytes(encode(photo_like(480 + 8 * i, 640 - 4 * i, seed=i), quality=85 + i % 10,
+                             subsampling=i % 3))
+        paths.append(p)
+    return paths
+
+
+def test_gil_is_released_during_a_batch(files):
+    """A pure-Python thread keeps counting while a long load_batch runs."""
+    ticks = []
+    running = threading.Event()
+    stop = threading.Event()
+
+    def spin():
+        running.set()
+        n = 0
+        while not stop.is_set():
+            n += 1
+            if n % 1000 == 0:
+                ticks.append(time.perf_counter())
+
+    fastseq.load_batch(files, (224, 224), dct_scaling=False)     # warm the pool
+    t = threading.Thread(target=spin)
+    t.start()
+    running.wait()
+    start = time.perf_counter()
+    batch = files * 6
+    fastseq.load_batch(batch, (224, 224), dct_scaling=False)
+    end = time.perf_counter()
+    stop.set()
+    t.join()
+    during = [x for x in ticks if start <= x <= end]
+    # The call took a while, and the Python thread ran through it: with the
+    # GIL held it would make no progress until the call returned.
+    assert end - start > 0.05
+    assert len(during) > 50
+    # progress spread over the call, not only at its edges
+    mid = [x for x in during if start + (end - start) * 0.25 <= x <= start + (end - start) * 0.75]
+    assert len(mid) > 10
+
+
+def test_concurrent_callers_get_serial_results(files):
+    serial = {
+        "a": fastseq.load_batch(files, (96, 96)),
+        "b": fastseq.load_batch(files[::-1], (64, 80), interpolation="bicubic", dtype="float32",
+                                rescale=1 / 255),
+        "c": fastseq.load_batch(files[::2], (50, 50), color_mode="grayscale",
+                                interpolation="lanczos", dct_scaling=False),
+    }
+    calls = {
+        "a": lambda: fastseq.load_batch(files, (96, 96)),
+        "b": lambda: fastseq.load_batch(files[::-1], (64, 80), interpolation="bicubic",
+                                        dtype="float32", rescale=1 / 255),
+        "c": lambda: fastseq.load_batch(files[::2], (50, 50), color_mode="grayscale",
+                                        interpolation="lanczos", dct_scaling=False),
+    }
+    errors = []
+
+    def worker(key, reps):
+        try:
+            for _ in range(reps):
+                np.testing.assert_array_equal(calls[key](), serial[key])
+        except BaseException as e:          # pragma: no cover - reported below
+            errors.append((key, e))
+
+    threads = [threading.Thread(target=worker, args=(k, 4)) for k in "abcabc"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors, errors
+
+
+def test_concurrent_callers_share_one_pool(files):
+    n = fastseq.get_num_threads()
+    try:
+        fastseq.set_num_threads(2)        # a fresh pool: fresh statistics
+        threads = [threading.Thread(target=fastseq.load_batch, args=(files, (64, 64)))
+                   for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        from fastseq import _core
+        s = _core.pool_stats()
+        assert s["live_threads"] == 2
+        assert 1 <= s["peak_busy"] <= 2        # never more busy than the pool size
+        assert s["pools_created"] >= 1
+    finally:
+        fastseq.set_num_threads(n)
+
+
+def test_set_num_threads_while_batches_run(files):
+    n = fastseq.get_num_threads()
+    stop = threading.Event()
+    errors = []
+    ref = fastseq.load_batch(files[:6], (32, 32))
+
+    def loop():
+        try:
+            while not stop.is_set():
+                np.testing.assert_array_equal(fastseq.load_batch(files[:6], (32, 32)), ref)
+        except BaseException as e:     # pragma: no cover
+            errors.append(e)
+
+    t = threading.Thread(target=loop)
+    t.start()
+    try:
+        for k in (1, 3, 2, 1, 4):
+            fastseq.set_num_threads(k)
+            time.sleep(0.02)
+            assert fastseq.get_num_threads() == k
+    finally:
+        stop.set()
+        t.join(60)
+        fastseq.set_num_threads(n)
+    assert not errors
+
+
+def _child_load(paths, q):
+    try:
+        b = fastseq.load_batch(paths, (48, 48))
+        from fastseq import _core
+        q.put((b, _core.pool_stats()))
+    except BaseException as e:           # pragma: no cover
+        q.put(e)
+
+
+def test_forked_child_gets_a_working_pool(files):
+    ref = fastseq.load_batch(files, (48, 48))      # the parent's pool is running
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_child_load, args=(files, q)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    results = [q.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    for r in results:
+        assert not isinstance(r, BaseException), r
+        batch, stats = r
+        np.testing.assert_array_equal(batch, ref)
+        assert stats["pools_created"] == 1      # re-created in the child
+        assert stats["live_threads"] == fastseq.get_num_threads()
+    # and the parent's pool still works
+    np.testing.assert_array_equal(fastseq.load_batch(files, (48, 48)), ref)
+
+
+def test_fork_while_other_threads_decode(files):
+    """fork() from one thread while others are inside load_batch: the fork
+    waits for their batches, and the child never deadlocks."""
+    script = textwrap.dedent(f"""
+        import os, sys, threading, fastseq
+        paths = {[str(p) for p in files]!r}
+        stop = threading.Event()
+        def loop():
+            while not stop.is_set():
+                fastseq.load_batch(paths, (64, 64))
+        ts = [threading.Thread(target=loop) for _ in range(3)]
+        for t in ts: t.start()
+        for i in range(15):
+            pid = os.fork()
+            if pid == 0:
+                b = fastseq.load_batch(paths[:4], (32, 32))
+                os._exit(0 if b.shape == (4, 32, 32, 3) and b.any() else 3)
+            _, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                print('child failed', status); sys.exit(1)
+        stop.set()
+        for t in ts: t.join()
+        print('ok')
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=180)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr[-2000:]
