@@ -1,0 +1,556 @@
+"""``fastseq.ImageDataGenerator``: a drop-in for Keras' legacy
+``ImageDataGenerator(...).flow_from_directory(...)`` on fastseq's C core.
+
+``from keras.preprocessing.image import ImageDataGenerator`` no longer
+imports in Keras 3; ``from fastseq import ImageDataGenerator`` takes the same
+arguments and :meth:`ImageDataGenerator.flow_from_directory` returns a
+:class:`DirectoryIterator` with the legacy iterator's listing, order, labels
+and attributes, whose batches are decoded and resized by the C core.
+
+Supported now: ``rescale`` (fused into the C write), ``validation_split``,
+``dtype``, ``data_format`` (``channels_first`` batches are a transposed copy),
+``samplewise_center``, ``samplewise_std_normalization`` and
+``preprocessing_function`` (called per image in Python, with the GIL held:
+the slow path).  The random transforms and the featurewise/ZCA statistics
+raise ``NotImplementedError`` naming the argument when set to a value that
+would change the images; they are planned for a later release.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import warnings
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fastseq import _listing
+from fastseq.keras_sequence import _DecodingDataset
+
+__all__ = ["ImageDataGenerator", "DirectoryIterator"]
+
+_log = logging.getLogger("fastseq")
+
+_FLOW_KWARGS = ("workers", "use_multiprocessing", "max_queue_size", "dct_scaling",
+                "on_error")
+
+
+def _print_msg(message: str) -> None:
+    # Keras' io_utils.print_msg: stdout when interactive logging is on (the
+    # default), the logging system otherwise.
+    import keras
+
+    if keras.config.is_interactive_logging_enabled():
+        sys.stdout.write(message + "\n")
+        sys.stdout.flush()
+    else:
+        _log.info(message)
+
+
+def _nonzero(value: Any) -> bool:
+    """Whether a range argument would move pixels: any non-zero number."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return bool(value)
+    return bool(arr.size) and bool(np.any(arr != 0))
+
+
+class ImageDataGenerator:
+    """Keras' legacy ``ImageDataGenerator`` API on fastseq's C core.
+
+    The arguments and defaults are Keras' (see
+    ``keras.src.legacy.preprocessing.image.ImageDataGenerator``).  In this
+    release:
+
+    - ``rescale``: fused into the C write (no extra pass) unless a
+      ``preprocessing_function`` is set, which Keras applies *before*
+      rescaling.
+    - ``samplewise_center``, ``samplewise_std_normalization``: per image,
+      as Keras computes them.
+    - ``preprocessing_function``: called on each image (a float array of
+      ``image_shape``, values 0..255) in Python, as in Keras: the slow path.
+    - ``validation_split`` with ``flow_from_directory(subset=...)``.
+    - ``data_format``: ``"channels_last"``, or ``"channels_first"`` (a
+      transposed copy of each batch); None uses Keras' setting.
+    - ``dtype``: any numpy numeric dtype; decoding is float32 (or uint8 with
+      no scaling at all) and other dtypes are converted as Keras converts.
+    - ``featurewise_center``, ``featurewise_std_normalization``,
+      ``zca_whitening``, ``rotation_range``, ``width_shift_range``,
+      ``height_shift_range``, ``brightness_range``, ``shear_range``,
+      ``zoom_range``, ``channel_shift_range``, ``horizontal_flip``,
+      ``vertical_flip``: raise ``NotImplementedError`` naming the argument
+      when set to a value that would change the images (later release).
+      ``fill_mode``, ``cval``, ``zca_epsilon`` and ``interpolation_order``
+      only act through those transforms, so, as in Keras, they have no
+      effect on their own.
+    """
+
+    def __init__(self, featurewise_center: bool = False, samplewise_center: bool = False,
+                 featurewise_std_normalization: bool = False,
+                 samplewise_std_normalization: bool = False, zca_whitening: bool = False,
+                 zca_epsilon: float = 1e-6, rotation_range: float = 0,
+                 width_shift_range: Any = 0.0, height_shift_range: Any = 0.0,
+                 brightness_range: Any = None, shear_range: float = 0.0,
+                 zoom_range: Any = 0.0, channel_shift_range: float = 0.0,
+                 fill_mode: str = "nearest", cval: float = 0.0,
+                 horizontal_flip: bool = False, vertical_flip: bool = False,
+                 rescale: float | None = None,
+                 preprocessing_function: Callable[[np.ndarray], np.ndarray] | None = None,
+                 data_format: str | None = None, validation_split: float = 0.0,
+                 interpolation_order: int = 1, dtype: str | None = None) -> None:
+        if data_format is None or dtype is None:
+            import keras
+
+            if data_format is None:
+                data_format = keras.config.image_data_format()
+            if dtype is None:
+                dtype = keras.config.floatx()
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError('`data_format` should be "channels_last" or "channels_first", '
+                             f"got {data_format!r}")
+        try:
+            np_dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be a numpy numeric dtype, got {dtype!r}") from None
+        if np_dtype.kind not in "biuf":
+            raise TypeError(f"dtype must be a numpy numeric dtype, got {dtype!r}")
+        if validation_split and not 0 < validation_split < 1:
+            raise ValueError("`validation_split` must be strictly between 0 and 1, "
+                             f"got {validation_split!r}")
+        if isinstance(zoom_range, (float, int)):
+            zoom = [1 - zoom_range, 1 + zoom_range]
+        elif (isinstance(zoom_range, (list, tuple)) and len(zoom_range) == 2
+              and all(isinstance(v, (float, int)) for v in zoom_range)):
+            zoom = [zoom_range[0], zoom_range[1]]
+        else:
+            raise ValueError("`zoom_range` should be a float or a tuple or list of two "
+                             f"floats, got {zoom_range!r}")
+        if brightness_range is not None and (
+                not isinstance(brightness_range, (tuple, list)) or len(brightness_range) != 2):
+            raise ValueError("`brightness_range` should be a tuple or list of two floats, "
+                             f"got {brightness_range!r}")
+        if preprocessing_function is not None and not callable(preprocessing_function):
+            raise TypeError("preprocessing_function must be callable or None")
+
+        # Each check asks whether Keras would change the pixels with this
+        # value; only then is the argument unsupported.
+        unsupported = [
+            ("featurewise_center", featurewise_center, bool(featurewise_center)),
+            ("featurewise_std_normalization", featurewise_std_normalization,
+             bool(featurewise_std_normalization)),
+            ("zca_whitening", zca_whitening, bool(zca_whitening)),
+            ("rotation_range", rotation_range, _nonzero(rotation_range)),
+            ("width_shift_range", width_shift_range, _nonzero(width_shift_range)),
+            ("height_shift_range", height_shift_range, _nonzero(height_shift_range)),
+            ("brightness_range", brightness_range, brightness_range is not None),
+            ("shear_range", shear_range, _nonzero(shear_range)),
+            ("zoom_range", zoom_range, not (zoom[0] == 1 and zoom[1] == 1)),
+            ("channel_shift_range", channel_shift_range, _nonzero(channel_shift_range)),
+            ("horizontal_flip", horizontal_flip, bool(horizontal_flip)),
+            ("vertical_flip", vertical_flip, bool(vertical_flip)),
+        ]
+        for name, value, active in unsupported:
+            if active:
+                raise NotImplementedError(
+                    f"fastseq.ImageDataGenerator does not support {name}={value!r} yet: "
+                    "random transforms and featurewise/ZCA statistics come in a later "
+                    f"release. Remove {name}, or use Keras' "
+                    "keras.src.legacy.preprocessing.image.ImageDataGenerator for it.")
+
+        if samplewise_std_normalization and not samplewise_center:
+            samplewise_center = True
+            warnings.warn("This ImageDataGenerator specifies `samplewise_std_normalization`, "
+                          "which overrides setting of `samplewise_center`.", stacklevel=2)
+
+        self.featurewise_center = featurewise_center
+        self.samplewise_center = samplewise_center
+        self.featurewise_std_normalization = featurewise_std_normalization
+        self.samplewise_std_normalization = samplewise_std_normalization
+        self.zca_whitening = zca_whitening
+        self.zca_epsilon = zca_epsilon
+        self.rotation_range = rotation_range
+        self.width_shift_range = width_shift_range
+        self.height_shift_range = height_shift_range
+        self.brightness_range = brightness_range
+        self.shear_range = shear_range
+        self.zoom_range = zoom
+        self.channel_shift_range = channel_shift_range
+        self.fill_mode = fill_mode
+        self.cval = cval
+        self.horizontal_flip = horizontal_flip
+        self.vertical_flip = vertical_flip
+        self.rescale = rescale
+        self.preprocessing_function = preprocessing_function
+        self.data_format = data_format
+        self.channel_axis, self.row_axis, self.col_axis = (
+            (3, 1, 2) if data_format == "channels_last" else (1, 2, 3))
+        self._validation_split = validation_split
+        self.interpolation_order = interpolation_order
+        self.dtype = dtype
+        self.mean = None
+        self.std = None
+        self.zca_whitening_matrix = None
+
+    def standardize(self, x: np.ndarray) -> np.ndarray:
+        """Keras' ``standardize`` for one image (or a batch, as in Keras the
+        statistics are then over the whole array), in place where Keras
+        works in place: ``preprocessing_function``, then ``rescale``, then
+        the samplewise centring and normalisation."""
+        if self.preprocessing_function:
+            x = self.preprocessing_function(x)
+        if self.rescale:
+            x *= self.rescale
+        if self.samplewise_center:
+            x -= np.mean(x, keepdims=True)
+        if self.samplewise_std_normalization:
+            x /= np.std(x, keepdims=True) + 1e-6
+        return x
+
+    def flow_from_directory(self, directory: str | os.PathLike,
+                            target_size: tuple[int, int] = (256, 256),
+                            color_mode: str = "rgb", classes: Sequence[str] | None = None,
+                            class_mode: str | None = "categorical", batch_size: int = 32,
+                            shuffle: bool = True, seed: int | None = None,
+                            save_to_dir: str | None = None, save_prefix: str = "",
+                            save_format: str = "png", follow_links: bool = False,
+                            subset: str | None = None, interpolation: str = "nearest",
+                            keep_aspect_ratio: bool = False,
+                            **kwargs: Any) -> "DirectoryIterator":
+        """Keras' ``flow_from_directory``: a :class:`DirectoryIterator` over
+        the class subfolders of `directory`.
+
+        Extra keyword arguments: ``workers``, ``use_multiprocessing``,
+        ``max_queue_size`` (for ``keras.utils.PyDataset``: pass them here,
+        not to ``fit``), ``dct_scaling`` (default True; False makes JPEG
+        pixels identical to Keras/Pillow) and ``on_error`` ("raise",
+        "warn", "ignore").
+        """
+        bad = sorted(set(kwargs) - set(_FLOW_KWARGS))
+        if bad:
+            raise TypeError(f"flow_from_directory() got unexpected keyword argument(s) "
+                            f"{', '.join(map(repr, bad))}; accepted extras: {', '.join(_FLOW_KWARGS)}")
+        return DirectoryIterator(
+            directory, self, target_size=target_size, color_mode=color_mode,
+            classes=classes, class_mode=class_mode, batch_size=batch_size,
+            shuffle=shuffle, seed=seed, data_format=self.data_format,
+            save_to_dir=save_to_dir, save_prefix=save_prefix, save_format=save_format,
+            follow_links=follow_links, subset=subset, interpolation=interpolation,
+            keep_aspect_ratio=keep_aspect_ratio, dtype=self.dtype, **kwargs)
+
+    def fit(self, x: Any, augment: bool = False, rounds: int = 1,
+            seed: int | None = None) -> None:
+        """Not available yet: featurewise statistics are not supported, so
+        there is nothing to fit."""
+        raise NotImplementedError("fastseq.ImageDataGenerator.fit (featurewise/ZCA "
+                                  "statistics) comes in a later release")
+
+    def flow(self, *args: Any, **kwargs: Any) -> Any:
+        """Not available: fastseq loads image files; for numpy arrays use
+        Keras' own generator or ``tf.data``."""
+        raise NotImplementedError("fastseq.ImageDataGenerator.flow (numpy arrays) is not "
+                                  "supported: fastseq decodes image files; use "
+                                  "flow_from_directory or fastseq.ImageSequence")
+
+    def flow_from_dataframe(self, *args: Any, **kwargs: Any) -> Any:
+        """Not available yet; :class:`fastseq.ImageSequence` takes a list of
+        paths and labels (``df["filename"]``, ``df["class"]``)."""
+        raise NotImplementedError("fastseq.ImageDataGenerator.flow_from_dataframe is not "
+                                  "supported yet; fastseq.ImageSequence(paths, labels) "
+                                  "covers the same use")
+
+
+class DirectoryIterator(_DecodingDataset):
+    """A ``keras.utils.PyDataset`` over ``directory/<class>/...`` image
+    folders with the semantics of Keras' legacy ``DirectoryIterator``:
+
+    - classes: the sorted subfolders of `directory` (symlinks to folders
+      included), or `classes` in the given order;
+    - files: found by a recursive walk of each class folder (into symlinked
+      subfolders only with ``follow_links``), directories in path order and
+      files sorted by name, kept when the lower-cased name ends with png,
+      jpg, jpeg, bmp, ppm, tif or tiff;
+    - ``subset="validation"`` keeps the first ``int(validation_split * n)``
+      files of each class, ``"training"`` the rest;
+    - labels per ``class_mode``: ``"categorical"`` one-hot
+      ``(batch, num_classes)``, ``"binary"``/``"sparse"`` ``(batch,)``, all
+      of ``dtype``; ``"input"`` a copy of ``x``; None gives ``x`` alone;
+    - ``shuffle=False`` batches follow ``filenames``; with ``shuffle=True``
+      the order is redrawn at every ``on_epoch_end`` (from `seed` when
+      given, else numpy's global generator).
+
+    Attributes: ``filenames`` (relative to `directory`), ``filepaths``,
+    ``classes``/``labels`` (int32), ``class_indices``, ``num_classes``,
+    ``samples``, ``n``, ``batch_size``, ``image_shape``, ``index_array``.
+
+    ``dct_scaling=False`` makes JPEG pixels identical to Keras' (Pillow's
+    full decode); the default True decodes large JPEGs at a reduced DCT
+    scale first, which is much faster and visually equivalent.
+    """
+
+    allowed_class_modes = {"categorical", "binary", "sparse", "input", None}
+    white_list_formats = _listing.WHITE_LIST_FORMATS
+
+    def __init__(self, directory: str | os.PathLike,
+                 image_data_generator: ImageDataGenerator | None = None,
+                 target_size: tuple[int, int] = (256, 256), color_mode: str = "rgb",
+                 classes: Sequence[str] | None = None,
+                 class_mode: str | None = "categorical", batch_size: int = 32,
+                 shuffle: bool = True, seed: int | None = None,
+                 data_format: str | None = None, save_to_dir: str | None = None,
+                 save_prefix: str = "", save_format: str = "png",
+                 follow_links: bool = False, subset: str | None = None,
+                 interpolation: str = "nearest", keep_aspect_ratio: bool = False,
+                 dtype: str | None = None, *, dct_scaling: bool = True,
+                 on_error: str = "raise", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if image_data_generator is not None and not isinstance(image_data_generator,
+                                                               ImageDataGenerator):
+            raise TypeError("image_data_generator must be a fastseq.ImageDataGenerator or "
+                            f"None, got {type(image_data_generator).__name__}")
+        if data_format is None or dtype is None:
+            import keras
+
+            if data_format is None:
+                data_format = keras.config.image_data_format()
+            if dtype is None:
+                dtype = keras.config.floatx()
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError('data_format should be "channels_last" or "channels_first", '
+                             f"got {data_format!r}")
+        if color_mode not in ("rgb", "rgba", "grayscale"):
+            raise ValueError(f'Invalid color mode: {color_mode}; expected "rgb", "rgba", '
+                             'or "grayscale".')
+        if class_mode not in self.allowed_class_modes:
+            raise ValueError(f"Invalid class_mode: {class_mode}; expected one of: "
+                             f"{self.allowed_class_modes}")
+        self.image_data_generator = image_data_generator
+        self.target_size = tuple(target_size)
+        self.keep_aspect_ratio = keep_aspect_ratio
+        self.color_mode = color_mode
+        self.data_format = data_format
+        channels = {"rgb": 3, "rgba": 4, "grayscale": 1}[color_mode]
+        self.image_shape = (self.target_size + (channels,) if data_format == "channels_last"
+                            else (channels,) + self.target_size)
+        self.save_to_dir = save_to_dir
+        self.save_prefix = save_prefix
+        self.save_format = save_format
+        self.interpolation = interpolation
+        if subset is not None:
+            if image_data_generator is None:
+                raise ValueError("subset needs an image_data_generator with a validation_split")
+            vs = image_data_generator._validation_split
+            if subset == "validation":
+                split = (0, vs)
+            elif subset == "training":
+                split = (vs, 1)
+            else:
+                raise ValueError(f'Invalid subset name: {subset}; expected "training" or '
+                                 '"validation"')
+        else:
+            split = None
+        self.split = split
+        self.subset = subset
+        self.directory = directory
+        self.class_mode = class_mode
+        self.dtype = dtype
+        self.follow_links = follow_links
+
+        root = os.fsdecode(os.fspath(directory))
+        if not classes:
+            classes = _listing.list_classes(root)
+        classes = list(classes)
+        self.num_classes = len(classes)
+        self.class_indices = dict(zip(classes, range(len(classes))))
+        filenames, class_ids = _listing.list_directory(root, classes, follow_links, split)
+        self.filenames = filenames
+        self.samples = len(filenames)
+        self.classes = np.asarray(class_ids, dtype=np.int32)
+        _print_msg(f"Found {self.samples} images belonging to {self.num_classes} classes.")
+        self._filepaths = [os.path.join(root, f) for f in filenames]
+        self._paths = self._filepaths
+
+        self._setup_decoding_for(dtype, dct_scaling, on_error)
+        self.n = self.samples
+        self._setup_order(self.samples, batch_size, shuffle, seed)
+        self.batch_index = 0
+        self.total_batches_seen = 0
+        self.lock = threading.Lock()
+
+    # -- how a batch is computed ---------------------------------------------
+
+    def _setup_decoding_for(self, dtype: Any, dct_scaling: bool, on_error: str) -> None:
+        gen = self.image_data_generator
+        np_dtype = np.dtype(dtype)
+        preprocess = gen.preprocessing_function if gen is not None else None
+        rescale = (gen.rescale or None) if gen is not None else None
+        samplewise = gen is not None and (gen.samplewise_center
+                                          or gen.samplewise_std_normalization)
+        # Keras calls preprocessing_function before rescaling, so rescale is
+        # fused into the C write only when there is no such function.
+        self._fused_rescale = rescale if preprocess is None else None
+        self._per_image = preprocess is not None
+        self._samplewise = samplewise
+        if np_dtype == np.uint8 and rescale is None and not preprocess and not samplewise:
+            core_dtype = "uint8"     # raw pixels: identical to Keras' cast
+        else:
+            core_dtype = "float32"
+        self._core_dtype = core_dtype
+        self._np_dtype = np_dtype
+        self._setup_decoding(self.target_size, self.color_mode, self.interpolation,
+                             core_dtype, self._fused_rescale if core_dtype == "float32" else None,
+                             dct_scaling, self.keep_aspect_ratio, on_error)
+
+    def _standardize_batch(self, x: np.ndarray) -> np.ndarray:
+        """Keras' per-image ``standardize`` over a freshly decoded batch
+        (rescale already fused when possible).  Returns an array of
+        ``self.dtype``."""
+        gen = self.image_data_generator
+        if self._per_image:
+            out = np.empty(x.shape, dtype=self._np_dtype)
+            for i in range(len(x)):
+                xi = gen.preprocessing_function(x[i])
+                xi = np.asarray(xi)
+                if xi.shape != x.shape[1:]:
+                    raise ValueError(f"preprocessing_function returned shape {xi.shape}, "
+                                     f"expected {x.shape[1:]}")
+                if gen.rescale:
+                    xi = xi * gen.rescale
+                xi = self._samplewise_one(xi)
+                out[i] = xi
+            return out
+        if self._samplewise:
+            for i in range(len(x)):
+                x[i] = self._samplewise_one(x[i])
+        if x.dtype != self._np_dtype:
+            x = x.astype(self._np_dtype)
+        return x
+
+    def _samplewise_one(self, xi: np.ndarray) -> np.ndarray:
+        gen = self.image_data_generator
+        if gen.samplewise_center:
+            xi = xi - np.mean(xi, keepdims=True)
+        if gen.samplewise_std_normalization:
+            xi = xi / (np.std(xi, keepdims=True) + 1e-6)
+        return xi
+
+    def _get_batches_of_transformed_samples(self, index_array: np.ndarray) -> Any:
+        """The batch of the samples at `index_array`: ``(x, y)`` or ``x``
+        (Keras' legacy hook, overridable as in Keras)."""
+        x = self.load_images(index_array)
+        if self.data_format == "channels_first":
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        if self.image_data_generator is not None:
+            x = self._standardize_batch(x)
+        elif x.dtype != self._np_dtype:
+            x = x.astype(self._np_dtype)
+        if self.save_to_dir:
+            self._save_batch(x, index_array)
+        return self._with_labels(x, index_array)
+
+    def _with_labels(self, x: np.ndarray, index_array: np.ndarray) -> Any:
+        mode = self.class_mode
+        if mode is None:
+            return x
+        if mode == "input":
+            y = x.copy()
+        elif mode in ("binary", "sparse"):
+            y = self.classes[index_array].astype(self.dtype)
+        else:
+            y = np.zeros((len(x), len(self.class_indices)), dtype=self.dtype)
+            y[np.arange(len(x)), self.classes[index_array]] = 1.0
+        return x, y
+
+    def _save_batch(self, x: np.ndarray, index_array: np.ndarray) -> None:
+        """Write each image as Keras' ``array_to_img(..., scale=True)`` would,
+        as ``{prefix}_{index}_{random}.{format}``."""
+        from PIL import Image
+
+        for img, j in zip(x, index_array):
+            a = np.asarray(img, dtype=np.float32)
+            if self.data_format == "channels_first":
+                a = a.transpose(1, 2, 0)
+            a = a - np.min(a)
+            top = np.max(a)
+            if top != 0:
+                a /= top
+            a *= 255
+            if a.shape[2] == 4:
+                pil = Image.fromarray(a.astype("uint8"), "RGBA")
+            elif a.shape[2] == 3:
+                pil = Image.fromarray(a.astype("uint8"), "RGB")
+            else:
+                pil = Image.fromarray(a[:, :, 0].astype("uint8"), "L")
+            fname = f"{self.save_prefix}_{j}_{np.random.randint(10**7)}.{self.save_format}"
+            pil.save(os.path.join(self.save_to_dir, fname))
+
+    # -- the Sequence protocol, as Keras' legacy Iterator ---------------------
+
+    def __getitem__(self, idx: int) -> Any:
+        """Batch `idx` of the current epoch's order.  Past the end it raises
+        an error that is both the ``ValueError`` Keras raises and an
+        ``IndexError``."""
+        index_array = self.batch_indexes(idx)
+        self.total_batches_seen += 1
+        return self._get_batches_of_transformed_samples(index_array)
+
+    def on_epoch_end(self) -> None:
+        """Redraw the sample order (when ``shuffle=True``)."""
+        self._set_index_array()
+
+    def _set_index_array(self) -> None:
+        self._reshuffle()
+
+    @property
+    def index_array(self) -> np.ndarray:
+        """Sample order of the current epoch (Keras' name)."""
+        return self.indexes
+
+    @property
+    def filepaths(self) -> list[str]:
+        """Full paths of the images (``os.path.join(directory, filename)``)."""
+        return self._filepaths
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class index of every image (int32), the same array as ``classes``."""
+        return self.classes
+
+    @property
+    def sample_weight(self) -> None:
+        """No sample weights, as in Keras."""
+        return None
+
+    def reset(self) -> None:
+        """Restart ``next()`` iteration at the first batch."""
+        self.batch_index = 0
+
+    def __iter__(self) -> "DirectoryIterator":
+        # Keras' legacy iterators are infinite: next() cycles through the
+        # data, reshuffling at the start of every pass.
+        return self
+
+    def __next__(self) -> Any:
+        with self.lock:
+            if self.batch_index == 0:
+                self._set_index_array()
+            start = self.batch_index * self.batch_size % self.n if self.n else 0
+            if self.n > start + self.batch_size:
+                self.batch_index += 1
+            else:
+                self.batch_index = 0
+            self.total_batches_seen += 1
+            index_array = self.indexes[start:start + self.batch_size]
+        return self._get_batches_of_transformed_samples(index_array)
+
+    def next(self) -> Any:
+        """The next batch (Python 2 era spelling, kept by Keras' users)."""
+        return self.__next__()
+
+    def __repr__(self) -> str:
+        return (f"DirectoryIterator({self.directory!r}: {self.samples} images, "
+                f"{self.num_classes} classes, batch_size={self.batch_size}, "
+                f"class_mode={self.class_mode!r})")
