@@ -1,0 +1,435 @@
+"""`python -m fastseq bench` / `info`, the benchmark engine and the default
+dataset.  Everything runs on tiny datasets (a few small JPEGs), so the whole
+file takes seconds on 2 cores; the TensorFlow loaders are only ever exercised
+as "not installed" (hidden), because importing TensorFlow alone takes ~10 s.
+Performance figures are never asserted here: the benchmark is not a test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fastseq
+from fastseq import bench, datasets
+
+PKG_ROOT = str(pathlib.Path(fastseq.__file__).resolve().parent.parent)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PKG_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop(bench.HIDE_ENV, None)
+    env.update(extra)
+    return env
+
+
+def run_cli(*args, timeout=120, **env):
+    return subprocess.run([sys.executable, "-m", "fastseq", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=_env(**env))
+
+
+TINY = ("--n-imagenet", "6", "--n-large", "0", "--rounds", "1", "--warmup", "1",
+        "--batch-size", "4", "--no-progress")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("fastseq-cache")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(cache, tmp_path_factory):
+    """One full CLI run on a tiny generated dataset, shared by the tests
+    that inspect its output, JSON and plot."""
+    out = tmp_path_factory.mktemp("bench-out")
+    js, png = out / "bench.json", out / "bench.png"
+    proc = run_cli("bench", "--cache-dir", cache, *TINY,
+                   "--loaders", "fastseq,fastseq@1,pillow,turbojpeg,bare",
+                   "--json", js, "--plot", png)
+    return proc, js, png
+
+
+# ---------------------------------------------------------------------------
+# The command end to end.
+
+def test_bench_runs_on_tiny_dataset(tiny_run):
+    proc, js, png = tiny_run
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    out = proc.stdout
+    # header: CPU, cores, threads and every version the issue names
+    assert "CPU:" in out and "cores used:" in out and "threads:" in out
+    for name in ("fastseq 0.1", "libjpeg-turbo", "Pillow", "numpy", "TensorFlow", "Keras"):
+        assert name in out, name
+    # one table row per loader, with figures
+    n = fastseq.get_num_threads()
+    for label in (f"fastseq, {n} thread", "fastseq, 1 thread", "Pillow per image",
+                  "PyTurboJPEG + thread-pool resize", "bare libjpeg-turbo decode"):
+        assert label in out, label
+    assert "images/s" in out and "ms/batch" in out and "of bare limit" in out
+    assert "(reference)" in out
+    assert f"wrote {js}" in out and f"wrote {png}" in out
+
+
+# Every field the JSON schema in fastseq.bench's docstring documents.
+TOP_FIELDS = {"schema", "created", "interrupted", "machine", "versions", "settings",
+              "sets", "fit", "notes"}
+MACHINE_FIELDS = {"cpu", "cores_used", "cores_total", "platform", "python", "other_cpu_load"}
+VERSION_FIELDS = {"fastseq", "libjpeg_turbo", "simd", "pillow", "numpy", "tensorflow",
+                  "keras", "pyturbojpeg"}
+SETTINGS_FIELDS = {"size", "batch_size", "threads", "rounds", "warmup_batches",
+                   "interpolation", "dtype", "color_mode", "dct_scaling", "loaders"}
+SET_FIELDS = {"name", "title", "path", "n_images", "description", "reference", "bare",
+              "results"}
+RESULT_FIELDS = {"loader", "name", "label", "threads", "status", "note", "output",
+                 "n_images", "n_batches", "rounds_done", "round_seconds", "images_per_s",
+                 "ms_per_batch", "speedup", "fraction_of_bare"}
+
+
+def test_json_has_every_documented_field(tiny_run):
+    proc, js, _ = tiny_run
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(js.read_text())
+    assert set(d) == TOP_FIELDS
+    assert d["schema"] == "fastseq-bench/1" and d["interrupted"] is False
+    assert set(d["machine"]) == MACHINE_FIELDS
+    assert set(d["versions"]) == VERSION_FIELDS
+    assert d["versions"]["fastseq"] == fastseq.__version__
+    assert d["versions"]["libjpeg_turbo"] == fastseq.info()["libjpeg_turbo"]
+    assert set(d["settings"]) == SETTINGS_FIELDS
+    assert d["settings"]["size"] == [224, 224] and d["settings"]["batch_size"] == 4
+    assert d["fit"] is None
+    assert [s["name"] for s in d["sets"]] == ["imagenet"]
+    s = d["sets"][0]
+    assert set(s) == SET_FIELDS
+    assert s["n_images"] == 6
+    assert s["reference"] == f"fastseq@{d['settings']['threads']}"
+    assert s["bare"] == f"bare@{d['settings']['threads']}"
+    assert "ImageNet-like" in s["description"]
+    rows = {r["loader"]: r for r in s["results"]}
+    assert set(rows) == set(d["settings"]["loaders"])
+    for r in rows.values():
+        assert set(r) == RESULT_FIELDS, r["loader"]
+        assert r["status"] == "ok", r
+        assert r["n_images"] == 6 and r["n_batches"] == 2 and r["rounds_done"] == 1
+        assert len(r["round_seconds"]) == 1 and r["round_seconds"][0] > 0
+        # the figures are consistent with each other
+        assert r["images_per_s"] == pytest.approx(6 / r["round_seconds"][0])
+        assert r["ms_per_batch"] == pytest.approx(1000 * r["round_seconds"][0] / 2)
+        ref = rows[s["reference"]]
+        assert r["speedup"] == pytest.approx(ref["images_per_s"] / r["images_per_s"])
+    assert rows[s["reference"]]["speedup"] == pytest.approx(1.0)
+    assert rows[s["bare"]]["fraction_of_bare"] == pytest.approx(1.0)
+    assert rows["pillow"]["fraction_of_bare"] == pytest.approx(
+        rows["pillow"]["images_per_s"] / rows[s["bare"]]["images_per_s"])
+    assert rows["fastseq@1"]["threads"] == 1 and rows["pillow"]["threads"] == 1
+
+
+def test_plot_is_a_valid_png(tiny_run):
+    proc, _, png = tiny_run
+    assert proc.returncode == 0, proc.stderr
+    data = png.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    with Image.open(png) as im:
+        im.verify()
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.width > 300 and im.height > 200
+        # a chart, not a blank canvas: many distinct colours
+        assert len(np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0)) > 10
+    import matplotlib.image
+
+    assert matplotlib.image.imread(str(png)).ndim == 3
+
+
+def test_missing_peer_is_reported_and_skipped(cache, tmp_path):
+    js = tmp_path / "b.json"
+    proc = run_cli("bench", "--cache-dir", cache, *TINY,
+                   "--loaders", "fastseq,turbojpeg,keras-ds,keras-idg", "--json", js,
+                   **{bench.HIDE_ENV: "turbojpeg,tensorflow"})
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stdout.splitlines()
+    skipped = [l for l in lines if "skipped:" in l]
+    assert len(skipped) == 3, proc.stdout
+    assert any("PyTurboJPEG" in l and "not installed" in l for l in skipped)
+    assert sum("TensorFlow is not installed" in l for l in skipped) == 2
+    d = json.loads(js.read_text())
+    n = d["settings"]["threads"]
+    rows = {r["loader"]: r for r in d["sets"][0]["results"]}
+    assert rows[f"fastseq@{n}"]["status"] == "ok" and rows[f"fastseq@{n}"]["images_per_s"] > 0
+    for key in (f"turbojpeg@{n}", f"keras-ds@{n}", "keras-idg"):
+        assert rows[key]["status"] == "skipped" and rows[key]["images_per_s"] is None
+        assert "not installed" in rows[key]["note"]
+
+
+def test_user_dir_flat_and_limit(tmp_path):
+    """DIR may be a flat folder; non-images are ignored; --limit caps it."""
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        arr = rng.integers(0, 256, (40 + i, 50, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(tmp_path / f"p{i}.jpg", quality=90)
+    Image.fromarray(rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)).save(tmp_path / "x.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    js = tmp_path / "out.json"
+    proc = run_cli("bench", tmp_path, "--loaders", "fastseq,pillow,bare", "--rounds", "1",
+                   "--warmup", "0", "--batch-size", "2", "--size", "32x48", "--limit", "4",
+                   "--no-progress", "--json", js)
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(js.read_text())
+    s = d["sets"][0]
+    assert s["name"] == "dir" and s["n_images"] == 4
+    assert "6 files in a flat folder" in s["description"]
+    assert d["settings"]["size"] == [32, 48]
+    rows = {r["name"]: r for r in s["results"]}
+    assert rows["fastseq"]["status"] == rows["pillow"]["status"] == "ok"
+    assert rows["fastseq"]["n_batches"] == 2
+
+
+def test_ctrl_c_stops_cleanly_and_prints_what_was_measured(cache, tmp_path):
+    js = tmp_path / "c.json"
+    args = [sys.executable, "-m", "fastseq", "bench", "--cache-dir", str(cache),
+            "--n-imagenet", "6", "--n-large", "0", "--rounds", "100000", "--warmup", "0",
+            "--batch-size", "4", "--no-progress", "-v", "--loaders", "fastseq,pillow",
+            "--json", str(js)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_env())
+    try:
+        deadline = time.monotonic() + 60
+        seen = []
+        for line in proc.stderr:       # -v prints one line per measured round
+            seen.append(line)
+            if "round 2/" in line or time.monotonic() > deadline:
+                break
+        assert any("round 2/" in l for l in seen), "".join(seen)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    err = "".join(seen) + err
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert "interrupted by Ctrl-C" in out
+    assert "Pillow per image" in out and "images/s" in out
+    d = json.loads(js.read_text())
+    assert d["interrupted"] is True
+    for r in d["sets"][0]["results"]:
+        assert r["rounds_done"] >= 1 and r["images_per_s"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["/nonexistent/fastseq-images"], "no such directory: /nonexistent/fastseq-images"),
+    (["--size", "abc"], "bad --size 'abc'"),
+    (["--size", "0"], "bad --size '0'"),
+    (["--size", "224x"], "bad --size '224x'"),
+    (["--loaders", "fastseq,nope"], "unknown loader 'nope'"),
+    (["--loaders", "pillow@2"], "loader 'pillow' runs on one thread"),
+    (["--loaders", "fastseq@zero"], "bad thread count in 'fastseq@zero'"),
+    (["--rounds", "0"], "--rounds must be >= 1"),
+    (["--batch-size", "-3"], "--batch-size must be >= 1"),
+    (["--threads", "0"], "--threads must be between 1 and 256"),
+    (["--rounds", "many"], "argument --rounds: invalid int value: 'many'"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--json", "/nonexistent/dir/out.json"], "--json: folder does not exist"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(args, message, capsys):
+    assert bench.bench_main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("fastseq bench: error: ")
+    assert message in lines[0]
+
+
+def test_bad_dirs(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_images = tmp_path / "texts"
+    (no_images / "class_a").mkdir(parents=True)
+    (no_images / "class_a" / "readme.txt").write_text("hello")
+    a_file = tmp_path / "file.jpg"
+    a_file.write_bytes(b"\xff\xd8")
+    cases = [(empty, "directory is empty"), (no_images, "no image files"),
+             (a_file, "not a directory")]
+    for d, message in cases:
+        assert bench.bench_main([str(d), "--no-progress"]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and len(err.strip().splitlines()) == 1, err
+        assert message in err and str(d) in err
+
+
+def test_cli_errors_through_the_real_command(tmp_path):
+    """The same checks through `python -m fastseq`: exit status and no traceback."""
+    proc = run_cli("bench", tmp_path / "missing", timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"fastseq bench: error: no such directory: {tmp_path / 'missing'}"
+    assert proc.stdout == ""
+    proc = run_cli("frobnicate", timeout=60)
+    assert proc.returncode == 2 and "unknown command 'frobnicate'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_info_command():
+    proc = run_cli("info", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    inf = fastseq.info()
+    assert f"fastseq        {inf['fastseq']}" in proc.stdout
+    assert f"libjpeg-turbo  {inf['libjpeg_turbo']}" in proc.stdout
+    assert "SIMD active: " + ("yes" if inf["simd"] else "no") in proc.stdout
+    assert f"threads        {inf['threads']}" in proc.stdout
+    proc = run_cli("info", timeout=60, FASTSEQ_NUM_THREADS="1")
+    assert "threads        1 " in proc.stdout
+
+
+# ---------------------------------------------------------------------------
+# Engine pieces.
+
+def test_parse_size_and_loaders():
+    assert bench.parse_size("224") == (224, 224)
+    assert bench.parse_size("160x224") == (160, 224)
+    assert bench.parse_size("160,224") == (160, 224)
+    for bad in ("", "x", "-1", "1x2x3", "65537", "2.5"):
+        with pytest.raises(bench.BenchError):
+            bench.parse_size(bad)
+    keys = [l.key for l in bench.parse_loaders("fastseq,fastseq@1,pillow,bare@3,fastseq", 4)]
+    assert keys == ["fastseq@4", "fastseq@1", "pillow", "bare@3"]
+    assert [l.key for l in bench.parse_loaders("all", 2)] == [
+        "fastseq@2", "fastseq@1", "pillow", "keras-idg", "keras-ds@2", "turbojpeg@2", "bare@2"]
+
+
+def _row(key, ips, threads):
+    name = key.split("@")[0]
+    loader = bench.Loader(bench.LOADERS[name], threads)
+    r = bench._new_result(loader)
+    r.update(n_images=100, n_batches=4, round_seconds=[100 / ips * f for f in (0.9, 3.0, 1.0)])
+    return r
+
+
+def test_medians_speedups_and_fractions():
+    rows = [_row("fastseq", 400, 2), _row("fastseq", 220, 1), _row("pillow", 100, 1),
+            _row("bare", 500, 2), _row("bare", 250, 1)]
+    sr = dict(results=rows, reference=None, bare=None)
+    bench._finish_set(sr, threads=2)
+    by = {r["loader"]: r for r in rows}
+    assert sr["reference"] == "fastseq@2" and sr["bare"] == "bare@2"
+    assert by["fastseq@2"]["images_per_s"] == pytest.approx(400)   # the median round
+    assert by["fastseq@2"]["ms_per_batch"] == pytest.approx(1000 * 0.25 / 4)
+    assert by["pillow"]["speedup"] == pytest.approx(4.0)
+    assert by["fastseq@1"]["speedup"] == pytest.approx(400 / 220)
+    # the bare decode on the same number of threads is the limit of each row
+    assert by["fastseq@2"]["fraction_of_bare"] == pytest.approx(0.8)
+    assert by["fastseq@1"]["fraction_of_bare"] == pytest.approx(220 / 250)
+    assert by["pillow"]["fraction_of_bare"] == pytest.approx(100 / 250)
+    text = bench.format_set(dict(sr, title="T", path="/p", n_images=100, description=""))
+    assert "4.00x faster" in text and "80%" in text
+
+
+def test_failed_and_skipped_rows_do_not_break_the_report():
+    rows = [_row("fastseq", 400, 2), _row("turbojpeg", 1, 2)]
+    rows[1].update(status="skipped", note="PyTurboJPEG is not installed", round_seconds=[])
+    sr = dict(results=rows, reference=None, bare=None, title="T", path="/p", n_images=100,
+              description="")
+    bench._finish_set(sr, threads=2)
+    assert sr["bare"] is None and rows[0]["fraction_of_bare"] is None
+    assert rows[1]["images_per_s"] is None and rows[1]["speedup"] is None
+    assert "skipped: PyTurboJPEG is not installed" in bench.format_set(sr)
+
+
+# ---------------------------------------------------------------------------
+# The default dataset.
+
+def test_default_dataset_contents(tmp_path):
+    ds = datasets.ensure_default_dataset(tmp_path, n_imagenet=24, n_large=0, progress=False)
+    assert ds["large"] is None and os.path.isfile(ds["manifest"])
+    files = sorted(pathlib.Path(ds["imagenet"]).rglob("*.jpg"))
+    assert len(files) == 24
+    assert len({f.parent.name for f in files}) == 10          # class folders
+    man = json.loads(pathlib.Path(ds["manifest"]).read_text())
+    assert man["complete"] is True and len(man["files"]) == 24
+    kinds = set()
+    for e in man["files"]:
+        with Image.open(os.path.join(ds["root"], e["file"])) as im:
+            assert im.format == "JPEG"
+            assert im.size == (e["width"], e["height"])
+            assert 300 <= min(im.size) <= 500
+            assert (im.mode == "L") == (e["kind"] == "grayscale")
+            assert bool(im.info.get("progressive")) == e["progressive"]
+            if im.mode != "L":
+                # Pillow: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0
+                from PIL import JpegImagePlugin
+
+                ss = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}[JpegImagePlugin.get_sampling(im)]
+                assert ss == e["subsampling"]
+        assert 75 <= e["quality"] <= 95
+        kinds.add(e["kind"])
+    assert {"baseline-420", "baseline-444", "grayscale", "progressive-420"} <= kinds
+    # photo-like, not noise: compresses to a few bits per pixel
+    bpp = datasets.summarize_dataset(ds)["imagenet"]["bits_per_pixel"]
+    assert 0.8 < bpp < 5, bpp
+    text = datasets.describe_dataset(ds)
+    assert "ImageNet-like: 24 JPEGs in 10 class folders" in text
+
+
+def test_default_dataset_is_deterministic_and_reused(tmp_path):
+    a = datasets.ensure_default_dataset(tmp_path / "a", n_imagenet=5, n_large=0, progress=False)
+    b = datasets.ensure_default_dataset(tmp_path / "b", n_imagenet=5, n_large=0, progress=False)
+    fa = sorted(pathlib.Path(a["imagenet"]).rglob("*.jpg"))
+    fb = sorted(pathlib.Path(b["imagenet"]).rglob("*.jpg"))
+    assert [f.relative_to(a["imagenet"]) for f in fa] == [f.relative_to(b["imagenet"]) for f in fb]
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(fa, fb))
+    mtimes = [f.stat().st_mtime_ns for f in fa]
+    again = datasets.ensure_default_dataset(tmp_path / "a", n_imagenet=5, n_large=0,
+                                            progress=False)
+    assert again == a
+    assert [f.stat().st_mtime_ns for f in fa] == mtimes          # not regenerated
+
+
+def test_half_written_dataset_is_never_reused(tmp_path):
+    ds = datasets.ensure_default_dataset(tmp_path, n_imagenet=4, n_large=0, progress=False)
+    victim = sorted(pathlib.Path(ds["imagenet"]).rglob("*.jpg"))[0]
+    victim.write_bytes(victim.read_bytes()[:100])                # truncated by a crash
+    ds2 = datasets.ensure_default_dataset(tmp_path, n_imagenet=4, n_large=0, progress=False)
+    assert ds2 == ds
+    with Image.open(victim) as im:
+        im.load()                                                # whole again
+    # a folder with the final name but no manifest is regenerated, too
+    os.remove(ds["manifest"])
+    ds3 = datasets.ensure_default_dataset(tmp_path, n_imagenet=4, n_large=0, progress=False)
+    assert os.path.isfile(ds3["manifest"])
+    # a killed generator's temporary folder is cleaned up, never used
+    stale = tmp_path / ".tmp-default-v1-s0-in4-lg0-999999999-1"
+    stale.mkdir()
+    datasets.ensure_default_dataset(tmp_path, n_imagenet=3, n_large=0, progress=False)
+    assert not stale.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_large_set_is_6_to_12_megapixels(tmp_path):
+    ds = datasets.ensure_default_dataset(tmp_path, n_imagenet=0, n_large=1, progress=False)
+    assert ds["imagenet"] is None
+    (f,) = pathlib.Path(ds["large"]).glob("*.jpg")
+    with Image.open(f) as im:
+        assert 6e6 <= im.width * im.height <= 12e6
+    assert "Large photos: 1 JPEGs" in datasets.describe_dataset(ds)
+
+
+def test_dataset_arguments_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="not both 0"):
+        datasets.ensure_default_dataset(tmp_path, n_imagenet=0, n_large=0)
+    with pytest.raises(ValueError):
+        datasets.ensure_default_dataset(tmp_path, n_imagenet=-1)
+    assert bench.bench_main(["--cache-dir", str(tmp_path), "--n-imagenet", "0",
+                             "--n-large", "0", "--no-progress"]) == 2
