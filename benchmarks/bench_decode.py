@@ -1,0 +1,133 @@
+"""The decode benchmark of issue 2, section 7 (not a timed test).
+
+Throughput in images/s on the generated default dataset (the ImageNet-like
+set and the 6-12 MP set, see fastseq.datasets), at 1 thread and at all
+threads, for 224x224 uint8 RGB bilinear output, against:
+
+* Pillow per image in a Python loop (what Keras' ``load_img`` does);
+* PyTurboJPEG (``TurboJPEG().decode``) with a Pillow resize in a thread pool;
+* the bare full-size libjpeg-turbo decode on the same threads, no resize
+  (``fastseq.core.bare_decode``: the practical limit).
+
+It prints the measured table, then each target of section 7 as a ratio
+measured in this one run, with PASS or MISS.  Every loader runs in its own
+process, after a warm-up, rounds alternating between loaders, median of the
+rounds (see fastseq.bench)::
+
+    python benchmarks/bench_decode.py [--rounds 5] [--json FILE] [--plot FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+try:
+    import fastseq  # noqa: F401
+except ImportError:     # run from a checkout built in place
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import fastseq  # noqa: E402
+from fastseq import bench, datasets  # noqa: E402
+
+SIZE = (224, 224)
+
+
+def targets(result):
+    """[(description, measured ratio or None, minimum)] for section 7."""
+    n = result["settings"]["threads"]
+    rows = {sr["name"]: {r["loader"]: r["images_per_s"] for r in sr["results"]}
+            for sr in result["sets"]}
+
+    def ratio(set_name, a, b):
+        s = rows.get(set_name, {})
+        return s[a] / s[b] if s.get(a) and s.get(b) else None
+
+    t = "thread" if n == 1 else "threads"
+    out = [
+        (f"ImageNet-like: fastseq / bare decode, {n} {t}",
+         ratio("imagenet", f"fastseq@{n}", f"bare@{n}"), 0.9),
+    ]
+    if n != 1:
+        out.append(("ImageNet-like: fastseq / bare decode, 1 thread",
+                    ratio("imagenet", "fastseq@1", "bare@1"), 0.9))
+    out += [
+        (f"ImageNet-like: fastseq ({n} {t}) / Pillow per image",
+         ratio("imagenet", f"fastseq@{n}", "pillow"), 2.2),
+        (f"6-12 MP: fastseq ({n} {t}) / Pillow per image",
+         ratio("large", f"fastseq@{n}", "pillow"), 3.0),
+    ]
+    if n != 1:
+        out += [
+            (f"ImageNet-like: fastseq {n} threads / 1 thread",
+             ratio("imagenet", f"fastseq@{n}", "fastseq@1"), 1.8),
+            (f"6-12 MP: fastseq {n} threads / 1 thread",
+             ratio("large", f"fastseq@{n}", "fastseq@1"), 1.8),
+        ]
+    return out
+
+
+def format_targets(result):
+    rows = targets(result)
+    width = max(len(d) for d, _, _ in rows)
+    lines = [f"Targets (issue 2, section 7), {SIZE[0]}x{SIZE[1]} uint8, ratios from this run:",
+             f"  {'target':<{width}}  {'measured':>9}  {'needs':>7}  result"]
+    for desc, got, need in rows:
+        verdict = "n/a" if got is None else ("PASS" if got >= need else "MISS")
+        lines.append(f"  {desc:<{width}}  {bench._fmt(got, '.2f') + 'x':>9}  "
+                     f"{'>= ' + format(need, '.1f') + 'x':>7}  {verdict}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2, help="warm-up batches per loader")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=None, help="default: all usable cores")
+    p.add_argument("--n-imagenet", type=int, default=datasets.DEFAULT_N_IMAGENET)
+    p.add_argument("--n-large", type=int, default=datasets.DEFAULT_N_LARGE)
+    p.add_argument("--limit", type=int, default=None, help="at most N images per set")
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--json", metavar="FILE")
+    p.add_argument("--plot", metavar="FILE")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    a = p.parse_args(argv)
+    threads = a.threads or fastseq.get_num_threads()
+    progress = not a.no_progress
+
+    ds = datasets.ensure_default_dataset(a.cache_dir, n_imagenet=a.n_imagenet,
+                                         n_large=a.n_large, progress=progress)
+    lines = datasets.describe_dataset(ds).splitlines()
+    sets = []
+    for name, title in (("imagenet", "ImageNet-like"), ("large", "Large 6-12 MP")):
+        if ds[name]:
+            items = bench._subsample(bench.list_images(ds[name]), a.limit)
+            desc = next((l for l in lines if l.startswith(title.split()[0])), "")
+            sets.append(dict(name=name, title=title, path=ds[name], description=desc,
+                             items=items))
+    loaders = f"fastseq@{threads},fastseq@1,pillow,turbojpeg@{threads},turbojpeg@1," \
+              f"bare@{threads},bare@1"
+    result = bench.run_benchmark(sets, size=SIZE, batch_size=a.batch_size, threads=threads,
+                                 loaders=loaders, rounds=a.rounds, warmup=a.warmup,
+                                 interpolation="bilinear", progress=progress)
+    print(bench.format_report(result))
+    print()
+    print(format_targets(result))
+    result["targets"] = [dict(target=d, measured=m, minimum=n,
+                              result=None if m is None else ("PASS" if m >= n else "MISS"))
+                         for d, m, n in targets(result)]
+    if a.json:
+        bench.write_json(result, a.json)
+    if a.plot:
+        bench.plot_results(result, a.plot)
+    if result["interrupted"]:
+        return 130
+    missed = any(t["result"] == "MISS" for t in result["targets"])
+    return 1 if (a.strict and missed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
