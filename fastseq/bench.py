@@ -102,8 +102,9 @@ SCHEMA = "fastseq-bench/1"
 #: File extensions every compared loader reads (the Keras loaders list
 #: files by extension; these four are the ones both accept and decode).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-#: Set by tests to make loaders' modules unimportable in the workers
-#: (comma-separated module names, e.g. "turbojpeg").
+#: Set by tests to make modules unimportable (comma-separated names, e.g.
+#: "turbojpeg,tensorflow"): in the loader workers, and "fastseq.fitbench"
+#: for --fit.  It simulates a peer that is not installed.
 HIDE_ENV = "FASTSEQ_BENCH_HIDE_MODULES"
 
 
@@ -508,8 +509,8 @@ def _worker_main(conn, cfg):
     log = os.open(cfg["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
-    sys.stdout = open(1, "w", closefd=False)
-    sys.stderr = open(2, "w", closefd=False)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
     _hide_modules()
     try:
         loader = _LOADER_CLASSES[cfg["name"]](cfg)
@@ -1173,6 +1174,8 @@ def _sets_from_args(a, progress):
 
 def _run_fit(data_dir, size, a, progress):
     try:
+        if "fastseq.fitbench" in os.environ.get(HIDE_ENV, "").split(","):
+            raise ImportError("hidden by " + HIDE_ENV)
         from fastseq.fitbench import run_fit_benchmark
     except ImportError as e:
         return dict(status="skipped", note=f"fastseq.fitbench is not available ({e})",

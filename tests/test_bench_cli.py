@@ -433,3 +433,40 @@ def test_dataset_arguments_are_checked(tmp_path):
         datasets.ensure_default_dataset(tmp_path, n_imagenet=-1)
     assert bench.bench_main(["--cache-dir", str(tmp_path), "--n-imagenet", "0",
                              "--n-large", "0", "--no-progress"]) == 2
+
+
+def test_fit_is_skipped_with_a_note_when_fitbench_is_missing(cache, tmp_path):
+    js = tmp_path / "f.json"
+    proc = run_cli("bench", "--cache-dir", cache, *TINY, "--loaders", "fastseq", "--fit",
+                   "--json", js, **{bench.HIDE_ENV: "fastseq.fitbench"})
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "model.fit benchmark skipped: fastseq.fitbench is not available" in proc.stdout
+    fit = json.loads(js.read_text())["fit"]
+    assert fit["status"] == "skipped" and fit["result"] is None and fit["note"]
+
+
+def test_fit_calls_run_fit_benchmark_with_the_documented_signature(cache, monkeypatch, capsys):
+    import types
+
+    calls = []
+
+    def run_fit_benchmark(data_dir, *, size, batch_size, epochs, progress):
+        calls.append(dict(data_dir=data_dir, size=size, batch_size=batch_size,
+                          epochs=epochs, progress=progress))
+        return {"fastseq": {"seconds_per_epoch": 1.5}, "keras-idg": {"seconds_per_epoch": 6.0}}
+
+    fake = types.ModuleType("fastseq.fitbench")
+    fake.run_fit_benchmark = run_fit_benchmark
+    monkeypatch.setitem(sys.modules, "fastseq.fitbench", fake)
+    monkeypatch.delenv(bench.HIDE_ENV, raising=False)
+    rc = bench.bench_main(["--cache-dir", str(cache), *TINY, "--loaders", "fastseq",
+                           "--fit", "--epochs", "3", "--size", "96x128"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    (call,) = calls
+    assert call["data_dir"].endswith("imagenet") and os.path.isdir(call["data_dir"])
+    assert call == dict(data_dir=call["data_dir"], size=(96, 128), batch_size=4, epochs=3,
+                        progress=False)
+    assert "model.fit benchmark (seconds per epoch):" in out
+    assert "keras-idg:" in out and "seconds_per_epoch: 6" in out
