@@ -363,14 +363,26 @@ def test_numpy_iterator_batches_are_independent(files):
     np.testing.assert_array_equal(np.concatenate(got), ref_images(paths) * np.float32(1 / 255))
 
 
+def _aligned_empty(shape, align=64):
+    nbytes = int(np.prod(shape)) * 4
+    raw = np.empty(nbytes + align, np.uint8)
+    start = (-raw.ctypes.data) % align
+    return raw[start:start + nbytes].view(np.float32).reshape(shape)
+
+
 class _ReusesBuffers(fastseq.ImageSequence):
     """A deliberately unsafe loader: two preallocated batches, reused in
-    turn (what a naive ring buffer smaller than the queues would do)."""
+    turn (what a naive ring buffer smaller than the queues would do).
+
+    The buffers are 64-byte aligned because TensorFlow then wraps a numpy
+    array returned by the generator without copying it (observed with TF
+    2.21); with ordinary allocations that happens only for the ones that
+    happen to be aligned, which is what makes such a bug intermittent.
+    """
 
     def load_images(self, indexes):
         if not hasattr(self, "_ring"):
-            self._ring = [np.empty((self.batch_size, *self.dim, 3), np.float32)
-                          for _ in range(2)]
+            self._ring = [_aligned_empty((self.batch_size, *self.dim, 3)) for _ in range(2)]
             self._turn = 0
         self._turn += 1
         out = self._ring[self._turn % 2][:len(indexes)]
