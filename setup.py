@@ -1,10 +1,24 @@
 """Build script for fastseq's native extension.
 
-libjpeg-turbo is found with pkg-config (``libjpeg``), or taken from the
-environment: ``FASTSEQ_JPEG_INCLUDE`` / ``FASTSEQ_JPEG_LIBDIR`` (directories)
-and ``FASTSEQ_JPEG_LIBS`` (space-separated library names, default ``jpeg``).
-It is linked dynamically: a wheel carries the library via ``auditwheel
-repair`` (see tools/build_wheel.sh).
+fastseq links libjpeg-turbo (the libjpeg API).  Where it comes from, in order:
+
+``FASTSEQ_JPEG_STATIC=/prefix/lib/libjpeg.a``
+    Link this static archive into the extension (it must be built with
+    -fPIC; tools/build_libjpeg_turbo.sh makes one).  Headers are taken from
+    ``FASTSEQ_JPEG_INCLUDE``, or else from ``/prefix/include``.  This is how
+    the published wheels are built: they need no libjpeg at run time.
+``FASTSEQ_JPEG_INCLUDE`` / ``FASTSEQ_JPEG_LIBDIR`` / ``FASTSEQ_JPEG_LIBS``
+    Directories holding jpeglib.h and the library, and the space-separated
+    library names (default ``jpeg``).  Linked dynamically.
+otherwise
+    pkg-config ``libjpeg``, then the compiler's default paths.  Linked
+    dynamically; ``auditwheel repair`` / ``delocate`` then copy the library
+    into the wheel (see tools/build_wheel.sh).
+
+The libjpeg-turbo lookup and the Cython step run when the extension is built
+(``build_ext``), not when this file is loaded, so that an sdist or the
+project metadata can be made on a machine without libjpeg-turbo or numpy.
+A missing jpeglib.h stops the build with instructions (see ``_missing``).
 """
 import os
 import shlex
@@ -12,6 +26,17 @@ import subprocess
 import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext as _build_ext
+
+ENV_VARS = ("FASTSEQ_JPEG_STATIC", "FASTSEQ_JPEG_INCLUDE", "FASTSEQ_JPEG_LIBDIR",
+            "FASTSEQ_JPEG_LIBS")
+
+# The C sources of the extension (besides fastseq/_core.pyx).
+CSRC = ["csrc/jpeg_decode.c", "csrc/resample.c", "csrc/pool.c", "csrc/batch.c"]
+
+# Where compilers look for headers when no directory is given.
+DEFAULT_INCLUDE_DIRS = ["/usr/include", "/usr/local/include",
+                        "/opt/homebrew/include", "/opt/libjpeg-turbo/include"]
 
 
 def _pkg_config(*args):
@@ -23,57 +48,120 @@ def _pkg_config(*args):
     return shlex.split(out)
 
 
+def _missing(what):
+    """Stop the build with instructions for getting libjpeg-turbo."""
+    sys.stderr.write(
+        "\n"
+        f"fastseq: {what}\n"
+        "  fastseq is built against libjpeg-turbo (the libjpeg API: jpeglib.h\n"
+        "  and libjpeg).  Install it, then build again:\n"
+        "    Debian/Ubuntu: apt-get install libjpeg62-turbo-dev (or libjpeg-turbo8-dev)\n"
+        "    Fedora/RHEL:   dnf install libjpeg-turbo-devel\n"
+        "    macOS:         brew install jpeg-turbo\n"
+        "  or point the build at an installation with environment variables:\n"
+        "    FASTSEQ_JPEG_INCLUDE=/path/include FASTSEQ_JPEG_LIBDIR=/path/lib pip install .\n"
+        "    (FASTSEQ_JPEG_LIBS='jpeg' names the library; FASTSEQ_JPEG_STATIC=/path/lib/libjpeg.a\n"
+        "    links a static, -fPIC libjpeg-turbo, see tools/build_libjpeg_turbo.sh)\n"
+        "  Prebuilt wheels (pip install fastseq) need none of this.\n\n")
+    raise SystemExit(1)
+
+
+def _has_header(d):
+    return os.path.isfile(os.path.join(d, "jpeglib.h"))
+
+
 def _jpeg_config():
+    """(include_dirs, library_dirs, libraries, extra_objects) for libjpeg-turbo."""
+    static = os.environ.get("FASTSEQ_JPEG_STATIC")
     inc = os.environ.get("FASTSEQ_JPEG_INCLUDE")
+    if static:
+        if not os.path.isfile(static):
+            _missing(f"FASTSEQ_JPEG_STATIC={static} is not a file.")
+        if not inc:
+            inc = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(static))),
+                               "include")
+        if not _has_header(inc):
+            _missing(f"cannot find jpeglib.h in {inc} (the headers for "
+                     f"FASTSEQ_JPEG_STATIC={static}; set FASTSEQ_JPEG_INCLUDE).")
+        return [inc], [], [], [static]
+
     libdir = os.environ.get("FASTSEQ_JPEG_LIBDIR")
     libs = os.environ.get("FASTSEQ_JPEG_LIBS", "jpeg").split()
-    include_dirs, library_dirs = [], []
     if inc or libdir:
         include_dirs = [inc] if inc else []
         library_dirs = [libdir] if libdir else []
+        if inc and not _has_header(inc):
+            # An explicit directory is a promise: do not fall back silently.
+            _missing(f"cannot find libjpeg-turbo's header jpeglib.h in "
+                     f"FASTSEQ_JPEG_INCLUDE={inc}.")
     else:
+        include_dirs, library_dirs = [], []
         cflags = _pkg_config("--cflags")
         ldflags = _pkg_config("--libs")
         if cflags is not None:
             include_dirs = [f[2:] for f in cflags if f.startswith("-I")]
         if ldflags is not None:
             library_dirs = [f[2:] for f in ldflags if f.startswith("-L")]
-            found = [f[2:] for f in ldflags if f.startswith("-l")]
-            libs = found or libs
-    _check_header(include_dirs)
-    return include_dirs, library_dirs, libs
+            libs = [f[2:] for f in ldflags if f.startswith("-l")] or libs
+    if not any(_has_header(d) for d in include_dirs + DEFAULT_INCLUDE_DIRS):
+        if not os.environ.get("FASTSEQ_SKIP_HEADER_CHECK"):
+            _missing("cannot find libjpeg-turbo's header jpeglib.h.")
+    return include_dirs, library_dirs, libs, []
 
 
-def _check_header(include_dirs):
-    """Fail early, with instructions, when jpeglib.h cannot be found."""
-    candidates = list(include_dirs) + ["/usr/include", "/usr/local/include",
-                                       "/opt/homebrew/include",
-                                       "/opt/libjpeg-turbo/include"]
-    if any(os.path.exists(os.path.join(d, "jpeglib.h")) for d in candidates):
-        return
-    if os.environ.get("FASTSEQ_SKIP_HEADER_CHECK"):
-        return
-    sys.stderr.write(
-        "\n"
-        "fastseq: cannot find libjpeg-turbo's header jpeglib.h.\n"
-        "  fastseq is built against libjpeg-turbo (the libjpeg API).\n"
-        "  Install it, then build again:\n"
-        "    Debian/Ubuntu: apt-get install libjpeg62-turbo-dev (or libjpeg-turbo8-dev)\n"
-        "    Fedora/RHEL:   dnf install libjpeg-turbo-devel\n"
-        "    macOS:         brew install jpeg-turbo\n"
-        "  or point the build at an installation:\n"
-        "    FASTSEQ_JPEG_INCLUDE=/path/include FASTSEQ_JPEG_LIBDIR=/path/lib pip install .\n"
-        "  Prebuilt wheels (pip install fastseq) need none of this.\n\n")
-    raise SystemExit(1)
-
-
-def extensions():
+def _configure(ext):
+    """Fill in libjpeg-turbo and numpy, and turn the .pyx into C, in place."""
+    include_dirs, library_dirs, libs, extra_objects = _jpeg_config()
     import numpy
     from Cython.Build import cythonize
 
-    include_dirs, library_dirs, libs = _jpeg_config()
-    csrc = ["csrc/jpeg_decode.c", "csrc/resample.c", "csrc/pool.c",
-            "csrc/batch.c"]
+    ext.include_dirs = ["csrc", numpy.get_include()] + include_dirs
+    ext.library_dirs = library_dirs
+    ext.libraries = libs
+    ext.extra_objects = extra_objects
+    if extra_objects and sys.platform.startswith("linux"):
+        # Keep the static libjpeg's symbols private to the extension.
+        ext.extra_link_args = ext.extra_link_args + ["-Wl,--exclude-libs,ALL"]
+    (c_ext,) = cythonize([ext], language_level=3, quiet=True,
+                         compiler_directives={"boundscheck": False,
+                                              "wraparound": False,
+                                              "cdivision": True,
+                                              "embedsignature": True})
+    ext.sources = c_ext.sources
+    ext.depends = sorted(set(ext.depends) | set(getattr(c_ext, "depends", [])))
+
+
+def _static_notices():
+    """libjpeg-turbo's licence files, to ship in a wheel that embeds it
+    statically (its IJG and BSD-style licences ask for the notice)."""
+    static = os.environ.get("FASTSEQ_JPEG_STATIC")
+    if not static:
+        return []
+    prefix = os.path.dirname(os.path.dirname(os.path.abspath(static)))
+    docdir = os.environ.get("FASTSEQ_JPEG_LICENSE_DIR",
+                            os.path.join(prefix, "share", "doc", "libjpeg-turbo"))
+    found = [os.path.join(docdir, n) for n in ("LICENSE.md", "README.ijg")
+             if os.path.isfile(os.path.join(docdir, n))]
+    if not found:
+        sys.stderr.write(f"fastseq: warning: no libjpeg-turbo LICENSE.md in {docdir}; "
+                         "the wheel will not carry its licence notice\n")
+    return found
+
+
+class build_ext(_build_ext):
+    def run(self):
+        for ext in self.extensions:
+            _configure(ext)
+        super().run()
+        if not self.inplace:
+            import shutil
+            dest = os.path.join(self.build_lib, "fastseq", "_vendor", "libjpeg-turbo")
+            for path in _static_notices():
+                os.makedirs(dest, exist_ok=True)
+                shutil.copy(path, dest)
+
+
+def extensions():
     if sys.platform == "win32":
         extra_compile_args = ["/O2"]
         extra_link_args = []
@@ -81,21 +169,15 @@ def extensions():
         extra_compile_args = ["-O3", "-std=gnu11", "-ffp-contract=off",
                               "-fvisibility=hidden", "-Wall", "-Wno-unused-function"]
         extra_link_args = ["-pthread"]
-    ext = Extension(
+    return [Extension(
         "fastseq._core",
-        sources=["fastseq/_core.pyx"] + csrc,
-        include_dirs=["csrc", numpy.get_include()] + include_dirs,
-        library_dirs=library_dirs,
-        libraries=libs,
+        sources=["fastseq/_core.pyx"] + CSRC,
+        depends=["fastseq/fscore.pxd"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=extra_compile_args,
         extra_link_args=extra_link_args,
-    )
-    return cythonize([ext], language_level=3,
-                     compiler_directives={"boundscheck": False,
-                                          "wraparound": False,
-                                          "cdivision": True,
-                                          "embedsignature": True})
+    )]
 
 
-setup(ext_modules=extensions())
+if __name__ == "__main__":
+    setup(ext_modules=extensions(), cmdclass={"build_ext": build_ext})
