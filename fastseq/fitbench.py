@@ -1,0 +1,416 @@
+"""The ``model.fit`` benchmark: seconds per epoch of an input-bound model fed
+by fastseq and by the usual Keras loaders, plus two floors.
+
+Every loader trains the same small model (one strided convolution, global
+average pooling and a dense softmax layer) on the same class folders, with
+the same batch size, image size and bilinear resampling, one after the
+other in this process.  Epoch 1 (tracing, warm-up, caches) is excluded; the
+figure is the mean of the remaining epochs.
+
+Loaders (names for ``loaders=``):
+
+``fastseq``
+    ``fastseq.ImageDataGenerator(rescale=1/255).flow_from_directory(...)``.
+``fastseq_sequence``
+    ``fastseq.ImageSequence(paths, labels, ...)``.
+``seed_pil_w1``, ``seed_pil_w2``
+    The hand-written ``keras.utils.Sequence`` of the tutorials (one
+    ``PIL.Image.open(...).convert("RGB").resize(...)`` per image) with
+    ``workers=1`` and with ``workers=2`` threads.
+``keras_legacy``
+    Keras' own ``keras.src.legacy.preprocessing.image.ImageDataGenerator``.
+``tf_dataset``
+    ``keras.utils.image_dataset_from_directory`` with AUTOTUNE prefetch.
+
+Floors (always measured): ``model_only``, the model on batches already in
+memory as a ``tf.data`` dataset (no loading at all); ``ready_batches``, a
+``PyDataset`` whose ``__getitem__`` returns ready-made numpy batches (the
+Keras adapter's own per-batch cost, with no decoding).  On a 2-core machine
+the loader and the training step share the cores, so these bound what any
+loader can reach.
+
+Imports Keras only when called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import platform
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+__all__ = ["run_fit_benchmark", "run_listing_benchmark", "LOADERS", "format_fit_table"]
+
+#: Loader names and one-line descriptions, in the order they run.
+LOADERS = {
+    "fastseq": "fastseq.ImageDataGenerator().flow_from_directory",
+    "fastseq_sequence": "fastseq.ImageSequence",
+    "seed_pil_w1": "seed's PIL Sequence, workers=1",
+    "seed_pil_w2": "seed's PIL Sequence, workers=2 threads",
+    "keras_legacy": "Keras legacy ImageDataGenerator().flow_from_directory",
+    "tf_dataset": "keras.utils.image_dataset_from_directory + AUTOTUNE prefetch",
+}
+FLOORS = {
+    "model_only": "floor: model alone on cached tensors",
+    "ready_batches": "floor: PyDataset returning ready-made batches",
+}
+_N_CACHED_BATCHES = 8
+
+
+def _list_class_folders(data_dir: str) -> tuple[list[str], list[int], list[str]]:
+    from fastseq import _listing
+
+    classes = _listing.list_classes(data_dir)
+    names, ids = _listing.list_directory(data_dir, classes)
+    return [os.path.join(data_dir, n) for n in names], ids, classes
+
+
+def _build_model(size: tuple[int, int], n_classes: int):
+    import keras
+
+    model = keras.Sequential([
+        keras.Input((size[0], size[1], 3)),
+        keras.layers.Conv2D(8, 3, strides=4, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(n_classes, activation="softmax"),
+    ])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    return model
+
+
+def _seed_sequence_class():
+    """The tutorials' custom generator, as users write it today."""
+    import keras
+    from PIL import Image
+
+    class SeedPILSequence(keras.utils.Sequence):
+        def __init__(self, list_IDs, labels, batch_size=32, dim=(224, 224), n_channels=3,
+                     n_classes=10, shuffle=True, **kwargs):
+            super().__init__(**kwargs)
+            self.dim = dim
+            self.batch_size = batch_size
+            self.labels = labels
+            self.list_IDs = list_IDs
+            self.n_channels = n_channels
+            self.n_classes = n_classes
+            self.shuffle = shuffle
+            self.on_epoch_end()
+
+        def __len__(self):
+            return int(np.ceil(len(self.list_IDs) / self.batch_size))
+
+        def __getitem__(self, index):
+            indexes = self.indexes[index * self.batch_size:(index + 1) * self.batch_size]
+            list_IDs_temp = [self.list_IDs[k] for k in indexes]
+            return self.__data_generation(list_IDs_temp)
+
+        def on_epoch_end(self):
+            self.indexes = np.arange(len(self.list_IDs))
+            if self.shuffle:
+                np.random.shuffle(self.indexes)
+
+        def __data_generation(self, list_IDs_temp):
+            X = np.empty((len(list_IDs_temp), *self.dim, self.n_channels), dtype=np.float32)
+            y = np.empty((len(list_IDs_temp)), dtype=int)
+            for i, ID in enumerate(list_IDs_temp):
+                with Image.open(ID) as img:
+                    img = img.convert("RGB").resize((self.dim[1], self.dim[0]),
+                                                    Image.BILINEAR)
+                    X[i, ] = np.asarray(img, dtype=np.float32) / 255.0
+                y[i] = self.labels[ID]
+            return X, keras.utils.to_categorical(y, num_classes=self.n_classes)
+
+    return SeedPILSequence
+
+
+class _EpochTimer:
+    def __init__(self):
+        import keras
+
+        timer = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                timer._t0 = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                timer.seconds.append(time.perf_counter() - timer._t0)
+
+        self.seconds: list[float] = []
+        self.callback = Callback()
+
+
+def _make_loader(name: str, data_dir: str, size: tuple[int, int], batch_size: int,
+                 paths: list[str], ids: list[int], n_classes: int, cached):
+    import keras
+
+    import fastseq
+
+    quiet = contextlib.redirect_stdout(io.StringIO())   # the "Found N images" lines
+    if name == "fastseq":
+        with quiet:
+            return fastseq.ImageDataGenerator(rescale=1 / 255).flow_from_directory(
+                data_dir, target_size=size, batch_size=batch_size, class_mode="categorical",
+                shuffle=True, interpolation="bilinear")
+    if name == "fastseq_sequence":
+        return fastseq.ImageSequence(paths, ids, batch_size=batch_size, dim=size,
+                                     n_classes=n_classes, shuffle=True)
+    if name in ("seed_pil_w1", "seed_pil_w2"):
+        labels = dict(zip(paths, ids))
+        return _seed_sequence_class()(paths, labels, batch_size=batch_size, dim=size,
+                                      n_channels=3, n_classes=n_classes, shuffle=True,
+                                      workers=1 if name == "seed_pil_w1" else 2)
+    if name == "keras_legacy":
+        from keras.src.legacy.preprocessing.image import ImageDataGenerator
+
+        with quiet:
+            return ImageDataGenerator(rescale=1 / 255).flow_from_directory(
+                data_dir, target_size=size, batch_size=batch_size, class_mode="categorical",
+                shuffle=True, interpolation="bilinear")
+    if name == "tf_dataset":
+        import tensorflow as tf
+
+        with quiet:
+            ds = keras.utils.image_dataset_from_directory(
+                data_dir, image_size=size, batch_size=batch_size, label_mode="categorical",
+                shuffle=True, interpolation="bilinear", verbose=False)
+        return ds.map(lambda x, y: (x / 255.0, y)).prefetch(tf.data.AUTOTUNE)
+    if name == "model_only":
+        import tensorflow as tf
+
+        xs, ys = cached
+        steps = math.ceil(len(paths) / batch_size)
+        return (tf.data.Dataset.from_tensor_slices((xs, ys)).repeat()
+                .take(steps).prefetch(tf.data.AUTOTUNE))
+    if name == "ready_batches":
+        xs, ys = cached
+        steps = math.ceil(len(paths) / batch_size)
+
+        class ReadyBatches(keras.utils.PyDataset):
+            def __len__(self):
+                return steps
+
+            def __getitem__(self, index):
+                if not 0 <= index < steps:
+                    raise IndexError(index)
+                k = index % len(xs)
+                return xs[k], ys[k]
+
+        return ReadyBatches()
+    raise ValueError(f"unknown loader {name!r}")
+
+
+def _cached_batches(paths: list[str], ids: list[int], n_classes: int,
+                    size: tuple[int, int], batch_size: int):
+    """A few real batches decoded once, reused by the floors."""
+    import fastseq
+
+    n = min(_N_CACHED_BATCHES, math.ceil(len(paths) / batch_size))
+    xs = np.empty((n, batch_size, size[0], size[1], 3), np.float32)
+    ys = np.zeros((n, batch_size, n_classes), np.float32)
+    for k in range(n):
+        sel = [(k * batch_size + i) % len(paths) for i in range(batch_size)]
+        fastseq.load_batch([paths[i] for i in sel], size, out=xs[k], dtype="float32",
+                           rescale=1 / 255)
+        ys[k, np.arange(batch_size), [ids[i] for i in sel]] = 1.0
+    return xs, ys
+
+
+def _versions() -> dict:
+    import keras
+    import PIL
+
+    import fastseq
+
+    out = {"fastseq": fastseq.__version__, "keras": keras.__version__,
+           "numpy": np.__version__, "pillow": PIL.__version__,
+           "python": platform.python_version()}
+    try:
+        import tensorflow as tf
+
+        out["tensorflow"] = tf.__version__
+    except ImportError:
+        pass
+    out["libjpeg_turbo"] = fastseq.info().get("libjpeg_turbo")
+    return out
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
+                      batch_size: int = 32, epochs: int = 3,
+                      loaders: list[str] | None = None,
+                      progress: bool = True) -> dict:
+    """Seconds per epoch of ``model.fit`` fed by each loader, and two floors.
+
+    Parameters
+    ----------
+    data_dir : a folder of class subfolders of images (flow_from_directory
+        layout).
+    size : output image side (or a (height, width) pair).
+    batch_size : samples per batch, for every loader.
+    epochs : epochs per loader, at least 2; epoch 1 is excluded from the
+        figures.
+    loaders : names from :data:`LOADERS` (default: all, in that order).
+    progress : print one line per loader to stderr as it finishes.
+
+    Returns
+    -------
+    A JSON-serialisable dict::
+
+        {
+          "data_dir": str, "n_images": int, "n_classes": int,
+          "size": [height, width], "batch_size": int, "epochs": int,
+          "steps_per_epoch": int, "cpus": int,
+          "model": str,              # the model trained
+          "versions": {package: version},
+          "loaders": {name: {        # in run order
+              "description": str,
+              "seconds_per_epoch": float,   # mean of epochs 2..epochs
+              "images_per_s": float,
+              "epoch_seconds": [float, ...] # every epoch, epoch 1 included
+          }},
+          "floors": {"model_only": {...same keys...},
+                     "ready_batches": {...same keys...}},
+          "speedup": {               # fastseq's advantage, as ratios of
+              "vs_seed_pil_w1": float | None,   # seconds per epoch measured
+              "vs_seed_pil_w2": float | None,   # in this run: other / fastseq
+              "vs_keras_legacy": float | None,
+              "vs_tf_dataset": float | None
+          }
+        }
+    """
+    if isinstance(size, (int, np.integer)):
+        size_hw = (int(size), int(size))
+    else:
+        size_hw = tuple(int(v) for v in size)
+        if len(size_hw) != 2:
+            raise ValueError(f"size must be an int or a (height, width) pair, got {size!r}")
+    if epochs < 2:
+        raise ValueError("epochs must be at least 2 (epoch 1 is excluded)")
+    names = list(LOADERS) if loaders is None else list(loaders)
+    unknown = [n for n in names if n not in LOADERS]
+    if unknown:
+        raise ValueError(f"unknown loader(s) {unknown}; choose from {list(LOADERS)}")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    paths, ids, classes = _list_class_folders(data_dir)
+    if not paths:
+        raise ValueError(f"no images in class folders under {data_dir!r}")
+    n_classes = len(classes)
+    steps = math.ceil(len(paths) / batch_size)
+    cached = _cached_batches(paths, ids, n_classes, size_hw, batch_size)
+
+    def measure(name: str, description: str) -> dict:
+        keras.utils.set_random_seed(0)
+        data = _make_loader(name, data_dir, size_hw, batch_size, paths, ids, n_classes, cached)
+        model = _build_model(size_hw, n_classes)
+        timer = _EpochTimer()
+        # fit's shuffle only reorders PyDataset batches; tf.data input warns.
+        model.fit(data, epochs=epochs, verbose=0, callbacks=[timer.callback],
+                  shuffle=name not in ("tf_dataset", "model_only"))
+        later = timer.seconds[1:]
+        spe = sum(later) / len(later)
+        row = dict(description=description, seconds_per_epoch=spe,
+                   images_per_s=len(paths) / spe, epoch_seconds=timer.seconds)
+        if progress:
+            print(f"  {name:<17} {spe:7.3f} s/epoch  ({row['images_per_s']:7.1f} images/s)"
+                  f"  {description}", file=sys.stderr, flush=True)
+        del model, data
+        keras.backend.clear_session()
+        return row
+
+    result: dict[str, Any] = dict(
+        data_dir=os.path.abspath(data_dir), n_images=len(paths), n_classes=n_classes,
+        size=list(size_hw), batch_size=batch_size, epochs=epochs, steps_per_epoch=steps,
+        cpus=_cpus(),
+        model=f"Conv2D(8, 3, strides=4, relu) -> GlobalAveragePooling2D -> "
+              f"Dense({n_classes}, softmax) on {size_hw[0]}x{size_hw[1]}x3, SGD",
+        versions=_versions(), loaders={}, floors={}, speedup={})
+    if progress:
+        print(f"model.fit benchmark: {len(paths)} images, {n_classes} classes, "
+              f"{size_hw[0]}x{size_hw[1]}, batch {batch_size}, {epochs} epochs "
+              f"(epoch 1 excluded), {result['cpus']} CPUs", file=sys.stderr, flush=True)
+    for name, description in FLOORS.items():
+        result["floors"][name] = measure(name, description)
+    for name in names:
+        result["loaders"][name] = measure(name, LOADERS[name])
+    ours = result["loaders"].get("fastseq", {}).get("seconds_per_epoch")
+    for other in ("seed_pil_w1", "seed_pil_w2", "keras_legacy", "tf_dataset"):
+        theirs = result["loaders"].get(other, {}).get("seconds_per_epoch")
+        result["speedup"][f"vs_{other}"] = (theirs / ours) if ours and theirs else None
+    return result
+
+
+def format_fit_table(result: dict) -> str:
+    """A Markdown table of a :func:`run_fit_benchmark` result."""
+    rows = [("loader", "s/epoch", "images/s", "vs fastseq")]
+    ours = result["loaders"].get("fastseq", {}).get("seconds_per_epoch")
+    for group in ("loaders", "floors"):
+        for name, r in result[group].items():
+            desc = LOADERS.get(name) or FLOORS.get(name, name)
+            rel = f"{r['seconds_per_epoch'] / ours:.2f}x" if ours else "-"
+            rows.append((desc, f"{r['seconds_per_epoch']:.3f}", f"{r['images_per_s']:.0f}", rel))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(rows[0], widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows[1:]]
+    return "\n".join(lines)
+
+
+def run_listing_benchmark(n_files: int = 100_000, n_classes: int = 10,
+                          root: str | None = None, progress: bool = True) -> dict:
+    """Seconds to list a folder tree of `n_files` (empty) ``.jpg`` files in
+    `n_classes` class folders: fastseq's ``DirectoryIterator`` against Keras'
+    legacy one (best of 3 each, "Found ..." output suppressed).
+
+    Returns ``{"n_files", "n_classes", "fastseq_s", "keras_legacy_s",
+    "speedup"}``.  The tree is created in a temporary folder under `root`
+    (default: the system's) and removed afterwards.
+    """
+    import shutil
+    import tempfile
+
+    from keras.src.legacy.preprocessing.image import DirectoryIterator as KerasIterator
+
+    import fastseq
+
+    tmp = tempfile.mkdtemp(prefix="fastseq-listing-", dir=root)
+    try:
+        for k in range(n_classes):
+            os.mkdir(os.path.join(tmp, f"class_{k:02d}"))
+        for i in range(n_files):
+            open(os.path.join(tmp, f"class_{i % n_classes:02d}", f"img_{i:07d}.jpg"), "wb").close()
+
+        def best(fn):
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                with contextlib.redirect_stdout(io.StringIO()):
+                    fn()
+                times.append(time.perf_counter() - t0)
+            return min(times)
+
+        ours = best(lambda: fastseq.DirectoryIterator(tmp, None, shuffle=False))
+        theirs = best(lambda: KerasIterator(tmp, None, shuffle=False))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    out = dict(n_files=n_files, n_classes=n_classes, fastseq_s=ours, keras_legacy_s=theirs,
+               speedup=theirs / ours)
+    if progress:
+        print(f"listing {n_files} files in {n_classes} class folders: fastseq {ours:.3f} s, "
+              f"Keras legacy {theirs:.3f} s ({out['speedup']:.1f}x)", file=sys.stderr,
+              flush=True)
+    return out
