@@ -955,8 +955,18 @@ def format_fit(fit):
         return ""
     if fit["status"] != "ok":
         return f"model.fit benchmark {fit['status']}: {fit['note']}"
+    res = fit["result"]
     lines = ["model.fit benchmark (seconds per epoch):"]
-    lines += _format_mapping(fit["result"], "  ")
+    try:
+        from fastseq.fitbench import format_fit_table
+
+        head = (f"  {res['n_images']} images, {res['size'][0]}x{res['size'][1]}, batch "
+                f"{res['batch_size']}, {res['epochs']} epochs (epoch 1 excluded); model: "
+                f"{res['model']}")
+        return "\n".join(lines + [head, format_fit_table(res)])
+    except (ImportError, KeyError, TypeError, ValueError, ZeroDivisionError):
+        pass            # another result layout: print it as it is
+    lines += _format_mapping(res, "  ")
     return "\n".join(lines)
 
 
@@ -1099,7 +1109,9 @@ def build_parser(prog="fastseq bench"):
                    help="fastseq decodes at full size (exact Pillow parity)")
     p.add_argument("--fit", action="store_true",
                    help="also compare model.fit seconds per epoch (fastseq.fitbench)")
-    p.add_argument("--epochs", type=int, default=2, help="epochs for --fit (default 2)")
+    p.add_argument("--epochs", type=int, default=2,
+                   help="epochs per loader for --fit, at least 2: the first is "
+                        "excluded (default 2)")
     p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     p.add_argument("--plot", metavar="FILE", help="write a bar chart (PNG)")
     p.add_argument("--cache-dir", metavar="DIR",
@@ -1118,7 +1130,7 @@ def build_parser(prog="fastseq bench"):
 def _check_args(a):
     size = parse_size(a.size)
     for name, val, lo in (("--batch-size", a.batch_size, 1), ("--rounds", a.rounds, 1),
-                          ("--warmup", a.warmup, 0), ("--epochs", a.epochs, 1)):
+                          ("--warmup", a.warmup, 0), ("--epochs", a.epochs, 2)):
         if val < lo:
             raise BenchError(f"{name} must be >= {lo}, got {val}")
     if a.threads is not None and not 1 <= a.threads <= 256:

@@ -238,6 +238,7 @@ def test_ctrl_c_stops_cleanly_and_prints_what_was_measured(cache, tmp_path):
     (["--loaders", "pillow@2"], "loader 'pillow' runs on one thread"),
     (["--loaders", "fastseq@zero"], "bad thread count in 'fastseq@zero'"),
     (["--rounds", "0"], "--rounds must be >= 1"),
+    (["--epochs", "1"], "--epochs must be >= 2"),
     (["--batch-size", "-3"], "--batch-size must be >= 1"),
     (["--threads", "0"], "--threads must be between 1 and 256"),
     (["--rounds", "many"], "argument --rounds: invalid int value: 'many'"),
