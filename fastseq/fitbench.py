@@ -186,7 +186,7 @@ def _make_loader(name: str, data_dir: str, size: tuple[int, int], batch_size: in
 
         xs, ys = cached
         steps = math.ceil(len(paths) / batch_size)
-        return (tf.data.Dataset.from_tensor_slices((xs, ys)).repeat()
+        return (tf.data.Dataset.from_tensor_slices((np.stack(xs), np.stack(ys))).repeat()
                 .take(steps).prefetch(tf.data.AUTOTUNE))
     if name == "ready_batches":
         xs, ys = cached
@@ -211,14 +211,18 @@ def _cached_batches(paths: list[str], ids: list[int], n_classes: int,
     """A few real batches decoded once, reused by the floors."""
     import fastseq
 
+    from fastseq.keras_sequence import aligned_empty
+
     n = min(_N_CACHED_BATCHES, math.ceil(len(paths) / batch_size))
-    xs = np.empty((n, batch_size, size[0], size[1], 3), np.float32)
-    ys = np.zeros((n, batch_size, n_classes), np.float32)
+    # aligned, so that TensorFlow can take the ready batches without a copy:
+    # the floor must not pay a cost the loaders can avoid
+    xs = [aligned_empty((batch_size, size[0], size[1], 3), np.float32) for _ in range(n)]
+    ys = [np.zeros((batch_size, n_classes), np.float32) for _ in range(n)]
     for k in range(n):
         sel = [(k * batch_size + i) % len(paths) for i in range(batch_size)]
         fastseq.load_batch([paths[i] for i in sel], size, out=xs[k], dtype="float32",
                            rescale=1 / 255)
-        ys[k, np.arange(batch_size), [ids[i] for i in sel]] = 1.0
+        ys[k][np.arange(batch_size), [ids[i] for i in sel]] = 1.0
     return xs, ys
 
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fastseq import _listing
-from fastseq.keras_sequence import _DecodingDataset
+from fastseq.keras_sequence import _DecodingDataset, aligned_copy, aligned_empty
 
 __all__ = ["ImageDataGenerator", "DirectoryIterator"]
 
@@ -410,7 +410,7 @@ class DirectoryIterator(_DecodingDataset):
         ``self.dtype``."""
         gen = self.image_data_generator
         if self._per_image:
-            out = np.empty(x.shape, dtype=self._np_dtype)
+            out = aligned_empty(x.shape, self._np_dtype)
             for i in range(len(x)):
                 xi = gen.preprocessing_function(x[i])
                 xi = np.asarray(xi)
@@ -426,7 +426,7 @@ class DirectoryIterator(_DecodingDataset):
             for i in range(len(x)):
                 x[i] = self._samplewise_one(x[i])
         if x.dtype != self._np_dtype:
-            x = x.astype(self._np_dtype)
+            x = aligned_copy(x, self._np_dtype)
         return x
 
     def _samplewise_one(self, xi: np.ndarray) -> np.ndarray:
@@ -442,11 +442,11 @@ class DirectoryIterator(_DecodingDataset):
         (Keras' legacy hook, overridable as in Keras)."""
         x = self.load_images(index_array)
         if self.data_format == "channels_first":
-            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+            x = aligned_copy(x.transpose(0, 3, 1, 2))
         if self.image_data_generator is not None:
             x = self._standardize_batch(x)
         elif x.dtype != self._np_dtype:
-            x = x.astype(self._np_dtype)
+            x = aligned_copy(x, self._np_dtype)
         if self.save_to_dir:
             self._save_batch(x, index_array)
         return self._with_labels(x, index_array)
@@ -456,7 +456,7 @@ class DirectoryIterator(_DecodingDataset):
         if mode is None:
             return x
         if mode == "input":
-            y = x.copy()
+            y = aligned_copy(x)
         elif mode in ("binary", "sparse"):
             y = self.classes[index_array].astype(self.dtype)
         else:
@@ -549,6 +549,17 @@ class DirectoryIterator(_DecodingDataset):
     def next(self) -> Any:
         """The next batch (Python 2 era spelling, kept by Keras' users)."""
         return self.__next__()
+
+    def __getstate__(self) -> dict:
+        # A lock cannot be pickled (spawn/forkserver workers pickle the
+        # dataset); each copy gets its own.
+        state = self.__dict__.copy()
+        del state["lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (f"DirectoryIterator({self.directory!r}: {self.samples} images, "

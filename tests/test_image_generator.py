@@ -274,3 +274,16 @@ def test_dct_scaling_is_on_by_default_and_can_be_turned_off(tmp_path):
                                         dct_scaling=False))
     np.testing.assert_array_equal(
         fast[0][0], fastseq.load_batch(fast.filepaths, (50, 75), dtype="float32"))
+
+
+def test_iterator_pickles_for_spawned_workers(tree):
+    import pickle
+
+    it = IDG(rescale=1 / 255).flow_from_directory(tree, target_size=(8, 8), seed=2,
+                                                  batch_size=4, workers=2)
+    copy = pickle.loads(pickle.dumps(it))
+    np.testing.assert_array_equal(copy.index_array, it.index_array)
+    for a, b in zip(copy[1], it[1]):
+        np.testing.assert_array_equal(a, b)
+    assert copy.lock is not it.lock and copy.workers == 2
+    next(copy)

@@ -400,3 +400,31 @@ def test_the_buffer_check_catches_reused_buffers(files, workers):
     (order, batches), = _collect_through_adapter(seq, epochs=1)
     x = np.concatenate([b[0].numpy() for b in batches])
     assert (x != reference[order]).any()
+
+
+def test_pathlike_paths_and_mapping_keyed_by_them(files):
+    import pathlib
+    import pickle
+
+    paths, labels = files
+    objs = [pathlib.Path(p) for p in paths]
+    seq = fastseq.ImageSequence(objs, dict(zip(objs, labels.tolist())), batch_size=23,
+                                dim=DIM, shuffle=False, label_mode="int")
+    assert seq.paths == paths
+    x, y = seq[0]
+    np.testing.assert_array_equal(y, labels)
+    copy = pickle.loads(pickle.dumps(seq))
+    np.testing.assert_array_equal(copy[0][0], x)
+
+
+def test_batches_are_fresh_and_64_byte_aligned(files):
+    """Aligned so that TensorFlow wraps them without a copy (see the
+    module's docstring); fresh, so that this sharing is safe."""
+    paths, labels = files
+    seq = fastseq.ImageSequence(paths, labels, batch_size=5, dim=(7, 9), shuffle=False)
+    it = fastseq.ImageDataGenerator(data_format="channels_first").flow_from_directory(
+        paths[0].rsplit("/", 2)[0], target_size=(7, 9), batch_size=5, class_mode="input")
+    batches = [seq[0][0], seq[0][0], seq[4][0], *it[0], it[1][0]]
+    for x in batches:
+        assert x.ctypes.data % 64 == 0 and x.flags.c_contiguous and x.flags.writeable
+    assert len({x.ctypes.data for x in batches}) == len(batches)
