@@ -3,31 +3,40 @@ by fastseq and by the usual Keras loaders, plus two floors.
 
 Every loader trains the same small model (one strided convolution, global
 average pooling and a dense softmax layer) on the same class folders, with
-the same batch size, image size and bilinear resampling, one after the
-other in this process.  Epoch 1 (tracing, warm-up, caches) is excluded; the
-figure is the mean of the remaining epochs.
+the same batch size and image size.  Epoch 1 (tracing, warm-up, caches) is
+excluded: a run's figure is the mean of its later epochs.  With
+``rounds > 1`` every round runs every loader once, in the same order, and a
+loader's figure is the median of its rounds, so a burst of load from
+elsewhere on the machine hits one round of a loader, not its result.
 
-Loaders (names for ``loaders=``):
+Loaders (names for ``loaders=``), each with its own default resampling
+filter, as a user gets it:
 
 ``fastseq``
-    ``fastseq.ImageDataGenerator(rescale=1/255).flow_from_directory(...)``.
+    ``fastseq.ImageDataGenerator(rescale=1/255).flow_from_directory(...)``
+    (interpolation ``"nearest"``, the Keras default it reproduces).
+``fastseq_bilinear``
+    The same with ``interpolation="bilinear"`` (Pillow's antialiased
+    bilinear filter: the like-for-like row for the bilinear loaders below).
 ``fastseq_sequence``
-    ``fastseq.ImageSequence(paths, labels, ...)``.
+    ``fastseq.ImageSequence(paths, labels, ...)`` (bilinear).
 ``seed_pil_w1``, ``seed_pil_w2``
     The hand-written ``keras.utils.Sequence`` of the tutorials (one
-    ``PIL.Image.open(...).convert("RGB").resize(...)`` per image) with
-    ``workers=1`` and with ``workers=2`` threads.
+    ``PIL.Image.open(...).convert("RGB").resize(..., BILINEAR)`` per image)
+    with ``workers=1`` and with ``workers=2`` threads.
 ``keras_legacy``
-    Keras' own ``keras.src.legacy.preprocessing.image.ImageDataGenerator``.
+    Keras' own ``keras.src.legacy.preprocessing.image.ImageDataGenerator``
+    (``"nearest"``).
 ``tf_dataset``
-    ``keras.utils.image_dataset_from_directory`` with AUTOTUNE prefetch.
+    ``keras.utils.image_dataset_from_directory`` (``tf.image.resize``
+    bilinear, not antialiased) with AUTOTUNE prefetch.
 
-Floors (always measured): ``model_only``, the model on batches already in
-memory as a ``tf.data`` dataset (no loading at all); ``ready_batches``, a
-``PyDataset`` whose ``__getitem__`` returns ready-made numpy batches (the
-Keras adapter's own per-batch cost, with no decoding).  On a 2-core machine
-the loader and the training step share the cores, so these bound what any
-loader can reach.
+Floors (always measured): ``model_only``, the model on batches already held
+as tensors (a ``tf.data`` dataset of whole cached batches: no loading, no
+copy); ``ready_batches``, a ``PyDataset`` whose ``__getitem__`` returns
+ready-made numpy batches (adds the Keras adapter's per-batch cost, no
+decoding).  On a 2-core machine the loader and the training step share the
+cores, so these bound what any loader can reach.
 
 Imports Keras only when called.
 """
@@ -49,12 +58,13 @@ __all__ = ["run_fit_benchmark", "run_listing_benchmark", "LOADERS", "format_fit_
 
 #: Loader names and one-line descriptions, in the order they run.
 LOADERS = {
-    "fastseq": "fastseq.ImageDataGenerator().flow_from_directory",
-    "fastseq_sequence": "fastseq.ImageSequence",
-    "seed_pil_w1": "seed's PIL Sequence, workers=1",
-    "seed_pil_w2": "seed's PIL Sequence, workers=2 threads",
-    "keras_legacy": "Keras legacy ImageDataGenerator().flow_from_directory",
-    "tf_dataset": "keras.utils.image_dataset_from_directory + AUTOTUNE prefetch",
+    "fastseq": "fastseq.ImageDataGenerator().flow_from_directory (nearest)",
+    "fastseq_bilinear": "fastseq ... flow_from_directory(interpolation='bilinear')",
+    "fastseq_sequence": "fastseq.ImageSequence (bilinear)",
+    "seed_pil_w1": "seed's PIL Sequence, workers=1 (bilinear)",
+    "seed_pil_w2": "seed's PIL Sequence, workers=2 threads (bilinear)",
+    "keras_legacy": "Keras legacy ImageDataGenerator().flow_from_directory (nearest)",
+    "tf_dataset": "keras.utils.image_dataset_from_directory + AUTOTUNE (bilinear)",
 }
 FLOORS = {
     "model_only": "floor: model alone on cached tensors",
@@ -153,11 +163,12 @@ def _make_loader(name: str, data_dir: str, size: tuple[int, int], batch_size: in
     import fastseq
 
     quiet = contextlib.redirect_stdout(io.StringIO())   # the "Found N images" lines
-    if name == "fastseq":
+    if name in ("fastseq", "fastseq_bilinear"):
+        interp = {"interpolation": "bilinear"} if name == "fastseq_bilinear" else {}
         with quiet:
             return fastseq.ImageDataGenerator(rescale=1 / 255).flow_from_directory(
                 data_dir, target_size=size, batch_size=batch_size, class_mode="categorical",
-                shuffle=True, interpolation="bilinear")
+                shuffle=True, **interp)
     if name == "fastseq_sequence":
         return fastseq.ImageSequence(paths, ids, batch_size=batch_size, dim=size,
                                      n_classes=n_classes, shuffle=True)
@@ -172,7 +183,7 @@ def _make_loader(name: str, data_dir: str, size: tuple[int, int], batch_size: in
         with quiet:
             return ImageDataGenerator(rescale=1 / 255).flow_from_directory(
                 data_dir, target_size=size, batch_size=batch_size, class_mode="categorical",
-                shuffle=True, interpolation="bilinear")
+                shuffle=True)
     if name == "tf_dataset":
         import tensorflow as tf
 
@@ -186,8 +197,11 @@ def _make_loader(name: str, data_dir: str, size: tuple[int, int], batch_size: in
 
         xs, ys = cached
         steps = math.ceil(len(paths) / batch_size)
-        return (tf.data.Dataset.from_tensor_slices((np.stack(xs), np.stack(ys))).repeat()
-                .take(steps).prefetch(tf.data.AUTOTUNE))
+        # whole batches as elements: nothing is sliced or copied per step
+        ds = tf.data.Dataset.from_tensors((xs[0], ys[0]))
+        for x, y in zip(xs[1:], ys[1:]):
+            ds = ds.concatenate(tf.data.Dataset.from_tensors((x, y)))
+        return ds.repeat().take(steps).prefetch(tf.data.AUTOTUNE)
     if name == "ready_batches":
         xs, ys = cached
         steps = math.ceil(len(paths) / batch_size)
@@ -255,7 +269,7 @@ def _cpus() -> int:
 def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
                       batch_size: int = 32, epochs: int = 3,
                       loaders: list[str] | None = None,
-                      progress: bool = True) -> dict:
+                      progress: bool = True, rounds: int = 1) -> dict:
     """Seconds per epoch of ``model.fit`` fed by each loader, and two floors.
 
     Parameters
@@ -267,7 +281,9 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
     epochs : epochs per loader, at least 2; epoch 1 is excluded from the
         figures.
     loaders : names from :data:`LOADERS` (default: all, in that order).
-    progress : print one line per loader to stderr as it finishes.
+    progress : print one line per loader run to stderr as it finishes.
+    rounds : runs of every loader, interleaved; each figure is the median
+        over the rounds.
 
     Returns
     -------
@@ -276,14 +292,18 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
         {
           "data_dir": str, "n_images": int, "n_classes": int,
           "size": [height, width], "batch_size": int, "epochs": int,
-          "steps_per_epoch": int, "cpus": int,
+          "steps_per_epoch": int, "cpus": int, "rounds": int,
+          "load_average": [float, float, float] | None,  # 1/5/15 min, at the end
           "model": str,              # the model trained
           "versions": {package: version},
           "loaders": {name: {        # in run order
               "description": str,
-              "seconds_per_epoch": float,   # mean of epochs 2..epochs
+              "seconds_per_epoch": float,   # median over rounds of the mean
+                                            # of epochs 2..epochs
               "images_per_s": float,
-              "epoch_seconds": [float, ...] # every epoch, epoch 1 included
+              "round_seconds_per_epoch": [float, ...],   # one per round
+              "epoch_seconds": [[float, ...], ...]  # per round, every epoch,
+                                                    # epoch 1 included
           }},
           "floors": {"model_only": {...same keys...},
                      "ready_batches": {...same keys...}},
@@ -292,7 +312,8 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
               "vs_seed_pil_w2": float | None,   # in this run: other / fastseq
               "vs_keras_legacy": float | None,
               "vs_tf_dataset": float | None
-          }
+          },
+          "speedup_bilinear": {...same keys...}  # the same, for fastseq_bilinear
         }
     """
     if isinstance(size, (int, np.integer)):
@@ -303,6 +324,8 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
             raise ValueError(f"size must be an int or a (height, width) pair, got {size!r}")
     if epochs < 2:
         raise ValueError("epochs must be at least 2 (epoch 1 is excluded)")
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1")
     names = list(LOADERS) if loaders is None else list(loaders)
     unknown = [n for n in names if n not in LOADERS]
     if unknown:
@@ -317,7 +340,7 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
     steps = math.ceil(len(paths) / batch_size)
     cached = _cached_batches(paths, ids, n_classes, size_hw, batch_size)
 
-    def measure(name: str, description: str) -> dict:
+    def run_once(name: str) -> list[float]:
         keras.utils.set_random_seed(0)
         data = _make_loader(name, data_dir, size_hw, batch_size, paths, ids, n_classes, cached)
         model = _build_model(size_hw, n_classes)
@@ -325,36 +348,53 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
         # fit's shuffle only reorders PyDataset batches; tf.data input warns.
         model.fit(data, epochs=epochs, verbose=0, callbacks=[timer.callback],
                   shuffle=name not in ("tf_dataset", "model_only"))
-        later = timer.seconds[1:]
-        spe = sum(later) / len(later)
-        row = dict(description=description, seconds_per_epoch=spe,
-                   images_per_s=len(paths) / spe, epoch_seconds=timer.seconds)
-        if progress:
-            print(f"  {name:<17} {spe:7.3f} s/epoch  ({row['images_per_s']:7.1f} images/s)"
-                  f"  {description}", file=sys.stderr, flush=True)
         del model, data
         keras.backend.clear_session()
-        return row
+        return timer.seconds
 
-    result: dict[str, Any] = dict(
-        data_dir=os.path.abspath(data_dir), n_images=len(paths), n_classes=n_classes,
-        size=list(size_hw), batch_size=batch_size, epochs=epochs, steps_per_epoch=steps,
-        cpus=_cpus(),
-        model=f"Conv2D(8, 3, strides=4, relu) -> GlobalAveragePooling2D -> "
-              f"Dense({n_classes}, softmax) on {size_hw[0]}x{size_hw[1]}x3, SGD",
-        versions=_versions(), loaders={}, floors={}, speedup={})
+    all_names = list(FLOORS) + names
+    runs: dict[str, list[list[float]]] = {n: [] for n in all_names}
     if progress:
         print(f"model.fit benchmark: {len(paths)} images, {n_classes} classes, "
               f"{size_hw[0]}x{size_hw[1]}, batch {batch_size}, {epochs} epochs "
-              f"(epoch 1 excluded), {result['cpus']} CPUs", file=sys.stderr, flush=True)
-    for name, description in FLOORS.items():
-        result["floors"][name] = measure(name, description)
-    for name in names:
-        result["loaders"][name] = measure(name, LOADERS[name])
-    ours = result["loaders"].get("fastseq", {}).get("seconds_per_epoch")
-    for other in ("seed_pil_w1", "seed_pil_w2", "keras_legacy", "tf_dataset"):
-        theirs = result["loaders"].get(other, {}).get("seconds_per_epoch")
-        result["speedup"][f"vs_{other}"] = (theirs / ours) if ours and theirs else None
+              f"(epoch 1 excluded), {rounds} round(s), {_cpus()} CPUs",
+              file=sys.stderr, flush=True)
+    for r in range(rounds):
+        for name in all_names:
+            secs = run_once(name)
+            runs[name].append(secs)
+            if progress:
+                spe = sum(secs[1:]) / len(secs[1:])
+                desc = LOADERS.get(name) or FLOORS[name]
+                print(f"  [{r + 1}/{rounds}] {name:<17} {spe:7.3f} s/epoch "
+                      f"({len(paths) / spe:7.1f} images/s)  {desc}", file=sys.stderr, flush=True)
+
+    def summary(name: str) -> dict:
+        per_round = [sum(s[1:]) / len(s[1:]) for s in runs[name]]
+        spe = float(np.median(per_round))
+        return dict(description=LOADERS.get(name) or FLOORS[name], seconds_per_epoch=spe,
+                    images_per_s=len(paths) / spe, round_seconds_per_epoch=per_round,
+                    epoch_seconds=runs[name])
+
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        load = None
+    result: dict[str, Any] = dict(
+        data_dir=os.path.abspath(data_dir), n_images=len(paths), n_classes=n_classes,
+        size=list(size_hw), batch_size=batch_size, epochs=epochs, steps_per_epoch=steps,
+        cpus=_cpus(), rounds=rounds, load_average=load,
+        model=f"Conv2D(8, 3, strides=4, relu) -> GlobalAveragePooling2D -> "
+              f"Dense({n_classes}, softmax) on {size_hw[0]}x{size_hw[1]}x3, SGD",
+        versions=_versions(),
+        loaders={n: summary(n) for n in names},
+        floors={n: summary(n) for n in FLOORS},
+        speedup={}, speedup_bilinear={})
+    for key, ours_name in (("speedup", "fastseq"), ("speedup_bilinear", "fastseq_bilinear")):
+        ours = result["loaders"].get(ours_name, {}).get("seconds_per_epoch")
+        for other in ("seed_pil_w1", "seed_pil_w2", "keras_legacy", "tf_dataset"):
+            theirs = result["loaders"].get(other, {}).get("seconds_per_epoch")
+            result[key][f"vs_{other}"] = (theirs / ours) if ours and theirs else None
     return result
 
 

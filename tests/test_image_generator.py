@@ -287,3 +287,17 @@ def test_iterator_pickles_for_spawned_workers(tree):
         np.testing.assert_array_equal(a, b)
     assert copy.lock is not it.lock and copy.workers == 2
     next(copy)
+
+
+def test_importing_fastseq_does_not_import_keras():
+    import subprocess
+    import sys
+
+    code = ("import sys, fastseq; assert 'keras' not in sys.modules, 'keras imported'; "
+            "assert 'tensorflow' not in sys.modules; "
+            "from fastseq import ImageDataGenerator, DirectoryIterator, ImageSequence; "
+            "assert 'keras' in sys.modules")
+    repo = __import__("os").path.dirname(__import__("os").path.dirname(fastseq.__file__))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=repo, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
