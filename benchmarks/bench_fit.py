@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{ours['seconds_per_epoch'] / floors['model_only']['seconds_per_epoch']:.2f}x; "
               f"/ ready-batches floor: "
               f"{ours['seconds_per_epoch'] / floors['ready_batches']['seconds_per_epoch']:.2f}x")
+    for name, secs in result["input_only"].items():
+        print(f"  {name}: one pass over the data without the model: {secs:.3f} s")
     if a.listing_files:
         out["listing"] = fitbench.run_listing_benchmark(a.listing_files)
         li = out["listing"]

@@ -71,6 +71,9 @@ FLOORS = {
     "ready_batches": "floor: PyDataset returning ready-made batches",
 }
 _N_CACHED_BATCHES = 8
+#: Loaders also timed alone (one pass over the data, no model): with the
+#: model-only floor, they show where an epoch's time goes.
+_INPUT_ONLY = ("fastseq", "fastseq_bilinear", "tf_dataset")
 
 
 def _list_class_folders(data_dir: str) -> tuple[list[str], list[int], list[str]]:
@@ -313,7 +316,11 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
               "vs_keras_legacy": float | None,
               "vs_tf_dataset": float | None
           },
-          "speedup_bilinear": {...same keys...}  # the same, for fastseq_bilinear
+          "speedup_bilinear": {...same keys...},  # the same, for fastseq_bilinear
+          "input_only": {name: float}  # seconds for one pass over the data by
+                                       # the loader alone, no model (median of
+                                       # rounds; fastseq, fastseq_bilinear and
+                                       # tf_dataset when they run)
         }
     """
     if isinstance(size, (int, np.integer)):
@@ -352,6 +359,27 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
         keras.backend.clear_session()
         return timer.seconds
 
+    def input_pass(name: str) -> float:
+        """Seconds for one pass over the data without the model (the second
+        of two passes): what the loader alone costs per epoch."""
+        data = _make_loader(name, data_dir, size_hw, batch_size, paths, ids, n_classes, cached)
+        seconds = 0.0
+        for _ in range(2):
+            t0 = time.perf_counter()
+            if isinstance(data, keras.utils.PyDataset):
+                for i in range(len(data)):
+                    data[i]
+                data.on_epoch_end()
+            else:
+                for _batch in data:
+                    pass
+            seconds = time.perf_counter() - t0
+        del data
+        keras.backend.clear_session()
+        return seconds
+
+    input_names = [n for n in names if n in _INPUT_ONLY]
+    input_runs: dict[str, list[float]] = {n: [] for n in input_names}
     all_names = list(FLOORS) + names
     runs: dict[str, list[list[float]]] = {n: [] for n in all_names}
     if progress:
@@ -368,6 +396,11 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
                 desc = LOADERS.get(name) or FLOORS[name]
                 print(f"  [{r + 1}/{rounds}] {name:<17} {spe:7.3f} s/epoch "
                       f"({len(paths) / spe:7.1f} images/s)  {desc}", file=sys.stderr, flush=True)
+        for name in input_names:
+            input_runs[name].append(input_pass(name))
+            if progress:
+                print(f"  [{r + 1}/{rounds}] {name:<17} {input_runs[name][-1]:7.3f} s/pass "
+                      "without the model", file=sys.stderr, flush=True)
 
     def summary(name: str) -> dict:
         per_round = [sum(s[1:]) / len(s[1:]) for s in runs[name]]
@@ -389,6 +422,7 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
         versions=_versions(),
         loaders={n: summary(n) for n in names},
         floors={n: summary(n) for n in FLOORS},
+        input_only={n: float(np.median(v)) for n, v in input_runs.items()},
         speedup={}, speedup_bilinear={})
     for key, ours_name in (("speedup", "fastseq"), ("speedup_bilinear", "fastseq_bilinear")):
         ours = result["loaders"].get(ours_name, {}).get("seconds_per_epoch")
