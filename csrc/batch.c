@@ -135,8 +135,10 @@ static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     int st = fs_resize_u8(pix, pw, ph, dst.channels, stride, box, o->filter,
                           premultiply, &dst, &w->rs);
     if (st != FS_OK)
-        snprintf(t->msg, FS_MSG_LEN, "%s", st == FS_ERR_NOMEM ? "out of memory while resizing"
-                 : "image too large to resize");
+        snprintf(t->msg, FS_MSG_LEN, "%s",
+                 st == FS_ERR_NOMEM ? "out of memory while resizing"
+                 : st == FS_ERR_OVERFLOW ? "image too large to resize"
+                 : "invalid resize region");
     return st;
 }
 

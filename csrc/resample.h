@@ -10,13 +10,17 @@
 /* Grow-only scratch memory owned by one thread and reused across images, so
  * that the steady state performs no allocation. */
 typedef struct {
-    void *coeffs;        /* horizontal + vertical fixed-point coefficients */
+    void *coeffs;        /* horizontal + vertical fixed-point coefficients,
+                            their double-precision work row, and one row of
+                            32-bit vertical-pass accumulators */
     size_t coeffs_cap;
-    int *bounds;         /* (xmin, count) pairs for both axes */
+    int *bounds;         /* (xmin, count) pairs for both axes (NEAREST: the
+                            source column of each output column) */
     size_t bounds_cap;
-    uint8_t *tmp;        /* horizontally resampled rows */
+    uint8_t *tmp;        /* rows between the two passes */
     size_t tmp_cap;
-    uint8_t *tmp2;       /* premultiplied-alpha copy / u8 staging rows */
+    uint8_t *tmp2;       /* u8 staging rows, the packed row pair of the
+                            horizontal pass, premultiplied-alpha source */
     size_t tmp2_cap;
 } fs_resample_scratch;
 
@@ -43,7 +47,11 @@ typedef struct {
  * `Image.resize((dst->width, dst->height), filter, box)` exactly, including
  * FS_FILTER_NEAREST (Pillow's affine nearest path).  With
  * `premultiply_alpha` (4 channels only) the image is resampled as Pillow's
- * "RGBa" and converted back, as Pillow does for RGBA images.
+ * "RGBa" and converted back, as Pillow does for RGBA images; like Pillow,
+ * FS_FILTER_NEAREST ignores it.  `src` and `dst->data` must not overlap.
+ * For FS_DTYPE_F32, dst->data and dst->row_stride must be multiples of 4.
+ * A box Pillow rejects (negative origin, beyond the image, x1 < x0 or
+ * y1 < y0), or a NaN coordinate, gives FS_ERR_ARG.
  * Returns FS_OK, FS_ERR_NOMEM, FS_ERR_OVERFLOW or FS_ERR_ARG.
  */
 int fs_resize_u8(const uint8_t *src, int src_w, int src_h, int channels,
