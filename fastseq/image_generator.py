@@ -288,7 +288,10 @@ class DirectoryIterator(_DecodingDataset):
 
     ``dct_scaling=False`` makes JPEG pixels identical to Keras' (Pillow's
     full decode); the default True decodes large JPEGs at a reduced DCT
-    scale first, which is much faster and visually equivalent.
+    scale first, which is much faster and visually equivalent.  One known
+    difference: with ``color_mode="grayscale"`` Keras keeps 16- and 32-bit
+    grayscale images (PIL modes "I;16", "I") at their bit depth, while
+    fastseq converts every image to 8 bits.
     """
 
     allowed_class_modes = {"categorical", "binary", "sparse", "input", None}
