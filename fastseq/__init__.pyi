@@ -1,0 +1,27 @@
+# Public API of fastseq, for type checkers (the Keras classes are loaded
+# lazily by __getattr__ at run time).
+from fastseq.core import (
+    COLOR_MODES as COLOR_MODES,
+    DEFAULT_MAX_PIXELS as DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_SCANS as DEFAULT_MAX_SCANS,
+    INTERPOLATIONS as INTERPOLATIONS,
+    decode_batch as decode_batch,
+    decode_image as decode_image,
+    get_num_threads as get_num_threads,
+    info as info,
+    load_batch as load_batch,
+    set_num_threads as set_num_threads,
+)
+from fastseq.errors import (
+    DecodeFailure as DecodeFailure,
+    ImageDecodeError as ImageDecodeError,
+    ImageDecodeWarning as ImageDecodeWarning,
+)
+from fastseq.image_generator import (
+    DirectoryIterator as DirectoryIterator,
+    ImageDataGenerator as ImageDataGenerator,
+)
+from fastseq.keras_sequence import ImageSequence as ImageSequence
+
+__version__: str
+__all__: list[str]
