@@ -239,31 +239,6 @@ def decode_jpeg(object data, object color_mode_id=None, *, uint64_t max_pixels=0
             PyBuffer_Release(&buf)
 
 
-def jpeg_header(object data, *, uint64_t max_pixels=0, str source="<buffer>"):
-    """(width, height, mode, progressive) of a JPEG stream, without decoding."""
-    cdef Py_buffer buf
-    cdef fs_jpeg *j = NULL
-    cdef fs_jpeg_info info
-    cdef fs_limits lim = _limits(max_pixels, 0, False)
-    cdef char msg[320]
-    cdef int st
-    msg[0] = 0
-    PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE)
-    try:
-        j = fs_jpeg_new()
-        if j == NULL:
-            raise MemoryError()
-        with nogil:
-            st = fs_jpeg_read_header(j, <const uint8_t *>buf.buf, <size_t>buf.len,
-                                     &lim, &info, msg, sizeof(msg))
-        if st != FS_OK:
-            raise _error_for(st, msg, source)
-        return info.width, info.height, info.mode, bool(info.progressive)
-    finally:
-        fs_jpeg_free(j)
-        PyBuffer_Release(&buf)
-
-
 def is_jpeg(object data):
     cdef Py_buffer buf
     PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE)

@@ -107,6 +107,15 @@ class _Options:
                     allow_truncated=self.allow_truncated)
 
 
+_OPTION_NAMES = ("target_size", "color_mode", "interpolation", "dtype", "rescale",
+                 "offset", "dct_scaling", "keep_aspect_ratio", "on_error",
+                 "max_pixels", "max_scans", "allow_truncated")
+
+
+def _option_args(args):
+    return {k: args[k] for k in _OPTION_NAMES}
+
+
 def _check_target_size(target_size):
     try:
         h, w = target_size
@@ -147,34 +156,34 @@ def _prepare_out(out, opts, n):
     return validate_out(out, shape, opts.dtype)
 
 
-def _pillow_pixels(source, opts):
-    """Fallback: decode a non-JPEG image with Pillow, converted as Keras'
-    load_img converts it.  Returns (uint8 array (h, w, c), premultiply)."""
+def _pillow_array(source, pil_mode, max_pixels, name=""):
+    """Fallback: decode a non-JPEG image with Pillow, converted to `pil_mode`
+    (None keeps the file's mode) as Keras' load_img converts it.  Every
+    failure becomes an ImageDecodeError naming `name`.  Returns an array of
+    shape (h, w, channels)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(source) as im:
             w, h = im.size
-            if opts.max_pixels and w * h > opts.max_pixels:
-                raise ImageDecodeError("", f"image size {w}x{h} ({w * h} pixels) exceeds "
-                                       f"max_pixels={opts.max_pixels}", "too_many_pixels")
+            if max_pixels and w * h > max_pixels:
+                raise ImageDecodeError(name, f"image size {w}x{h} ({w * h} pixels) exceeds "
+                                       f"max_pixels={max_pixels}", "too_many_pixels")
             im.load()
-            if im.mode != opts.pil_mode:
-                im = im.convert(opts.pil_mode)
-            arr = np.asarray(im, dtype=np.uint8)
+            if pil_mode is not None and im.mode != pil_mode:
+                im = im.convert(pil_mode)
+            arr = np.asarray(im)
     except ImageDecodeError:
         raise
     except UnidentifiedImageError:
-        raise ImageDecodeError("", "not a JPEG, and Pillow cannot identify the format",
+        raise ImageDecodeError(name, "not a JPEG, and Pillow cannot identify the format",
                                "not_image") from None
     except Image.DecompressionBombError as e:
-        raise ImageDecodeError("", str(e), "too_many_pixels") from None
+        raise ImageDecodeError(name, str(e), "too_many_pixels") from None
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as e:
         code = "truncated" if "truncated" in str(e) else "decode"
-        raise ImageDecodeError("", f"Pillow: {e}", code) from None
-    arr = np.ascontiguousarray(arr.reshape(arr.shape[0], arr.shape[1], opts.channels))
-    premultiply = opts.channels == 4 and bool((arr[..., 3] != 255).any())
-    return arr, premultiply
+        raise ImageDecodeError(name, f"Pillow: {e}", code) from None
+    return arr.reshape(arr.shape[0], arr.shape[1], -1)
 
 
 def _run(kind, sources, names, out, opts, opener):
@@ -189,14 +198,16 @@ def _run(kind, sources, names, out, opts, opener):
             continue
         if status == _core.STATUS_NOT_JPEG:
             try:
-                arr, premul = _pillow_pixels(opener(slot), opts)
+                arr = _pillow_array(opener(slot), opts.pil_mode, opts.max_pixels)
             except ImageDecodeError as e:
                 out[slot] = 0
                 failures.append(DecodeFailure(slot, names(slot), e.code, e.reason))
                 continue
             fb_slots.append(slot)
-            fb_pixels.append(arr)
-            fb_premul.append(premul)
+            fb_pixels.append(np.ascontiguousarray(arr, dtype=np.uint8))
+            # Pillow resizes RGBA premultiplied; with opaque alpha that is a
+            # no-op, so only real transparency pays for it.
+            fb_premul.append(opts.channels == 4 and bool((arr[..., 3] != 255).any()))
         else:
             failures.append(DecodeFailure(slot, names(slot), _core.status_code(status), msg))
     if fb_slots:
@@ -254,9 +265,7 @@ def load_batch(paths: Sequence, target_size, *, out=None, color_mode="rgb",
     return_failed : also return the list of DecodeFailure (index, source,
         code, reason) of the images that failed.
     """
-    opts = _Options(target_size, color_mode, interpolation, dtype, rescale,
-                    offset, dct_scaling, keep_aspect_ratio, on_error,
-                    max_pixels, max_scans, allow_truncated)
+    opts = _Options(**_option_args(locals()))
     if isinstance(paths, (str, bytes, os.PathLike)):
         raise TypeError("paths must be a sequence of paths, not a single path")
     paths = list(paths)
@@ -284,9 +293,7 @@ def decode_batch(buffers: Sequence, target_size, *, out=None, color_mode="rgb",
     """Like :func:`load_batch`, for encoded images held in memory (any
     bytes-like objects: bytes, bytearray, memoryview, mmap, uint8 arrays).
     Failed images are named ``"<buffer N>"``."""
-    opts = _Options(target_size, color_mode, interpolation, dtype, rescale,
-                    offset, dct_scaling, keep_aspect_ratio, on_error,
-                    max_pixels, max_scans, allow_truncated)
+    opts = _Options(**_option_args(locals()))
     if isinstance(buffers, (bytes, bytearray, memoryview)):
         raise TypeError("buffers must be a sequence of bytes-like objects, not a single buffer")
     buffers = list(buffers)
@@ -332,25 +339,8 @@ def decode_image(source, color_mode=None, *, max_pixels=DEFAULT_MAX_PIXELS,
         return _core.decode_jpeg(data, mode_id, max_pixels=max_pixels or 0,
                                  max_scans=max_scans or 0,
                                  allow_truncated=allow_truncated, source=name)
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(io.BytesIO(bytes(data))) as im:
-            w, h = im.size
-            if max_pixels and w * h > max_pixels:
-                raise ImageDecodeError(name, f"image size {w}x{h} ({w * h} pixels) "
-                                       f"exceeds max_pixels={max_pixels}", "too_many_pixels")
-            im.load()
-            if color_mode is not None and im.mode != COLOR_MODES[color_mode][2]:
-                im = im.convert(COLOR_MODES[color_mode][2])
-            arr = np.asarray(im)
-    except UnidentifiedImageError:
-        raise ImageDecodeError(name, "not a JPEG, and Pillow cannot identify the format",
-                               "not_image") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as e:
-        if isinstance(e, ImageDecodeError):
-            raise
-        raise ImageDecodeError(name, f"Pillow: {e}", "decode") from None
-    return arr.reshape(arr.shape[0], arr.shape[1], -1)
+    pil_mode = None if color_mode is None else COLOR_MODES[color_mode][2]
+    return _pillow_array(io.BytesIO(bytes(data)), pil_mode, max_pixels, name)
 
 
 def _default_threads():
