@@ -12,6 +12,12 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
+# Child interpreters started by the tests (`python -c`, `python -m fastseq`)
+# must import the same fastseq as this process.  Run from the checkout, they
+# would otherwise put the current directory first on sys.path and pick up the
+# unbuilt source folder instead of the installed package (Python >= 3.11).
+os.environ["PYTHONSAFEPATH"] = "1"
+
 
 def corpus_dir() -> pathlib.Path | None:
     env = os.environ.get("FASTSEQ_CORPUS")
