@@ -297,7 +297,13 @@ def test_importing_fastseq_does_not_import_keras():
             "assert 'tensorflow' not in sys.modules; "
             "from fastseq import ImageDataGenerator, DirectoryIterator, ImageSequence; "
             "assert 'keras' in sys.modules")
-    repo = __import__("os").path.dirname(__import__("os").path.dirname(fastseq.__file__))
+    import os
+
+    # the fastseq this process imported: a checkout built in place, or the
+    # installed package (then this is site-packages, already on the path)
+    home = os.path.dirname(os.path.dirname(os.path.abspath(fastseq.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [home] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=repo, timeout=120)
+                          env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
