@@ -149,10 +149,25 @@ def validate_out(out, shape, dtype):
     return out
 
 
+#: TensorFlow wraps (does not copy) numpy memory aligned to this many bytes.
+_ALIGN = 64
+
+
+def aligned_empty(shape, dtype) -> np.ndarray:
+    """A new, uninitialised C-contiguous array whose data starts on a
+    64-byte boundary, so TensorFlow can use a batch without copying it
+    (numpy's own large allocations are only 16-byte aligned)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + _ALIGN, dtype=np.uint8)
+    start = -raw.ctypes.data % _ALIGN
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 def _prepare_out(out, opts, n):
     shape = opts.shape(n)
     if out is None:
-        return np.empty(shape, dtype=opts.dtype)
+        return aligned_empty(shape, opts.dtype)
     return validate_out(out, shape, opts.dtype)
 
 

@@ -28,7 +28,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fastseq import _listing
-from fastseq.keras_sequence import _DecodingDataset, aligned_copy, aligned_empty
+from fastseq.core import aligned_empty
+from fastseq.keras_sequence import _DecodingDataset, aligned_copy
 
 __all__ = ["ImageDataGenerator", "DirectoryIterator"]
 

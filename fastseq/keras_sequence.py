@@ -32,23 +32,12 @@ import numpy as np
 from keras.utils import PyDataset
 
 import fastseq
+from fastseq.core import COLOR_MODES, aligned_empty
 
 __all__ = ["ImageSequence"]
 
-_CHANNELS_TO_COLOR_MODE = {1: "grayscale", 3: "rgb", 4: "rgba"}
-_COLOR_MODE_CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
-#: TensorFlow shares (does not copy) numpy memory aligned to this many bytes.
-_ALIGN = 64
-
-
-def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """A new, uninitialised C-contiguous array whose data starts on a
-    64-byte boundary."""
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    raw = np.empty(nbytes + _ALIGN, dtype=np.uint8)
-    start = -raw.ctypes.data % _ALIGN
-    return raw[start:start + nbytes].view(dtype).reshape(shape)
+_COLOR_MODE_CHANNELS = {mode: spec[1] for mode, spec in COLOR_MODES.items()}
+_CHANNELS_TO_COLOR_MODE = {c: mode for mode, c in _COLOR_MODE_CHANNELS.items()}
 
 
 def aligned_copy(x: np.ndarray, dtype: Any = None) -> np.ndarray:

@@ -16,7 +16,22 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 # must import the same fastseq as this process.  Run from the checkout, they
 # would otherwise put the current directory first on sys.path and pick up the
 # unbuilt source folder instead of the installed package (Python >= 3.11).
+# Children still find it through PYTHONPATH: the folder holding the imported
+# package (site-packages, or a checkout built in place).
 os.environ["PYTHONSAFEPATH"] = "1"
+
+
+def _export_fastseq_home():
+    try:
+        import fastseq
+    except ImportError:
+        return
+    home = os.path.dirname(os.path.dirname(os.path.abspath(fastseq.__file__)))
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != home]
+    os.environ["PYTHONPATH"] = os.pathsep.join([home] + rest)
+
+
+_export_fastseq_home()
 
 
 def corpus_dir() -> pathlib.Path | None:
