@@ -308,7 +308,8 @@ def test_parse_size_and_loaders():
     keys = [l.key for l in bench.parse_loaders("fastseq,fastseq@1,pillow,bare@3,fastseq", 4)]
     assert keys == ["fastseq@4", "fastseq@1", "pillow", "bare@3"]
     assert [l.key for l in bench.parse_loaders("all", 2)] == [
-        "fastseq@2", "fastseq@1", "pillow", "keras-idg", "keras-ds@2", "turbojpeg@2", "bare@2"]
+        "fastseq@2", "fastseq@1", "pillow", "keras-idg", "keras-ds@2", "turbojpeg@2", "bare@2",
+        "bare@1"]
 
 
 def _row(key, ips, threads):
