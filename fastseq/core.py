@@ -294,8 +294,7 @@ def load_batch(paths: Sequence, target_size, *, out=None, color_mode="rgb",
             raise ValueError(f"path contains a NUL byte: {p!r}")
     out = _prepare_out(out, opts, len(paths))
     names = lambda i: os.fsdecode(encoded[i])   # noqa: E731
-    failures = _run(_core.SRC_FILE, encoded, names, out, opts,
-                    opener=lambda i: os.fsdecode(encoded[i]))
+    failures = _run(_core.SRC_FILE, encoded, names, out, opts, opener=names)
     return (out, failures) if return_failed else out
 
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import fastseq
-from conftest import CORPUS, corpus_params, is_jpeg_row
+from conftest import CORPUS, CORPUS_MISSING, ROWS, corpus_params, is_jpeg_row
 
 PIL_MODES = {"L": 1, "RGB": 3, "CMYK": 4}
 
@@ -122,8 +122,7 @@ PIXEL_EQUAL_GROUPS = [
 ]
 
 
-@pytest.mark.skipif(CORPUS is None, reason="JPEG conformance corpus not found "
-                    "(../shared/corpus/jpeg or FASTSEQ_CORPUS)")
+@pytest.mark.skipif(CORPUS is None, reason=CORPUS_MISSING)
 @pytest.mark.parametrize("group", PIXEL_EQUAL_GROUPS, ids=lambda g: g[0])
 def test_pixel_equal_groups_without_pillow(group):
     first = fastseq.decode_image(CORPUS / group[0])
@@ -131,9 +130,8 @@ def test_pixel_equal_groups_without_pillow(group):
         np.testing.assert_array_equal(fastseq.decode_image(CORPUS / other), first)
 
 
-@pytest.mark.skipif(CORPUS is None, reason="JPEG conformance corpus not found")
+@pytest.mark.skipif(CORPUS is None, reason=CORPUS_MISSING)
 def test_whole_corpus_in_one_batch_reports_each_failure():
-    from conftest import ROWS
     rows = [r for r in ROWS if is_jpeg_row(r) or r["file"].endswith((".png", ".bmp", ".ppm"))]
     paths = [CORPUS / r["file"] for r in rows]
     batch, failed = fastseq.load_batch(paths, (48, 40), on_error="ignore",
