@@ -126,13 +126,15 @@ typedef struct {
     fs_task *tasks;
 } fs_batch_ctx;
 
+/* `pc` is the channels of `pix`: those of the output mode, or 1 for an L
+ * image written as RGB (fs_resize_u8 copies it into the three channels). */
 static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
-                       const uint8_t *pix, int pw, int ph, ptrdiff_t stride,
-                       const double box[4], int premultiply) {
+                       const uint8_t *pix, int pw, int ph, int pc,
+                       ptrdiff_t stride, const double box[4], int premultiply) {
     fs_dst dst = {t->out, o->out_width, o->out_height,
                   fs_mode_channels(o->out_mode), o->out_row_stride,
                   o->out_dtype, o->scale, o->offset};
-    int st = fs_resize_u8(pix, pw, ph, dst.channels, stride, box, o->filter,
+    int st = fs_resize_u8(pix, pw, ph, pc, stride, box, o->filter,
                           premultiply, &dst, &w->rs);
     if (st != FS_OK)
         snprintf(t->msg, FS_MSG_LEN, "%s",
@@ -158,6 +160,8 @@ static int run_jpeg(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     else if (info.mode == FS_MODE_CMYK) decode_mode = FS_MODE_CMYK;
     else if (o->out_mode == FS_MODE_L)
         decode_mode = info.mode == FS_MODE_L ? FS_MODE_L : FS_MODE_RGB;
+    else if (o->out_mode == FS_MODE_RGB && info.mode == FS_MODE_L)
+        decode_mode = FS_MODE_L;  /* resized as L, written as RGB */
     else decode_mode = o->out_mode;
 
     double box[4] = {0, 0, info.width, info.height};
@@ -188,7 +192,8 @@ static int run_jpeg(fs_worker *w, const fs_batch_opts *o, fs_task *t,
                         t->msg, FS_MSG_LEN);
     if (st != FS_OK || o->decode_only) return st;
 
-    if (decode_mode != o->out_mode) {
+    if (decode_mode != o->out_mode &&
+        !(decode_mode == FS_MODE_L && o->out_mode == FS_MODE_RGB)) {
         /* In place: conversions never grow a pixel (see resample.h). */
         st = fs_convert_rows(w->pix, (ptrdiff_t)rowbytes, decode_mode, w->pix,
                              (ptrdiff_t)rowbytes, o->out_mode, sw, sh);
@@ -203,7 +208,10 @@ static int run_jpeg(fs_worker *w, const fs_batch_opts *o, fs_task *t,
             double lim = (i % 2 == 0) ? sw : sh;
             if (box[i] > lim) box[i] = lim;
         }
-    return resize_into(w, o, t, w->pix, sw, sh, (ptrdiff_t)rowbytes, box, 0);
+    /* After the conversion the pixels are in the output mode, except an L
+     * image kept as L for an RGB output. */
+    int pc = decode_mode == FS_MODE_L ? 1 : fs_mode_channels(o->out_mode);
+    return resize_into(w, o, t, w->pix, sw, sh, pc, (ptrdiff_t)rowbytes, box, 0);
 }
 
 static void batch_task(void *vctx, size_t index, void **local) {
@@ -226,7 +234,8 @@ static void batch_task(void *vctx, size_t index, void **local) {
         t->src_width = t->pix_width;
         t->src_height = t->pix_height;
         st = resize_into(w, o, t, t->data, t->pix_width, t->pix_height,
-                         t->pix_stride, box, t->premultiply_alpha);
+                         fs_mode_channels(o->out_mode), t->pix_stride, box,
+                         t->premultiply_alpha);
     } else {
         const uint8_t *data = t->data;
         size_t len = t->size;

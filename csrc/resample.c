@@ -29,6 +29,7 @@
  * `v * scale + offset` output round differently from Pillow and numpy.
  */
 #include "resample.h"
+#include "resample_simd.h"
 
 #include <limits.h>
 #include <math.h>
@@ -254,22 +255,30 @@ FS_INLINE void unpremultiply_px(const uint8_t *in, uint8_t *out,
 
 typedef struct {
     const fs_dst *dst;
-    size_t row_len;       /* samples per output row: width * channels */
+    size_t row_len;       /* samples per resampled row: width * channels */
     int unpremultiply;    /* rows arrive as RGBa and leave as RGBA */
+    int expand;           /* rows are L, dst is RGB: write each sample 3 times */
     uint64_t recip[256];  /* unpremultiply reciprocals */
 } fs_out;
 
-static void out_init(fs_out *o, const fs_dst *dst, int unpremultiply) {
+/* `C` is the number of channels resampled: dst->channels, or 1 for an L
+ * image written to an RGB dst (Pillow's L -> RGB conversion copies the
+ * sample into the three channels, and resampling works per channel, so
+ * resampling first and copying after gives the same pixels for a third of
+ * the work). */
+static void out_init(fs_out *o, const fs_dst *dst, int C, int unpremultiply) {
     o->dst = dst;
-    o->row_len = (size_t)dst->width * (size_t)dst->channels;
+    o->row_len = (size_t)dst->width * (size_t)C;
     o->unpremultiply = unpremultiply;
+    o->expand = C != dst->channels;
     if (unpremultiply) unpremultiply_init(o->recip);
 }
 
 /* The u8 buffer for output row y when the final 8-bit samples can be
- * written in place (uint8 output), else NULL (the caller stages the row). */
+ * written in place (uint8 output, same channels), else NULL (the caller
+ * stages the row). */
 static uint8_t *out_u8_row(const fs_out *o, int y) {
-    if (o->dst->dtype != FS_DTYPE_U8) return NULL;
+    if (o->dst->dtype != FS_DTYPE_U8 || o->expand) return NULL;
     return (uint8_t *)o->dst->data + (ptrdiff_t)y * o->dst->row_stride;
 }
 
@@ -278,6 +287,22 @@ static uint8_t *out_u8_row(const fs_out *o, int y) {
 static void out_store(const fs_out *o, int y, const uint8_t *row) {
     const fs_dst *d = o->dst;
     size_t i, n = o->row_len;
+    if (o->expand) {
+        /* Staged L row -> RGB dst (the staging row never overlaps dst). */
+        if (d->dtype == FS_DTYPE_U8) {
+            uint8_t *FS_RESTRICT drow =
+                (uint8_t *)d->data + (ptrdiff_t)y * d->row_stride;
+            for (i = 0; i < n; i++)
+                drow[3 * i] = drow[3 * i + 1] = drow[3 * i + 2] = row[i];
+        } else {
+            float *FS_RESTRICT frow = (float *)(void *)((char *)d->data +
+                                                       (ptrdiff_t)y * d->row_stride);
+            for (i = 0; i < n; i++)
+                frow[3 * i] = frow[3 * i + 1] = frow[3 * i + 2] =
+                    (float)row[i] * d->scale + d->offset;
+        }
+        return;
+    }
     if (d->dtype == FS_DTYPE_U8) {
         uint8_t *drow = (uint8_t *)d->data + (ptrdiff_t)y * d->row_stride;
         if (drow != row) memcpy(drow, row, n);
@@ -409,11 +434,12 @@ static void axis_coeffs(const fs_axis *ax, float in0, int in_size, int out_size,
  * channel loops unroll and the accumulators live in registers.
  */
 FS_INLINE void hpass_row_c(const uint8_t *FS_RESTRICT in,
-                           uint8_t *FS_RESTRICT out, int out_w,
+                           uint8_t *FS_RESTRICT out, int x0, int out_w,
                            const int32_t *FS_RESTRICT kk, int ksize,
                            const int *FS_RESTRICT bounds, const int C) {
     int xx;
-    for (xx = 0; xx < out_w; xx++) {
+    out += (size_t)x0 * (size_t)C;
+    for (xx = x0; xx < out_w; xx++) {
         const int32_t *k = kk + (size_t)xx * (size_t)ksize;
         const uint8_t *p = in + (size_t)bounds[2 * xx] * (size_t)C;
         const int n = bounds[2 * xx + 1];
@@ -497,13 +523,14 @@ FS_INLINE void hpass_pair_c(const uint64_t *FS_RESTRICT pk,
     }
 }
 
+/* Outputs [x0, out_w) of one row. */
 static void hpass_row(const uint8_t *FS_RESTRICT in, uint8_t *FS_RESTRICT out,
-                      int out_w, const int32_t *FS_RESTRICT kk, int ksize,
-                      const int *FS_RESTRICT bounds, int C) {
+                      int x0, int out_w, const int32_t *FS_RESTRICT kk,
+                      int ksize, const int *FS_RESTRICT bounds, int C) {
     switch (C) {
-    case 1: hpass_row_c(in, out, out_w, kk, ksize, bounds, 1); break;
-    case 3: hpass_row_c(in, out, out_w, kk, ksize, bounds, 3); break;
-    default: hpass_row_c(in, out, out_w, kk, ksize, bounds, 4); break;
+    case 1: hpass_row_c(in, out, x0, out_w, kk, ksize, bounds, 1); break;
+    case 3: hpass_row_c(in, out, x0, out_w, kk, ksize, bounds, 3); break;
+    default: hpass_row_c(in, out, x0, out_w, kk, ksize, bounds, 4); break;
     }
 }
 
@@ -519,6 +546,108 @@ static void hpass_row2(const uint8_t *in0, const uint8_t *in1, uint8_t *out0,
     case 3: hpass_pair_c(pk, out0, out1, out_w, kk, ksize, bounds, 3); break;
     default: hpass_pair_c(pk, out0, out1, out_w, kk, ksize, bounds, 4); break;
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Instruction-set dispatch                                                  */
+
+/* -1 until first use; then the FS_SIMD_* level in force.  Read and written
+ * with relaxed atomics: every thread computes the same value, and
+ * fs_resample_set_simd (tests) only changes it between batches. */
+static int g_simd = -1;
+
+static int simd_detect(void) {
+#if FS_HAVE_AVX2_KERNELS
+    if (fs_cpu_avx2()) return FS_SIMD_AVX2;
+#endif
+    return FS_SIMD_NONE;
+}
+
+int fs_resample_simd(void) {
+    int v = __atomic_load_n(&g_simd, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = simd_detect();
+        __atomic_store_n(&g_simd, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+int fs_resample_set_simd(int enable) {
+    int v = enable ? simd_detect() : FS_SIMD_NONE;
+    __atomic_store_n(&g_simd, v, __ATOMIC_RELAXED);
+    return v;
+}
+
+/* The horizontal pass of one resize: the scalar coefficients, and which
+ * SIMD kernel does which outputs:
+ *   quads > 0:  sample quads [0, quads) by fs_hpass2_avx2_quads, the
+ *               scalar code from pixel 4 * quads / C on;
+ *   xend > 0:   pixels [0, xend) by fs_hpass2_avx2 (C = 3 or 4, downscales
+ *               too steep for quads), the scalar code after;
+ *   neither:    everything scalar. */
+typedef struct {
+    const int32_t *kk;
+    int ksize;
+    const int *bounds;
+    int out_w, C;
+    uint64_t *pk;            /* packed row pair of hpass_row2 */
+    size_t span_len;
+    const uint32_t *kp;
+    int kstride, quads, xend;
+} fs_hplan;
+
+static void hpass_one(const fs_hplan *h, const uint8_t *in, uint8_t *out) {
+    hpass_row(in, out, 0, h->out_w, h->kk, h->ksize, h->bounds, h->C);
+}
+
+static void hpass_two(const fs_hplan *h, const uint8_t *in0,
+                      const uint8_t *in1, uint8_t *out0, uint8_t *out1) {
+#if FS_HAVE_AVX2_KERNELS
+    if (h->quads > 0 || h->xend > 0) {
+        int x0;
+        if (h->quads > 0) {
+            fs_hpass2_avx2_quads(in0, in1, out0, out1, h->quads, h->kp,
+                                 h->kstride, h->C);
+            /* A pixel split between the last quad and the rest is
+             * recomputed whole (same values). */
+            x0 = 4 * h->quads / h->C;
+        } else {
+            fs_hpass2_avx2(in0, in1, out0, out1, h->xend, h->kp, h->kstride,
+                           h->bounds, h->C);
+            x0 = h->xend;
+        }
+        if (x0 < h->out_w) {
+            hpass_row(in0, out0, x0, h->out_w, h->kk, h->ksize, h->bounds,
+                      h->C);
+            hpass_row(in1, out1, x0, h->out_w, h->kk, h->ksize, h->bounds,
+                      h->C);
+        }
+        return;
+    }
+#endif
+    hpass_row2(in0, in1, out0, out1, h->out_w, h->kk, h->ksize, h->bounds,
+               h->C, h->pk, h->span_len);
+}
+
+/* Four rows; 0 when there is no four-row kernel for this plan (the caller
+ * then goes two rows at a time). */
+static int hpass_four(const fs_hplan *h, const uint8_t *const in[4],
+                      uint8_t *const out[4]) {
+#if FS_HAVE_AVX2_KERNELS
+    if (h->quads > 0) {
+        const int x0 = 4 * h->quads / h->C;
+        int i;
+        fs_hpass4_avx2_quads(in, out, h->quads, h->kp, h->kstride, h->C);
+        if (x0 < h->out_w)
+            for (i = 0; i < 4; i++)
+                hpass_row(in[i], out[i], x0, h->out_w, h->kk, h->ksize,
+                          h->bounds, h->C);
+        return 1;
+    }
+#else
+    (void)h; (void)in; (void)out;
+#endif
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -576,6 +705,21 @@ static void vpass_row(const uint8_t *rows, ptrdiff_t stride, int cnt,
     for (j = 0; j < n; j++) out[j] = clip_acc(acc[j]);
 }
 
+/* One output row of the vertical pass; `kp` is the row's packed table for
+ * the SIMD kernel, or NULL. */
+static void vpass(const uint8_t *rows, ptrdiff_t stride, int cnt,
+                  const int32_t *FS_RESTRICT k, const uint32_t *kp,
+                  int32_t *FS_RESTRICT acc, uint8_t *FS_RESTRICT out,
+                  size_t n) {
+    size_t done = 0;
+#if FS_HAVE_AVX2_KERNELS
+    if (kp != NULL && cnt > 0) done = fs_vpass_avx2(rows, stride, cnt, kp, out, n);
+#else
+    (void)kp;
+#endif
+    if (done < n) vpass_row(rows + done, stride, cnt, k, acc, out + done, n - done);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Copy / crop (Pillow's same-size copy and ImagingCrop shortcut)            */
 
@@ -585,7 +729,7 @@ static int copy_region(const uint8_t *src, ptrdiff_t src_stride, int x0, int y0,
     fs_out o;
     size_t row_len = (size_t)dst->width * (size_t)C;
     int y, st;
-    out_init(&o, dst, premultiply);
+    out_init(&o, dst, C, premultiply);
     if (premultiply || dst->dtype != FS_DTYPE_U8) {
         st = grow((void **)&s->tmp2, &s->tmp2_cap, row_len);
         if (st != FS_OK) return st;
@@ -659,7 +803,7 @@ static int resize_nearest(const uint8_t *src, int src_w, int src_h, int C,
         xo += a0;
     }
 
-    out_init(&o, dst, 0);
+    out_init(&o, dst, C, 0);
     for (y = 0; y < ysize; y++) {
         int yi = coord(yo, src_h);
         uint8_t *FS_RESTRICT row = out_u8_row(&o, y);
@@ -760,6 +904,12 @@ static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
                        vertical_first(src_w, src_h, xsize, ysize);
     fs_axis axh, axv;
     int32_t *kh, *kv, *acc;
+    uint32_t *khp = NULL, *kvp = NULL; /* packed tables of the SIMD kernels */
+    const int simd = fs_resample_simd();
+    int hstride = 0, hpstride = 0, hquads = 0, vstride = 0;
+    size_t khp_words;
+    size_t off_kvp, off_khp;
+    fs_hplan hp;
     double *w;
     int *bh, *bv;
     int st, y, r0 = 0, r1 = src_h, c0 = 0, c1 = src_w, nrows, ncols;
@@ -784,11 +934,21 @@ static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
         st = axis_setup(b[0], b[2], xsize, FS_KERNELS[filter].support, &axh);
         if (st != FS_OK) return st;
     }
-    /* coeffs block: [double w[kmax]] [int32 kv] [int32 kh] [int32 acc].
-     * acc holds one row of vertical-pass sums: output width when the
-     * vertical pass runs last, source width when it runs first or alone. */
+    /* coeffs block: [double w[kmax]] [int32 kv] [int32 kh] [int32 acc]
+     * [uint32 kvp] [uint32 khp].  acc holds one row of vertical-pass sums:
+     * output width when the vertical pass runs last, source width when it
+     * runs first or alone.  kvp / khp, the SIMD tables, are empty without
+     * SIMD. */
     kmax = (size_t)(axv.ksize > axh.ksize ? axv.ksize : axh.ksize);
     acc_len = (need_h && !vfirst) ? row_len : (size_t)src_w * (size_t)C;
+    if (simd != FS_SIMD_NONE) {
+        if (need_v) vstride = fs_vcoeff_stride(axv.ksize);
+        if (need_h) {
+            hquads = (int)(row_len / 4);
+            hstride = fs_hquad_stride(axh.ksize);
+            if (C != 1) hpstride = fs_hcoeff_stride(axh.ksize, C);
+        }
+    }
     if (!fs_mul_size(kmax, sizeof(double), &sz) || !align64(sz, &off_kv) ||
         !fs_mul_size((size_t)ysize, (size_t)axv.ksize, &sz) ||
         !fs_mul_size(sz, sizeof(int32_t), &sz) || !align64(sz, &sz) ||
@@ -796,8 +956,16 @@ static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
         !fs_mul_size((size_t)xsize, (size_t)axh.ksize, &sz) ||
         !fs_mul_size(sz, sizeof(int32_t), &sz) || !align64(sz, &sz) ||
         !add_size(off_kh, sz, &off_acc) ||
-        !fs_mul_size(acc_len, sizeof(int32_t), &sz) ||
-        !add_size(off_acc, sz, &total))
+        !fs_mul_size(acc_len, sizeof(int32_t), &sz) || !align64(sz, &sz) ||
+        !add_size(off_acc, sz, &off_kvp) ||
+        !fs_mul_size((size_t)ysize, (size_t)vstride, &sz) ||
+        !fs_mul_size(sz, sizeof(uint32_t), &sz) || !align64(sz, &sz) ||
+        !add_size(off_kvp, sz, &off_khp) ||
+        /* khp holds either table: quads, or pixels for the fallback */
+        !fs_mul_size((size_t)hquads, (size_t)hstride, &khp_words) ||
+        !fs_mul_size((size_t)xsize, (size_t)hpstride, &sz) ||
+        !fs_mul_size(khp_words > sz ? khp_words : sz, sizeof(uint32_t), &sz) ||
+        !add_size(off_khp, sz, &total))
         return FS_ERR_OVERFLOW;
     if (!add_size((size_t)xsize, (size_t)ysize, &nb) ||
         !fs_mul_size(nb, 2 * sizeof(int), &nb))
@@ -810,6 +978,9 @@ static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
     kv = (int32_t *)(void *)((char *)s->coeffs + off_kv);
     kh = (int32_t *)(void *)((char *)s->coeffs + off_kh);
     acc = (int32_t *)(void *)((char *)s->coeffs + off_acc);
+    if (vstride) kvp = (uint32_t *)(void *)((char *)s->coeffs + off_kvp);
+    if (hstride && (hquads > 0 || hpstride > 0))
+        khp = (uint32_t *)(void *)((char *)s->coeffs + off_khp);
     bv = s->bounds;
     bh = s->bounds + 2 * (size_t)ysize;
 
@@ -825,6 +996,33 @@ static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
     nrows = need_v ? r1 - r0 : ysize;
     ncols = c1 - c0;
     span_len = (size_t)ncols * (size_t)C;
+    /* A table that cannot be packed (a weight beyond int16 halves, never
+     * seen with Pillow's filters) leaves that pass scalar. */
+    if (kvp && !fs_pack_vcoeffs(kv, axv.ksize, bv, ysize, kvp, vstride))
+        kvp = NULL;
+    hp.kk = kh;
+    hp.ksize = axh.ksize;
+    hp.bounds = bh;
+    hp.out_w = xsize;
+    hp.C = C;
+    hp.span_len = span_len;
+    hp.kp = khp;
+    hp.kstride = hstride;
+    hp.quads = hp.xend = 0;
+    if (khp) {
+        /* Quads unless they stop early (a downscale too steep for their
+         * window) and the per-pixel kernel can do better. */
+        if (!fs_pack_hquads(kh, axh.ksize, bh, xsize, C, span_len, khp,
+                            hstride, &hp.quads))
+            hp.quads = 0;
+        if (hpstride > 0 && (size_t)hp.quads * 4 + 16 * (size_t)C < row_len) {
+            hp.quads = 0;
+            hp.kstride = hpstride;
+            if (!fs_pack_hcoeffs(kh, axh.ksize, bh, xsize, C, span_len, khp,
+                                 hpstride, &hp.xend))
+                hp.xend = 0;
+        }
+    }
 
     /* ---- tmp: the intermediate rows (all rows between the passes when
      * the horizontal pass comes first; a pair of rows when the vertical
@@ -860,8 +1058,9 @@ static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
     if (st != FS_OK) return st;
     pk = (uint64_t *)(void *)(s->tmp2 + off_pk);
     pre = s->tmp2 + off_pre;
+    hp.pk = pk;
 
-    out_init(&o, dst, premultiply);
+    out_init(&o, dst, C, premultiply);
 
     /* ---- horizontal pass first (or alone), two rows at a time ---- */
     if (need_h && !vfirst) {
@@ -873,6 +1072,21 @@ static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
             const uint8_t *in[2];
             uint8_t *out[2];
             int i;
+            if (need_v && !premultiply && y + 3 < nrows && hp.quads > 0) {
+                /* Four rows at once, straight from the source into the
+                 * intermediate rows. */
+                const uint8_t *in4[4];
+                uint8_t *out4[4];
+                for (i = 0; i < 4; i++) {
+                    in4[i] = src + (ptrdiff_t)(sy + i) * src_stride +
+                             (size_t)c0 * (size_t)C;
+                    out4[i] = s->tmp + (size_t)(y + i) * row_len;
+                }
+                if (hpass_four(&hp, in4, out4)) {
+                    y += 2;
+                    continue;
+                }
+            }
             for (i = 0; i <= pair; i++) {
                 in[i] = src + (ptrdiff_t)(sy + i) * src_stride +
                         (size_t)c0 * (size_t)C;
@@ -890,10 +1104,9 @@ static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
                 }
             }
             if (pair)
-                hpass_row2(in[0], in[1], out[0], out[1], xsize, kh, axh.ksize,
-                           bh, C, pk, span_len);
+                hpass_two(&hp, in[0], in[1], out[0], out[1]);
             else
-                hpass_row(in[0], out[0], xsize, kh, axh.ksize, bh, C);
+                hpass_one(&hp, in[0], out[0]);
             if (!need_v)
                 for (i = 0; i <= pair; i++) out_store(&o, y + i, out[i]);
         }
@@ -921,9 +1134,10 @@ static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
         for (y = 0; y < ysize; y++) {
             uint8_t *out = out_u8_row(&o, y);
             if (out == NULL) out = s->tmp2;
-            vpass_row(view + (ptrdiff_t)bv[2 * y] * view_stride, view_stride,
-                      bv[2 * y + 1], kv + (size_t)y * (size_t)axv.ksize, acc,
-                      out, need_h ? row_len : span_len);
+            vpass(view + (ptrdiff_t)bv[2 * y] * view_stride, view_stride,
+                  bv[2 * y + 1], kv + (size_t)y * (size_t)axv.ksize,
+                  kvp ? kvp + (size_t)y * (size_t)vstride : NULL, acc, out,
+                  need_h ? row_len : span_len);
             out_store(&o, y, out);
         }
         return FS_OK;
@@ -935,18 +1149,17 @@ static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
         uint8_t *out[2];
         int i;
         for (i = 0; i <= pair; i++) {
-            vpass_row(view + (ptrdiff_t)bv[2 * (y + i)] * view_stride,
-                      view_stride, bv[2 * (y + i) + 1],
-                      kv + (size_t)(y + i) * (size_t)axv.ksize, acc,
-                      s->tmp + (size_t)i * span_len, span_len);
+            vpass(view + (ptrdiff_t)bv[2 * (y + i)] * view_stride, view_stride,
+                  bv[2 * (y + i) + 1], kv + (size_t)(y + i) * (size_t)axv.ksize,
+                  kvp ? kvp + (size_t)(y + i) * (size_t)vstride : NULL, acc,
+                  s->tmp + (size_t)i * span_len, span_len);
             out[i] = out_u8_row(&o, y + i);
             if (out[i] == NULL) out[i] = s->tmp2 + (size_t)i * stage_stride;
         }
         if (pair)
-            hpass_row2(s->tmp, s->tmp + span_len, out[0], out[1], xsize, kh,
-                       axh.ksize, bh, C, pk, span_len);
+            hpass_two(&hp, s->tmp, s->tmp + span_len, out[0], out[1]);
         else
-            hpass_row(s->tmp, out[0], xsize, kh, axh.ksize, bh, C);
+            hpass_one(&hp, s->tmp, out[0]);
         for (i = 0; i <= pair; i++) out_store(&o, y + i, out[i]);
     }
     return FS_OK;
@@ -981,7 +1194,7 @@ int fs_resize_u8(const uint8_t *src, int src_w, int src_h, int channels,
         dst->data == NULL)
         return FS_ERR_ARG;
     if (C != 1 && C != 3 && C != 4) return FS_ERR_ARG;
-    if (dst->channels != C || src_w < 1 || src_h < 1 || dst->width < 1 ||
+    if ((dst->channels != C && !(C == 1 && dst->channels == 3)) || src_w < 1 || src_h < 1 || dst->width < 1 ||
         dst->height < 1)
         return FS_ERR_ARG;
     if (filter < FS_FILTER_NEAREST || filter > FS_FILTER_LANCZOS)
@@ -995,7 +1208,7 @@ int fs_resize_u8(const uint8_t *src, int src_w, int src_h, int channels,
     if (!fs_mul_size((size_t)src_w, (size_t)C, &row_bytes))
         return FS_ERR_OVERFLOW;
     if (src_stride < 0 || (size_t)src_stride < row_bytes) return FS_ERR_ARG;
-    if (!fs_mul_size((size_t)dst->width, (size_t)C, &drow_bytes) ||
+    if (!fs_mul_size((size_t)dst->width, (size_t)dst->channels, &drow_bytes) ||
         !fs_mul_size(drow_bytes, elem, &drow_bytes))
         return FS_ERR_OVERFLOW;
     if (dst->row_stride < 0 || (size_t)dst->row_stride < drow_bytes)

@@ -43,7 +43,9 @@ typedef struct {
  * Resize the region `box` = {x0, y0, x1, y1} (source pixel coordinates,
  * floats, as Pillow's `Image.resize(size, filter, box)`) of an 8-bit image
  * with `channels` (1, 3 or 4) interleaved samples into `dst`
- * (dst->channels == channels).  Results equal Pillow's
+ * (dst->channels == channels, or 3 for a 1-channel source: an L image
+ * written as RGB, equal to Pillow's convert("RGB") then resize, computed on
+ * one channel).  Results equal Pillow's
  * `Image.resize((dst->width, dst->height), filter, box)` exactly, including
  * FS_FILTER_NEAREST (Pillow's affine nearest path).  With
  * `premultiply_alpha` (4 channels only) the image is resampled as Pillow's
@@ -58,6 +60,14 @@ int fs_resize_u8(const uint8_t *src, int src_w, int src_h, int channels,
                  ptrdiff_t src_stride, const double box[4], int filter,
                  int premultiply_alpha, const fs_dst *dst,
                  fs_resample_scratch *scratch);
+
+/* The SIMD level the resampler uses (FS_SIMD_NONE = 0 or FS_SIMD_AVX2 = 1,
+ * see resample_simd.h), detected from the CPU on first use.
+ * fs_resample_set_simd(0) forces the scalar code and (1) restores the
+ * detected level; both return the level now in force.  Results are
+ * identical either way; the switch exists so tests can check that. */
+int fs_resample_simd(void);
+int fs_resample_set_simd(int enable);
 
 /*
  * Pillow's colour conversions, row by row, used after a JPEG decode:

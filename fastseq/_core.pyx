@@ -275,3 +275,18 @@ def libjpeg_version():
 
 def libjpeg_simd():
     return bool(fs_jpeg_simd())
+
+
+_RESIZE_SIMD_NAMES = {0: "none", 1: "avx2"}
+
+
+def resize_simd():
+    """The instruction set of fastseq's resampler: "avx2" or "none"."""
+    return _RESIZE_SIMD_NAMES[fs_resample_simd()]
+
+
+def set_resize_simd(bint enable):
+    """Use the SIMD resampler when the CPU has one (True), or the scalar
+    code (False).  Results are identical; this exists for tests and
+    benchmarks.  Returns the instruction set now in use."""
+    return _RESIZE_SIMD_NAMES[fs_resample_set_simd(enable)]

@@ -395,6 +395,7 @@ def info() -> dict:
         "libjpeg_turbo": _core.libjpeg_version(),
         "simd": _core.libjpeg_simd() and not os.environ.get("JSIMD_FORCENONE"),
         "simd_built": _core.libjpeg_simd(),
+        "resize_simd": _core.resize_simd(),
         "threads": get_num_threads(),
         "numpy": np.__version__,
         "pillow": PIL.__version__,

@@ -50,6 +50,8 @@ cdef extern from "jpeg_decode.h" nogil:
     int fs_jpeg_simd()
 
 cdef extern from "resample.h" nogil:
+    int fs_resample_simd()
+    int fs_resample_set_simd(int enable)
     int fs_convert_rows(const uint8_t *inp, ptrdiff_t in_stride, int in_mode,
                         uint8_t *out, ptrdiff_t out_stride, int out_mode,
                         int width, int height)

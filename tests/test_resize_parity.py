@@ -137,3 +137,37 @@ def test_dct_scaling_never_goes_below_target():
     c = fastseq.decode_batch([data], (187, 112))        # 375/2 >= 187: half scale
     d = fastseq.decode_batch([data], (187, 112), dct_scaling=False)
     assert not np.array_equal(c, d)
+
+
+# A grayscale JPEG written as RGB is decoded and resized as one channel and
+# copied into three on the way out (a third of the work); the result must
+# still be Pillow's convert("RGB") then resize, for every filter, both
+# dtypes, and crops.
+@pytest.fixture(scope="module")
+def gray_jpeg():
+    return encode(photo_like(375, 500, seed=11)[..., 1], "JPEG", quality=90)
+
+
+@pytest.mark.parametrize("filt", list(FILTERS))
+@pytest.mark.parametrize("tgt", [(224, 224), (97, 131), (375, 500), (600, 333)])
+def test_grayscale_jpeg_as_rgb_matches_pillow(gray_jpeg, filt, tgt):
+    got = fastseq.decode_batch([gray_jpeg], tgt, interpolation=filt, dct_scaling=False)[0]
+    assert got.shape == (*tgt, 3)
+    np.testing.assert_array_equal(got, pil_reference(gray_jpeg, tgt, filt, "RGB"))
+
+
+@pytest.mark.parametrize("filt", ["nearest", "bilinear", "lanczos"])
+def test_grayscale_jpeg_as_rgb_float32_and_crop(gray_jpeg, filt):
+    tgt = (100, 300)
+    ref = pil_reference(gray_jpeg, tgt, filt, "RGB").astype(np.float32)
+    got = fastseq.decode_batch([gray_jpeg], tgt, interpolation=filt, dct_scaling=False,
+                               dtype="float32", rescale=1 / 127.5, offset=-1.0)[0]
+    np.testing.assert_array_equal(got, ref * np.float32(1 / 127.5) + np.float32(-1.0))
+    crop = fastseq.decode_batch([gray_jpeg], tgt, interpolation=filt, dct_scaling=False,
+                                keep_aspect_ratio=True)[0]
+    h, w = 375, 500
+    crop_h = min(h, (w * tgt[0]) // tgt[1])
+    crop_w = min(w, (h * tgt[1]) // tgt[0])
+    y0, x0 = (h - crop_h) // 2, (w - crop_w) // 2
+    np.testing.assert_array_equal(
+        crop, pil_reference(gray_jpeg, tgt, filt, "RGB", box=(x0, y0, x0 + crop_w, y0 + crop_h)))
