@@ -13,6 +13,7 @@
 /* Buffers above this size are released after use instead of kept for the
  * next image, so one huge file does not pin memory in every worker. */
 #define FS_KEEP_BYTES ((size_t)64 << 20)
+#define FS_PIX_PAD ((size_t)64)
 
 typedef struct {
     fs_jpeg *jpeg;
@@ -130,11 +131,12 @@ typedef struct {
  * image written as RGB (fs_resize_u8 copies it into the three channels). */
 static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
                        const uint8_t *pix, int pw, int ph, int pc,
-                       ptrdiff_t stride, const double box[4], int premultiply) {
+                       ptrdiff_t stride, size_t pad, const double box[4],
+                       int premultiply) {
     fs_dst dst = {t->out, o->out_width, o->out_height,
                   fs_mode_channels(o->out_mode), o->out_row_stride,
                   o->out_dtype, o->scale, o->offset};
-    int st = fs_resize_u8(pix, pw, ph, pc, stride, box, o->filter,
+    int st = fs_resize_u8(pix, pw, ph, pc, stride, pad, box, o->filter,
                           premultiply, &dst, &w->rs);
     if (st != FS_OK)
         snprintf(t->msg, FS_MSG_LEN, "%s",
@@ -177,13 +179,16 @@ static int run_jpeg(fs_worker *w, const fs_batch_opts *o, fs_task *t,
 
     int dc = fs_mode_channels(decode_mode);
     size_t rowbytes, total;
+    /* FS_PIX_PAD spare bytes after the image let the resampler's SIMD
+     * windows run to the end of the last row (see fs_resize_u8). */
     if (!fs_mul_size((size_t)sw, (size_t)dc, &rowbytes) ||
-        !fs_mul_size(rowbytes, (size_t)sh, &total)) {
+        !fs_mul_size(rowbytes, (size_t)sh, &total) ||
+        total > SIZE_MAX - FS_PIX_PAD) {
         fs_jpeg_abort(w->jpeg);
         snprintf(t->msg, FS_MSG_LEN, "image too large");
         return FS_ERR_OVERFLOW;
     }
-    if (!grow(&w->pix, &w->pix_cap, total)) {
+    if (!grow(&w->pix, &w->pix_cap, total + FS_PIX_PAD)) {
         fs_jpeg_abort(w->jpeg);
         snprintf(t->msg, FS_MSG_LEN, "out of memory for %dx%d pixels", sw, sh);
         return FS_ERR_NOMEM;
@@ -211,7 +216,12 @@ static int run_jpeg(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     /* After the conversion the pixels are in the output mode, except an L
      * image kept as L for an RGB output. */
     int pc = decode_mode == FS_MODE_L ? 1 : fs_mode_channels(o->out_mode);
-    return resize_into(w, o, t, w->pix, sw, sh, pc, (ptrdiff_t)rowbytes, box, 0);
+    /* The last row ends at `end`; what follows is read but never used, so
+     * it only needs defined contents. */
+    size_t end = (size_t)(sh - 1) * rowbytes + (size_t)sw * (size_t)pc;
+    memset(w->pix + end, 0, total + FS_PIX_PAD - end);
+    return resize_into(w, o, t, w->pix, sw, sh, pc, (ptrdiff_t)rowbytes,
+                       total + FS_PIX_PAD - end, box, 0);
 }
 
 static void batch_task(void *vctx, size_t index, void **local) {
@@ -234,7 +244,7 @@ static void batch_task(void *vctx, size_t index, void **local) {
         t->src_width = t->pix_width;
         t->src_height = t->pix_height;
         st = resize_into(w, o, t, t->data, t->pix_width, t->pix_height,
-                         fs_mode_channels(o->out_mode), t->pix_stride, box,
+                         fs_mode_channels(o->out_mode), t->pix_stride, 0, box,
                          t->premultiply_alpha);
     } else {
         const uint8_t *data = t->data;

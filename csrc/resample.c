@@ -69,6 +69,10 @@
 #define PREC_BITS 22
 #define ACC_BIAS ((int32_t)1 << (PREC_BITS - 1))
 
+/* Zeroed bytes after the last row of our own horizontal-pass inputs: the
+ * SIMD windows read at most 15 bytes beyond the last byte they use. */
+#define FS_READ_PAD 16
+
 /* ------------------------------------------------------------------------ */
 /* Filters (Pillow's kernels, same expressions and literal types)           */
 
@@ -891,7 +895,8 @@ static int vertical_first(int in_w, int in_h, int xsize, int ysize) {
 }
 
 static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
-                       ptrdiff_t src_stride, const float b[4], int filter,
+                       ptrdiff_t src_stride, size_t src_pad, const float b[4],
+                       int filter,
                        int premultiply, const fs_dst *dst,
                        fs_resample_scratch *s) {
     const int xsize = dst->width, ysize = dst->height;
@@ -914,7 +919,7 @@ static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
     int *bh, *bv;
     int st, y, r0 = 0, r1 = src_h, c0 = 0, c1 = src_w, nrows, ncols;
     size_t sz, kmax, off_kv, off_kh, off_acc, total, nb, acc_len;
-    size_t span_len, tmp_need, stage_stride, off_pk, off_pre, tmp2_need;
+    size_t span_len, tmp_need, stage_stride, off_pk, off_pre, tmp2_need, hread;
     const uint8_t *view;     /* source rows r0.., columns c0.. */
     ptrdiff_t view_stride;
     uint8_t *pre;            /* premultiplied staging (tmp2 + off_pre) */
@@ -1009,16 +1014,27 @@ static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
     hp.kp = khp;
     hp.kstride = hstride;
     hp.quads = hp.xend = 0;
+    /* Bytes the SIMD windows may read from a horizontal-pass input row:
+     * its span, plus what follows the span in memory.  The input is the
+     * source itself (the columns right of the span, then the next row, or
+     * the caller's src_pad after the last row), or one of our staging
+     * buffers, which carry FS_READ_PAD zeroed bytes after their last row. */
+    if (need_h && !vfirst && !premultiply) {
+        size_t after = src_pad < (size_t)src_stride ? src_pad : (size_t)src_stride;
+        hread = span_len + (size_t)(src_w - c1) * (size_t)C + after;
+    } else {
+        hread = span_len + FS_READ_PAD;
+    }
     if (khp) {
         /* Quads unless they stop early (a downscale too steep for their
          * window) and the per-pixel kernel can do better. */
-        if (!fs_pack_hquads(kh, axh.ksize, bh, xsize, C, span_len, khp,
+        if (!fs_pack_hquads(kh, axh.ksize, bh, xsize, C, hread, khp,
                             hstride, &hp.quads))
             hp.quads = 0;
         if (hpstride > 0 && (size_t)hp.quads * 4 + 16 * (size_t)C < row_len) {
             hp.quads = 0;
             hp.kstride = hpstride;
-            if (!fs_pack_hcoeffs(kh, axh.ksize, bh, xsize, C, span_len, khp,
+            if (!fs_pack_hcoeffs(kh, axh.ksize, bh, xsize, C, hread, khp,
                                  hpstride, &hp.xend))
                 hp.xend = 0;
         }
@@ -1033,7 +1049,9 @@ static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
     tmp_need = 0;
     if (need_h && need_v) {
         if (vfirst) {
-            if (!fs_mul_size(span_len, 2, &tmp_need)) return FS_ERR_OVERFLOW;
+            if (!fs_mul_size(span_len, 2, &tmp_need) ||
+                !add_size(tmp_need, FS_READ_PAD, &tmp_need))
+                return FS_ERR_OVERFLOW;
         } else if (!fs_mul_size((size_t)nrows, row_len, &tmp_need)) {
             return FS_ERR_OVERFLOW;
         }
@@ -1049,13 +1067,20 @@ static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
     if (premultiply) {
         size_t prows = (need_h && !vfirst) || !need_v ? 2 : (size_t)nrows;
         if (!fs_mul_size(prows, span_len, &sz) ||
-            !add_size(off_pre, sz, &tmp2_need))
+            !add_size(off_pre, sz, &tmp2_need) ||
+            !add_size(tmp2_need, FS_READ_PAD, &tmp2_need))
             return FS_ERR_OVERFLOW;
     }
     st = grow((void **)&s->tmp, &s->tmp_cap, tmp_need);
     if (st != FS_OK) return st;
     st = grow((void **)&s->tmp2, &s->tmp2_cap, tmp2_need);
     if (st != FS_OK) return st;
+    /* The pads are read (times zero coefficients) but never written:
+     * give them defined contents. */
+    if (need_h && need_v && vfirst)
+        memset(s->tmp + tmp_need - FS_READ_PAD, 0, FS_READ_PAD);
+    if (premultiply)
+        memset(s->tmp2 + tmp2_need - FS_READ_PAD, 0, FS_READ_PAD);
     pk = (uint64_t *)(void *)(s->tmp2 + off_pk);
     pre = s->tmp2 + off_pre;
     hp.pk = pk;
@@ -1181,7 +1206,8 @@ void fs_resample_scratch_free(fs_resample_scratch *s) {
 }
 
 int fs_resize_u8(const uint8_t *src, int src_w, int src_h, int channels,
-                 ptrdiff_t src_stride, const double box[4], int filter,
+                 ptrdiff_t src_stride, size_t src_pad, const double box[4],
+                 int filter,
                  int premultiply_alpha, const fs_dst *dst,
                  fs_resample_scratch *scratch) {
     const int C = channels;
@@ -1245,7 +1271,7 @@ int fs_resize_u8(const uint8_t *src, int src_w, int src_h, int channels,
     if (filter == FS_FILTER_NEAREST)
         return resize_nearest(src, src_w, src_h, C, src_stride, b, dst,
                               scratch);
-    return resize_conv(src, src_w, src_h, C, src_stride, b, filter,
+    return resize_conv(src, src_w, src_h, C, src_stride, src_pad, b, filter,
                        premultiply, dst, scratch);
 }
 

@@ -54,10 +54,16 @@ typedef struct {
  * For FS_DTYPE_F32, dst->data and dst->row_stride must be multiples of 4.
  * A box Pillow rejects (negative origin, beyond the image, x1 < x0 or
  * y1 < y0), or a NaN coordinate, gives FS_ERR_ARG.
+ * `src_pad` is how many bytes after the end of the last source row
+ * (src + (src_h - 1) * src_stride + src_w * channels) may be read, never
+ * written; 0 if none.  The SIMD kernels read up to 15 bytes past the
+ * samples they use, and with 16 or more they stay vectorised up to the last
+ * pixel of every row; their values never affect the result.
  * Returns FS_OK, FS_ERR_NOMEM, FS_ERR_OVERFLOW or FS_ERR_ARG.
  */
 int fs_resize_u8(const uint8_t *src, int src_w, int src_h, int channels,
-                 ptrdiff_t src_stride, const double box[4], int filter,
+                 ptrdiff_t src_stride, size_t src_pad, const double box[4],
+                 int filter,
                  int premultiply_alpha, const fs_dst *dst,
                  fs_resample_scratch *scratch);
 
