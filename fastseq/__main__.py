@@ -34,6 +34,7 @@ def info_main(argv=None, prog="fastseq info"):
         ("libjpeg-turbo", f"{inf['libjpeg_turbo']} (built with SIMD: "
                           f"{'yes' if inf['simd_built'] else 'no'}; SIMD active: "
                           f"{'yes' if inf['simd'] else 'no'})"),
+        ("resize SIMD", f"{inf['resize_simd']} (fastseq's resampler; results are identical either way)"),
         ("threads", f"{inf['threads']} (set with fastseq.set_num_threads or FASTSEQ_NUM_THREADS)"),
         ("cores", f"{machine['cores_used']} usable of {machine['cores_total']}"),
         ("CPU", machine["cpu"]),

@@ -145,6 +145,7 @@ def test_threads_and_info():
         assert info["libjpeg_turbo"].count(".") == 2
         assert info["fastseq"] == fastseq.__version__
         assert isinstance(info["simd"], bool)
+        assert info["resize_simd"] in ("avx2", "none")
     finally:
         fastseq.set_num_threads(n)
 

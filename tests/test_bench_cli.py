@@ -291,6 +291,7 @@ def test_info_command():
     assert f"libjpeg-turbo  {inf['libjpeg_turbo']}" in proc.stdout
     assert "SIMD active: " + ("yes" if inf["simd"] else "no") in proc.stdout
     assert f"threads        {inf['threads']}" in proc.stdout
+    assert f"resize SIMD    {inf['resize_simd']} " in proc.stdout
     proc = run_cli("info", timeout=60, FASTSEQ_NUM_THREADS="1")
     assert "threads        1 " in proc.stdout
 
