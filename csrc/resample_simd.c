@@ -173,6 +173,27 @@ FS_AVX2 static inline __m256i combine(__m256i hi, __m256i lo) {
     return _mm256_srai_epi32(s, PREC_BITS);
 }
 
+/* 16 bytes at p0 in the low 128-bit lane, 16 bytes at p1 in the high one. */
+FS_AVX2 static inline __m256i load_2x16(const uint8_t *p0, const uint8_t *p1) {
+    return _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)p0)),
+        _mm_loadu_si128((const __m128i *)(const void *)p1), 1);
+}
+
+/* The 4 words at w in both 128-bit lanes. */
+FS_AVX2 static inline __m256i bcast_4x32(const uint32_t *w) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)w));
+}
+
+/* Byte-saturated results of both lanes: the first 4 bytes of the low lane
+ * to out0, of the high lane to out1. */
+FS_AVX2 static inline void store_2x4(__m256i v, uint8_t *out0, uint8_t *out1) {
+    uint32_t r0 = (uint32_t)_mm256_cvtsi256_si32(v);
+    uint32_t r1 = (uint32_t)_mm_cvtsi128_si32(_mm256_extracti128_si256(v, 1));
+    memcpy(out0, &r0, 4);
+    memcpy(out1, &r1, 4);
+}
+
 /*
  * Horizontal pass, two rows per register: the low 128-bit lane holds the
  * 16 bytes of row 0 at the output's first tap, the high lane those of
@@ -218,10 +239,7 @@ FS_AVX2 static inline void hpass2_avx2_c(const uint8_t *in0,
         __m256i hi = _mm256_setzero_si256(), lo = bias, v, s;
         int g;
         for (g = 0; g * taps < n; g++, w += 2 * pairs) {
-            v = _mm256_inserti128_si256(
-                _mm256_castsi128_si256(
-                    _mm_loadu_si128((const __m128i *)(const void *)p0)),
-                _mm_loadu_si128((const __m128i *)(const void *)p1), 1);
+            v = load_2x16(p0, p1);
             p0 += taps * C;
             p1 += taps * C;
             s = _mm256_shuffle_epi8(v, m0);
@@ -239,14 +257,9 @@ FS_AVX2 static inline void hpass2_avx2_c(const uint8_t *in0,
         v = combine(hi, lo);
         v = _mm256_packs_epi32(v, v);
         v = _mm256_packus_epi16(v, v);
-        {
-            /* 4 bytes per row: for RGB the 4th is a zero that the next
-             * pixel overwrites (xend excludes each row's last pixel). */
-            uint32_t r0 = (uint32_t)_mm256_cvtsi256_si32(v);
-            uint32_t r1 = (uint32_t)_mm_cvtsi128_si32(_mm256_extracti128_si256(v, 1));
-            memcpy(out0 + (size_t)xx * (size_t)C, &r0, 4);
-            memcpy(out1 + (size_t)xx * (size_t)C, &r1, 4);
-        }
+        /* 4 bytes per row: for RGB the 4th is a zero that the next pixel
+         * overwrites (xend excludes each row's last pixel). */
+        store_2x4(v, out0 + (size_t)xx * (size_t)C, out1 + (size_t)xx * (size_t)C);
     }
 }
 
@@ -274,33 +287,21 @@ FS_AVX2 void fs_hpass2_avx2_quads(const uint8_t *in0, const uint8_t *in1,
     int q;
     for (q = 0; q < nquads; q++) {
         const uint32_t *w = kp + (size_t)q * (size_t)kstride;
-        const __m256i mask = _mm256_broadcastsi128_si256(
-            _mm_loadu_si128((const __m128i *)(const void *)w));
+        const __m256i mask = bcast_4x32(w);
         const int npairs = (int)w[4];
         const uint8_t *p0 = in0 + w[5], *p1 = in1 + w[5];
         const uint32_t *c = w + 8;
         __m256i hi = _mm256_setzero_si256(), lo = bias, v;
         int j;
         for (j = 0; j < npairs; j++, p0 += step, p1 += step, c += 8) {
-            v = _mm256_inserti128_si256(
-                _mm256_castsi128_si256(
-                    _mm_loadu_si128((const __m128i *)(const void *)p0)),
-                _mm_loadu_si128((const __m128i *)(const void *)p1), 1);
-            v = _mm256_shuffle_epi8(v, mask);
-            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(v,
-                     _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)c))));
-            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(v,
-                     _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(c + 4)))));
+            v = _mm256_shuffle_epi8(load_2x16(p0, p1), mask);
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(v, bcast_4x32(c)));
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(v, bcast_4x32(c + 4)));
         }
         v = combine(hi, lo);
         v = _mm256_packs_epi32(v, v);
         v = _mm256_packus_epi16(v, v);
-        {
-            uint32_t r0 = (uint32_t)_mm256_cvtsi256_si32(v);
-            uint32_t r1 = (uint32_t)_mm_cvtsi128_si32(_mm256_extracti128_si256(v, 1));
-            memcpy(out0 + 4 * (size_t)q, &r0, 4);
-            memcpy(out1 + 4 * (size_t)q, &r1, 4);
-        }
+        store_2x4(v, out0 + 4 * (size_t)q, out1 + 4 * (size_t)q);
     }
 }
 
@@ -316,8 +317,7 @@ FS_AVX2 void fs_hpass4_avx2_quads(const uint8_t *const in[4],
     int q;
     for (q = 0; q < nquads; q++) {
         const uint32_t *w = kp + (size_t)q * (size_t)kstride;
-        const __m256i mask = _mm256_broadcastsi128_si256(
-            _mm_loadu_si128((const __m128i *)(const void *)w));
+        const __m256i mask = bcast_4x32(w);
         const int npairs = (int)w[4];
         const size_t base = w[5];
         const uint8_t *p0 = in0 + base, *p1 = in1 + base;
@@ -328,20 +328,9 @@ FS_AVX2 void fs_hpass4_avx2_quads(const uint8_t *const in[4],
         int j;
         for (j = 0; j < npairs; j++, p0 += step, p1 += step, p2 += step,
                                     p3 += step, c += 8) {
-            const __m256i kh = _mm256_broadcastsi128_si256(
-                _mm_loadu_si128((const __m128i *)(const void *)c));
-            const __m256i kl = _mm256_broadcastsi128_si256(
-                _mm_loadu_si128((const __m128i *)(const void *)(c + 4)));
-            v = _mm256_inserti128_si256(
-                _mm256_castsi128_si256(
-                    _mm_loadu_si128((const __m128i *)(const void *)p0)),
-                _mm_loadu_si128((const __m128i *)(const void *)p1), 1);
-            v2 = _mm256_inserti128_si256(
-                _mm256_castsi128_si256(
-                    _mm_loadu_si128((const __m128i *)(const void *)p2)),
-                _mm_loadu_si128((const __m128i *)(const void *)p3), 1);
-            v = _mm256_shuffle_epi8(v, mask);
-            v2 = _mm256_shuffle_epi8(v2, mask);
+            const __m256i kh = bcast_4x32(c), kl = bcast_4x32(c + 4);
+            v = _mm256_shuffle_epi8(load_2x16(p0, p1), mask);
+            v2 = _mm256_shuffle_epi8(load_2x16(p2, p3), mask);
             hi = _mm256_add_epi32(hi, _mm256_madd_epi16(v, kh));
             lo = _mm256_add_epi32(lo, _mm256_madd_epi16(v, kl));
             hi2 = _mm256_add_epi32(hi2, _mm256_madd_epi16(v2, kh));
