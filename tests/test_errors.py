@@ -48,14 +48,44 @@ def test_path_through_a_file(tmp_path, good_jpeg):
     assert e.code == "io" and "Not a directory" in e.reason
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="running as root: file permissions do not stop root from reading")
-def test_unreadable_file(tmp_path, good_jpeg):
-    p = tmp_path / "locked.jpg"
-    p.write_bytes(good_jpeg.read_bytes())
-    p.chmod(0)
-    e = _raises([p])
-    assert e.code == "io" and "Permission denied" in e.reason
+@pytest.mark.skipif(not hasattr(os, "geteuid"),
+                    reason="POSIX file permissions are needed to make a file unreadable")
+def test_unreadable_file(good_jpeg):
+    """A file without read permission.  Root reads any file, so as root the
+    check runs in a child process that drops to an unprivileged user (which
+    also proves the file really is unreadable there)."""
+    import shutil
+    import tempfile
+    d = tempfile.mkdtemp(prefix="fastseq-perm-")
+    try:
+        os.chmod(d, 0o755)              # traversable by the unprivileged child
+        p = os.path.join(d, "locked.jpg")
+        with open(p, "wb") as f:
+            f.write(good_jpeg.read_bytes())
+        os.chmod(p, 0)
+        if os.geteuid() != 0:
+            e = _raises([p])
+            assert e.code == "io" and "Permission denied" in e.reason
+            return
+        # The interpreter may live under root's home, unreachable to other
+        # users: start as root, import, then drop to "nobody".
+        code = textwrap.dedent(f"""
+            import os
+            import fastseq
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                fastseq.load_batch([{p!r}], (24, 24))
+            except fastseq.ImageDecodeError as e:
+                print(e.code, "|", e.reason)
+        """)
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=120, cwd=d)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "io | cannot open file: Permission denied", proc.stdout
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_empty_file(tmp_path):
