@@ -13,7 +13,12 @@
 /* Buffers above this size are released after use instead of kept for the
  * next image, so one huge file does not pin memory in every worker. */
 #define FS_KEEP_BYTES ((size_t)64 << 20)
-#define FS_PIX_PAD ((size_t)64)
+/* Spare bytes after a decoded image: the resampler's read pad, rounded up
+ * to a cache line. */
+#define FS_PIX_PAD 64
+#if FS_PIX_PAD < FS_RESIZE_READ_PAD
+#error "FS_PIX_PAD must cover the resampler's read pad"
+#endif
 
 typedef struct {
     fs_jpeg *jpeg;
@@ -165,6 +170,10 @@ static int run_jpeg(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     else if (o->out_mode == FS_MODE_RGB && info.mode == FS_MODE_L)
         decode_mode = FS_MODE_L;  /* resized as L, written as RGB */
     else decode_mode = o->out_mode;
+    /* The mode the resampler reads: the output mode after a conversion, or
+     * L for an L image written as RGB (fs_resize_u8 copies it into the three
+     * channels). */
+    int resize_mode = decode_mode == FS_MODE_L ? FS_MODE_L : o->out_mode;
 
     double box[4] = {0, 0, info.width, info.height};
     if (o->keep_aspect_ratio && !o->decode_only)
@@ -197,8 +206,7 @@ static int run_jpeg(fs_worker *w, const fs_batch_opts *o, fs_task *t,
                         t->msg, FS_MSG_LEN);
     if (st != FS_OK || o->decode_only) return st;
 
-    if (decode_mode != o->out_mode &&
-        !(decode_mode == FS_MODE_L && o->out_mode == FS_MODE_RGB)) {
+    if (decode_mode != resize_mode) {
         /* In place: conversions never grow a pixel (see resample.h). */
         st = fs_convert_rows(w->pix, (ptrdiff_t)rowbytes, decode_mode, w->pix,
                              (ptrdiff_t)rowbytes, o->out_mode, sw, sh);
@@ -213,9 +221,7 @@ static int run_jpeg(fs_worker *w, const fs_batch_opts *o, fs_task *t,
             double lim = (i % 2 == 0) ? sw : sh;
             if (box[i] > lim) box[i] = lim;
         }
-    /* After the conversion the pixels are in the output mode, except an L
-     * image kept as L for an RGB output. */
-    int pc = decode_mode == FS_MODE_L ? 1 : fs_mode_channels(o->out_mode);
+    int pc = fs_mode_channels(resize_mode);
     /* The last row ends at `end`; what follows is read but never used, so
      * it only needs defined contents. */
     size_t end = (size_t)(sh - 1) * rowbytes + (size_t)sw * (size_t)pc;

@@ -230,6 +230,25 @@ int fs_jpeg_decode(fs_jpeg *j, int denom, int out_mode, uint8_t *out,
     cinfo->do_fancy_upsampling = TRUE;
     jpeg_start_decompress(cinfo);
 
+    /* Callers size `out` with fs_jpeg_scaled_size; libjpeg must agree, or
+     * the rows below would overrun it. */
+    {
+        fs_jpeg_info dims;
+        int ew, eh;
+        dims.width = (int)cinfo->image_width;
+        dims.height = (int)cinfo->image_height;
+        fs_jpeg_scaled_size(&dims, denom, &ew, &eh);
+        if ((JDIMENSION)ew != cinfo->output_width ||
+            (JDIMENSION)eh != cinfo->output_height) {
+            if (msg && msglen)
+                snprintf(msg, msglen, "libjpeg output size %ux%u differs from "
+                         "the expected %dx%d", (unsigned)cinfo->output_width,
+                         (unsigned)cinfo->output_height, ew, eh);
+            fs_jpeg_abort(j);
+            return FS_ERR_DECODE;
+        }
+    }
+
     JDIMENSION h = cinfo->output_height;
     if (j->rows_cap < h) {
         JSAMPROW *rows = (JSAMPROW *)realloc(j->rows, (size_t)h * sizeof *rows);

@@ -38,7 +38,6 @@ static int g_nthreads = 1;
 static int g_active;
 static int g_exclusive;
 static int g_pools_created;
-static int g_last_peak;
 static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 
 static void *worker_main(void *arg) {
@@ -129,7 +128,6 @@ static void atfork_child(void) {
      * per-thread buffers) is abandoned without being touched. */
     g_pool = NULL;
     g_pools_created = 0;
-    g_last_peak = 0;
     pthread_mutex_unlock(&g_mu);
 }
 
@@ -194,7 +192,7 @@ int fs_pool_get_threads(void) {
 void fs_pool_stats(int *live_threads, int *peak_busy, int *pools_created) {
     pthread_mutex_lock(&g_mu);
     fs_pool *p = g_pool;
-    int live = 0, peak = g_last_peak;
+    int live = 0, peak = 0;
     if (p) {
         pthread_mutex_lock(&p->mu);
         live = p->nthreads;

@@ -66,12 +66,10 @@
  * vertical pass below sum row by row instead of pixel by pixel.  (The
  * budget would tolerate positive weight sums up to ~2.007.)
  */
-#define PREC_BITS 22
-#define ACC_BIAS ((int32_t)1 << (PREC_BITS - 1))
-
-/* Zeroed bytes after the last row of our own horizontal-pass inputs: the
- * SIMD windows read at most 15 bytes beyond the last byte they use. */
-#define FS_READ_PAD 16
+/* PREC_BITS and ACC_BIAS are defined in resample_simd.h.  Our own
+ * horizontal-pass inputs carry FS_RESIZE_READ_PAD zeroed bytes after their
+ * last row (resample.h). */
+#define FS_READ_PAD FS_RESIZE_READ_PAD
 
 /* ------------------------------------------------------------------------ */
 /* Filters (Pillow's kernels, same expressions and literal types)           */

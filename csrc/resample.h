@@ -57,10 +57,15 @@ typedef struct {
  * `src_pad` is how many bytes after the end of the last source row
  * (src + (src_h - 1) * src_stride + src_w * channels) may be read, never
  * written; 0 if none.  The SIMD kernels read up to 15 bytes past the
- * samples they use, and with 16 or more they stay vectorised up to the last
- * pixel of every row; their values never affect the result.
+ * samples they use, and with FS_RESIZE_READ_PAD or more they stay
+ * vectorised up to the last pixel of every row; their values never affect the result.
  * Returns FS_OK, FS_ERR_NOMEM, FS_ERR_OVERFLOW or FS_ERR_ARG.
  */
+/* Spare readable bytes after a source's last row that let the SIMD
+ * windows (16 bytes, at most 15 past the last sample used) run to the end of
+ * every row: pass at least this as src_pad when the buffer has them. */
+#define FS_RESIZE_READ_PAD 16
+
 int fs_resize_u8(const uint8_t *src, int src_w, int src_h, int channels,
                  ptrdiff_t src_stride, size_t src_pad, const double box[4],
                  int filter,

@@ -11,8 +11,6 @@
 
 #include <string.h>
 
-#define PREC_BITS 22
-#define ACC_BIAS ((int32_t)1 << (PREC_BITS - 1))
 #define SPLIT_BITS 11
 
 /* k = hi * 2^11 + lo with lo in [0, 2^11); 0 when hi does not fit int16.
@@ -110,7 +108,7 @@ int fs_pack_hquads(const int32_t *kk, int ksize, const int *bounds,
              * no coefficients: any in-window offset does for it. */
             const int df = n > 0 ? bounds[2 * px[i]] - first0 : 0;
             const int d = df * C + ch[i];
-            if (df < 0 || df > 15 || d + C > 15) return 1;
+            if (df < 0 || d + C > 15) return 1;
             mask[4 * i + 0] = (uint8_t)d;
             mask[4 * i + 1] = 0x80;
             mask[4 * i + 2] = (uint8_t)(d + C);
@@ -274,85 +272,63 @@ FS_AVX2 void fs_hpass2_avx2(const uint8_t *in0, const uint8_t *in1,
 }
 
 /*
- * Sample quads (see fs_pack_hquads): one quad of row 0 in the low 128-bit
- * lane and the same quad of row 1 in the high lane, sample i of the quad in
- * 32-bit lane i.  The window moves 2*C bytes per tap pair and the quad's
- * mask picks each lane's two taps out of it.
+ * Sample quads (see fs_pack_hquads): rows go in pairs, one quad of the
+ * pair's first row in the low 128-bit lane and the same quad of its second
+ * row in the high lane, sample i of the quad in 32-bit lane i.  The window
+ * moves 2*C bytes per tap pair and the quad's mask picks each lane's two
+ * taps out of it.  `pairs` (1 or 2, a constant at each call) row pairs share
+ * the mask and coefficient loads.
  */
-FS_AVX2 void fs_hpass2_avx2_quads(const uint8_t *in0, const uint8_t *in1,
-                                  uint8_t *out0, uint8_t *out1, int nquads,
-                                  const uint32_t *kp, int kstride, int C) {
+FS_AVX2 static inline void hpass_quads(const uint8_t *const in[4],
+                                       uint8_t *const out[4], int nquads,
+                                       const uint32_t *kp, int kstride, int C,
+                                       const int pairs) {
     const __m256i bias = _mm256_set1_epi32(ACC_BIAS);
     const ptrdiff_t step = 2 * (ptrdiff_t)C;
-    int q;
-    for (q = 0; q < nquads; q++) {
-        const uint32_t *w = kp + (size_t)q * (size_t)kstride;
-        const __m256i mask = bcast_4x32(w);
-        const int npairs = (int)w[4];
-        const uint8_t *p0 = in0 + w[5], *p1 = in1 + w[5];
-        const uint32_t *c = w + 8;
-        __m256i hi = _mm256_setzero_si256(), lo = bias, v;
-        int j;
-        for (j = 0; j < npairs; j++, p0 += step, p1 += step, c += 8) {
-            v = _mm256_shuffle_epi8(load_2x16(p0, p1), mask);
-            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(v, bcast_4x32(c)));
-            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(v, bcast_4x32(c + 4)));
-        }
-        v = combine(hi, lo);
-        v = _mm256_packs_epi32(v, v);
-        v = _mm256_packus_epi16(v, v);
-        store_2x4(v, out0 + 4 * (size_t)q, out1 + 4 * (size_t)q);
-    }
-}
-
-/* Four rows: rows 0/1 and rows 2/3 in two register pairs that share each
- * quad's mask and coefficient loads. */
-FS_AVX2 void fs_hpass4_avx2_quads(const uint8_t *const in[4],
-                                  uint8_t *const out[4], int nquads,
-                                  const uint32_t *kp, int kstride, int C) {
-    const __m256i bias = _mm256_set1_epi32(ACC_BIAS);
-    const ptrdiff_t step = 2 * (ptrdiff_t)C;
-    const uint8_t *in0 = in[0], *in1 = in[1], *in2 = in[2], *in3 = in[3];
-    uint8_t *out0 = out[0], *out1 = out[1], *out2 = out[2], *out3 = out[3];
-    int q;
+    int q, r;
     for (q = 0; q < nquads; q++) {
         const uint32_t *w = kp + (size_t)q * (size_t)kstride;
         const __m256i mask = bcast_4x32(w);
         const int npairs = (int)w[4];
         const size_t base = w[5];
-        const uint8_t *p0 = in0 + base, *p1 = in1 + base;
-        const uint8_t *p2 = in2 + base, *p3 = in3 + base;
         const uint32_t *c = w + 8;
-        __m256i hi = _mm256_setzero_si256(), lo = bias;
-        __m256i hi2 = _mm256_setzero_si256(), lo2 = bias, v, v2;
+        const uint8_t *p[4];
+        __m256i hi[2], lo[2], v;
         int j;
-        for (j = 0; j < npairs; j++, p0 += step, p1 += step, p2 += step,
-                                    p3 += step, c += 8) {
-            const __m256i kh = bcast_4x32(c), kl = bcast_4x32(c + 4);
-            v = _mm256_shuffle_epi8(load_2x16(p0, p1), mask);
-            v2 = _mm256_shuffle_epi8(load_2x16(p2, p3), mask);
-            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(v, kh));
-            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(v, kl));
-            hi2 = _mm256_add_epi32(hi2, _mm256_madd_epi16(v2, kh));
-            lo2 = _mm256_add_epi32(lo2, _mm256_madd_epi16(v2, kl));
+        for (r = 0; r < 2 * pairs; r++) p[r] = in[r] + base;
+        for (r = 0; r < pairs; r++) {
+            hi[r] = _mm256_setzero_si256();
+            lo[r] = bias;
         }
-        /* packs(rows 0/1, rows 2/3) puts rows 0 and 2 in the low lane and
-         * rows 1 and 3 in the high lane, 4 samples each. */
-        v = _mm256_packs_epi32(combine(hi, lo), combine(hi2, lo2));
-        v = _mm256_packus_epi16(v, v);
-        {
-            const __m128i a = _mm256_castsi256_si128(v);
-            const __m128i b = _mm256_extracti128_si256(v, 1);
-            uint32_t r0 = (uint32_t)_mm_cvtsi128_si32(a);
-            uint32_t r2 = (uint32_t)_mm_extract_epi32(a, 1);
-            uint32_t r1 = (uint32_t)_mm_cvtsi128_si32(b);
-            uint32_t r3 = (uint32_t)_mm_extract_epi32(b, 1);
-            memcpy(out0 + 4 * (size_t)q, &r0, 4);
-            memcpy(out1 + 4 * (size_t)q, &r1, 4);
-            memcpy(out2 + 4 * (size_t)q, &r2, 4);
-            memcpy(out3 + 4 * (size_t)q, &r3, 4);
+        for (j = 0; j < npairs; j++, c += 8) {
+            const __m256i kh = bcast_4x32(c), kl = bcast_4x32(c + 4);
+            for (r = 0; r < pairs; r++) {
+                v = _mm256_shuffle_epi8(load_2x16(p[2 * r], p[2 * r + 1]), mask);
+                hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(v, kh));
+                lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(v, kl));
+            }
+            for (r = 0; r < 2 * pairs; r++) p[r] += step;
+        }
+        for (r = 0; r < pairs; r++) {
+            v = combine(hi[r], lo[r]);
+            v = _mm256_packus_epi16(_mm256_packs_epi32(v, v), _mm256_setzero_si256());
+            store_2x4(v, out[2 * r] + 4 * (size_t)q, out[2 * r + 1] + 4 * (size_t)q);
         }
     }
+}
+
+FS_AVX2 void fs_hpass2_avx2_quads(const uint8_t *in0, const uint8_t *in1,
+                                  uint8_t *out0, uint8_t *out1, int nquads,
+                                  const uint32_t *kp, int kstride, int C) {
+    const uint8_t *const in[4] = {in0, in1, NULL, NULL};
+    uint8_t *const out[4] = {out0, out1, NULL, NULL};
+    hpass_quads(in, out, nquads, kp, kstride, C, 1);
+}
+
+FS_AVX2 void fs_hpass4_avx2_quads(const uint8_t *const in[4],
+                                  uint8_t *const out[4], int nquads,
+                                  const uint32_t *kp, int kstride, int C) {
+    hpass_quads(in, out, nquads, kp, kstride, C, 2);
 }
 
 /*

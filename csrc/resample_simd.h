@@ -29,6 +29,11 @@
 
 #include "fs_common.h"
 
+/* Pillow's PRECISION_BITS and the rounding bias of every pass (see the bit
+ * budget in resample.c); one definition for the scalar and SIMD passes. */
+#define PREC_BITS 22
+#define ACC_BIAS ((int32_t)1 << (PREC_BITS - 1))
+
 #if (defined(__x86_64__) || defined(__i386__)) && \
     (defined(__GNUC__) || defined(__clang__)) && !defined(FS_NO_SIMD)
 #define FS_HAVE_AVX2_KERNELS 1

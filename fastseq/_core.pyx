@@ -99,6 +99,8 @@ def run_batch(int kind, list sources, object out, list slots, *,
         raise ValueError("invalid output mode")
     if len(slots) != n:
         raise ValueError("slots and sources differ in length")
+    if out_width < 1 or out_height < 1:
+        raise ValueError(f"output size must be at least 1x1, got {out_width}x{out_height}")
     opts.out_width = out_width
     opts.out_height = out_height
     opts.out_mode = out_mode
