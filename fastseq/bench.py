@@ -634,12 +634,10 @@ def collect_environment():
     import PIL
 
     import fastseq
+    from fastseq.core import usable_cpus
 
     inf = fastseq.info()
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
+    cores = usable_cpus()
     machine = dict(cpu=_read_cpu_model(), cores_used=cores, cores_total=os.cpu_count() or cores,
                    platform=platform.platform(terse=True), python=platform.python_version())
     versions = dict(fastseq=inf["fastseq"], libjpeg_turbo=inf["libjpeg_turbo"],

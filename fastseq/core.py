@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -357,6 +357,15 @@ def decode_image(source, color_mode=None, *, max_pixels=DEFAULT_MAX_PIXELS,
     return _pillow_array(io.BytesIO(bytes(data)), pil_mode, max_pixels, name)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has
+    one, else all of them)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def _default_threads():
     env = os.environ.get("FASTSEQ_NUM_THREADS")
     if env:
@@ -367,10 +376,7 @@ def _default_threads():
         except ValueError:
             pass
         warnings.warn(f"ignoring invalid FASTSEQ_NUM_THREADS={env!r}", RuntimeWarning)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    return usable_cpus()
 
 
 def set_num_threads(n: int) -> None:

@@ -319,10 +319,8 @@ def _generate(root, plan, seed, progress, workers):
 
     root.mkdir(parents=True)
     if workers is None:
-        try:
-            workers = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            workers = os.cpu_count() or 1
+        from fastseq.core import usable_cpus
+        workers = usable_cpus()
     # Big images first, so the pool's tail is small images.
     order = sorted(range(len(plan)), key=lambda i: -plan[i]["width"] * plan[i]["height"])
     jobs = [(str(root), seed, plan[i]) for i in order]

@@ -54,6 +54,8 @@ from typing import Any
 
 import numpy as np
 
+from fastseq.core import usable_cpus
+
 __all__ = ["run_fit_benchmark", "run_listing_benchmark", "LOADERS", "format_fit_table"]
 
 #: Loader names and one-line descriptions, in the order they run.
@@ -262,13 +264,6 @@ def _versions() -> dict:
     return out
 
 
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
                       batch_size: int = 32, epochs: int = 3,
                       loaders: list[str] | None = None,
@@ -385,7 +380,7 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
     if progress:
         print(f"model.fit benchmark: {len(paths)} images, {n_classes} classes, "
               f"{size_hw[0]}x{size_hw[1]}, batch {batch_size}, {epochs} epochs "
-              f"(epoch 1 excluded), {rounds} round(s), {_cpus()} CPUs",
+              f"(epoch 1 excluded), {rounds} round(s), {usable_cpus()} CPUs",
               file=sys.stderr, flush=True)
     for r in range(rounds):
         for name in all_names:
@@ -416,7 +411,7 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
     result: dict[str, Any] = dict(
         data_dir=os.path.abspath(data_dir), n_images=len(paths), n_classes=n_classes,
         size=list(size_hw), batch_size=batch_size, epochs=epochs, steps_per_epoch=steps,
-        cpus=_cpus(), rounds=rounds, load_average=load,
+        cpus=usable_cpus(), rounds=rounds, load_average=load,
         model=f"Conv2D(8, 3, strides=4, relu) -> GlobalAveragePooling2D -> "
               f"Dense({n_classes}, softmax) on {size_hw[0]}x{size_hw[1]}x3, SGD",
         versions=_versions(),

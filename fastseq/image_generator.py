@@ -395,22 +395,22 @@ class DirectoryIterator(_DecodingDataset):
                                           or gen.samplewise_std_normalization)
         # Keras calls preprocessing_function before rescaling, so rescale is
         # fused into the C write only when there is no such function.
-        self._fused_rescale = rescale if preprocess is None else None
+        fused_rescale = rescale if preprocess is None else None
         self._per_image = preprocess is not None
         self._samplewise = samplewise
         if np_dtype == np.uint8 and rescale is None and not preprocess and not samplewise:
             core_dtype = "uint8"     # raw pixels: identical to Keras' cast
         else:
             core_dtype = "float32"
-        self._core_dtype = core_dtype
         self._np_dtype = np_dtype
+        # (uint8 is only chosen when rescale is None, so fused_rescale is too)
         self._setup_decoding(self.target_size, self.color_mode, self.interpolation,
-                             core_dtype, self._fused_rescale if core_dtype == "float32" else None,
+                             core_dtype, fused_rescale,
                              dct_scaling, self.keep_aspect_ratio, on_error)
 
     def _standardize_batch(self, x: np.ndarray) -> np.ndarray:
         """Keras' per-image ``standardize`` over a freshly decoded batch
-        (rescale already fused when possible).  Returns an array of
+        (rescale already fused when possible); the caller casts to
         ``self.dtype``."""
         gen = self.image_data_generator
         if self._per_image:
@@ -429,8 +429,6 @@ class DirectoryIterator(_DecodingDataset):
         if self._samplewise:
             for i in range(len(x)):
                 x[i] = self._samplewise_one(x[i])
-        if x.dtype != self._np_dtype:
-            x = aligned_copy(x, self._np_dtype)
         return x
 
     def _samplewise_one(self, xi: np.ndarray) -> np.ndarray:
@@ -449,7 +447,7 @@ class DirectoryIterator(_DecodingDataset):
             x = aligned_copy(x.transpose(0, 3, 1, 2))
         if self.image_data_generator is not None:
             x = self._standardize_batch(x)
-        elif x.dtype != self._np_dtype:
+        if x.dtype != self._np_dtype:
             x = aligned_copy(x, self._np_dtype)
         if self.save_to_dir:
             self._save_batch(x, index_array)

@@ -133,11 +133,9 @@ class _DecodingDataset(PyDataset):
         C core, GIL released, rescale fused into the write.  Raises
         :class:`fastseq.ImageDecodeError` naming the file and the reason."""
         paths = self._paths
-        kw = self._load_kwargs
-        out = aligned_empty((len(indexes), *self._target_size,
-                             _COLOR_MODE_CHANNELS[kw["color_mode"]]), kw["dtype"])
+        # load_batch allocates a fresh, 64-byte aligned batch (out=None).
         return fastseq.load_batch([paths[i] for i in indexes], self._target_size,
-                                  out=out, **kw)
+                                  **self._load_kwargs)
 
 
 def _check_label_mode(label_mode: Any) -> str | None:
