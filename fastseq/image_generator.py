@@ -444,10 +444,13 @@ class DirectoryIterator(_DecodingDataset):
         (Keras' legacy hook, overridable as in Keras)."""
         x = self.load_images(index_array)
         if self.data_format == "channels_first":
-            x = aligned_copy(x.transpose(0, 3, 1, 2))
+            # A view, as Keras' img_to_array: standardize then reduces each
+            # (C, H, W) view in the (H, W, C) memory order, and np.std sums in
+            # memory order, so a contiguous copy here would differ by an ulp.
+            x = x.transpose(0, 3, 1, 2)
         if self.image_data_generator is not None:
             x = self._standardize_batch(x)
-        if x.dtype != self._np_dtype:
+        if x.dtype != self._np_dtype or not x.flags.c_contiguous:
             x = aligned_copy(x, self._np_dtype)
         if self.save_to_dir:
             self._save_batch(x, index_array)
