@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import io
 import mmap
+import os
+import re
+import shlex
+import subprocess
+import sys
+import sysconfig
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import fastseq
-from conftest import CORPUS, CORPUS_MISSING, encode, photo_like
+from conftest import CORPUS, CORPUS_MISSING, REPO, encode, photo_like
+
+# LIBJPEG_TURBO_VERSION: "2.1.5", and four parts in some releases ("2.0.90"
+# style betas have three, distribution rebuilds such as "1.5.2.1" four).
+LIBJPEG_TURBO_VERSION = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+(\.[0-9]+)?")
 
 
 def keras_like_load(path, size_hw, color_mode="rgb", interpolation="bilinear"):
@@ -142,18 +152,68 @@ def test_threads_and_info():
         assert fastseq.get_num_threads() == 3
         info = fastseq.info()
         assert info["threads"] == 3
-        assert info["libjpeg_turbo"].count(".") == 2
-        assert info["fastseq"] == fastseq.__version__
+        assert LIBJPEG_TURBO_VERSION.fullmatch(info["libjpeg_turbo"]), info
+        assert info["fastseq"] == fastseq.__version__ == _pyproject_version()
         assert isinstance(info["simd"], bool)
         assert info["resize_simd"] in ("avx2", "none")
     finally:
         fastseq.set_num_threads(n)
 
 
+def _pyproject_version():
+    # (tomllib is Python >= 3.11; the [project] table's version line is enough)
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    project = text.split("[project]", 1)[1].split("\n[", 1)[0]
+    return re.search(r'^version\s*=\s*"([^"]+)"', project, re.M).group(1)
+
+
+def _header_libjpeg_turbo_version():
+    """LIBJPEG_TURBO_VERSION of the jpeglib.h a build finds here (the
+    FASTSEQ_JPEG_INCLUDE, pkg-config, then default paths of setup.py), by the
+    C preprocessor; None where there is no compiler or header."""
+    cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    flags = []
+    if os.environ.get("FASTSEQ_JPEG_INCLUDE"):
+        flags = ["-I" + os.environ["FASTSEQ_JPEG_INCLUDE"]]
+    else:
+        try:
+            flags = shlex.split(subprocess.run(["pkg-config", "--cflags", "libjpeg"],
+                                               capture_output=True, text=True).stdout)
+        except OSError:
+            pass
+    src = "#include <stdio.h>\n#include <jpeglib.h>\nFSV LIBJPEG_TURBO_VERSION\n"
+    try:
+        r = subprocess.run([*cc, *flags, "-E", "-P", "-"], input=src, capture_output=True,
+                           text=True)
+    except OSError:
+        return None
+    m = re.search(r"^FSV (.*)$", r.stdout, re.M)
+    return m.group(1).strip() if r.returncode == 0 and m else None
+
+
+def _links_shared_libjpeg():
+    from fastseq import _core
+    try:
+        deps = subprocess.run(["ldd", _core.__file__], capture_output=True, text=True).stdout
+    except OSError:
+        return False
+    return "libjpeg" in deps
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not _links_shared_libjpeg(),
+                    reason="the extension embeds its own libjpeg-turbo (a wheel: "
+                           "test_packaging checks its version)")
+def test_libjpeg_version_is_the_one_built_against():
+    """info() reports the version of the headers the extension was compiled
+    with, exactly, not just something version-shaped."""
+    want = _header_libjpeg_turbo_version()
+    if want is None:
+        pytest.skip("no C compiler or jpeglib.h to read LIBJPEG_TURBO_VERSION from")
+    assert LIBJPEG_TURBO_VERSION.fullmatch(want), want
+    assert fastseq.info()["libjpeg_turbo"] == want
+
+
 def test_default_thread_count_is_the_usable_cpus():
-    import os
-    import subprocess
-    import sys
     code = "import fastseq; print(fastseq.get_num_threads())"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(r.stdout) == len(os.sched_getaffinity(0))
