@@ -2,7 +2,9 @@
 Pillow's filters): with dct_scaling=False, load_batch equals
 PIL.Image.resize(size, filter) applied to Pillow's decode.  The brief allows
 +-1; the resampler reproduces Pillow's fixed-point arithmetic, so the tests
-hold it to exact equality."""
+hold it to exact equality.  With DCT scaling, a decode at 1/N equals
+Pillow's draft() decode at 1/N, resized with the (fractional) crop box
+divided by N."""
 
 from __future__ import annotations
 
@@ -65,12 +67,46 @@ def test_other_colour_modes_match_pillow(jpegs, filt, color_mode, pil_mode):
     np.testing.assert_array_equal(got, pil_reference(jpegs[src], (97, 131), filt, pil_mode))
 
 
-@pytest.mark.parametrize("filt", ["nearest", "bilinear", "bicubic"])
-def test_rgba_with_real_alpha_matches_pillow(filt):
-    """PNG with varying alpha: Pillow resizes RGBA premultiplied ("RGBa")."""
-    data = encode(photo_like(211, 173, seed=7, channels=4), "PNG")
-    got = fastseq.decode_batch([data], (64, 80), color_mode="rgba", interpolation=filt)[0]
-    np.testing.assert_array_equal(got, pil_reference(data, (64, 80), filt, "RGBA"))
+def real_alpha_png(h, w, seed, mode="RGBA"):
+    """A PNG whose alpha takes every kind of value: fully transparent
+    stripes (alpha 0), opaque ones (255) and a ramp between, over a
+    photo-like image, so colours are premultiplied, averaged across alpha
+    edges and unpremultiplied on the way out."""
+    rgba = photo_like(h, w, seed=seed, channels=4)
+    rgba[:, : w // 6, 3] = 0
+    rgba[:, w // 6: w // 3, 3] = 255
+    rgba[h // 2: h // 2 + 3, :, 3] = 0
+    im = Image.fromarray(rgba, "RGBA")
+    return encode(np.asarray(im.convert(mode)), "PNG")
+
+
+@pytest.mark.parametrize("filt", list(FILTERS))
+@pytest.mark.parametrize("tgt", [(64, 80), (300, 190)], ids=["down", "up"])
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_rgba_with_real_alpha_matches_pillow(filt, tgt, mode):
+    """PNG with varying alpha (Pillow fallback): Pillow resizes RGBA
+    premultiplied ("RGBa") and unpremultiplies the result.  uint8 output
+    equals Pillow's; float32 output equals Keras' img_to_array of it times
+    rescale (float32), which checks the unpremultiply of the float32 write."""
+    data = real_alpha_png(211, 173, seed=7, mode=mode)
+    ref = pil_reference(data, tgt, filt, "RGBA")
+    assert ref[..., 3].min() == 0 and ref[..., 3].max() == 255
+    assert len(np.unique(ref[..., 3])) > 20, "the alpha is not varied enough to test"
+    got = fastseq.decode_batch([data], tgt, color_mode="rgba", interpolation=filt)[0]
+    np.testing.assert_array_equal(got, ref)
+    for scale, offset in [(1 / 255, 0.0), (1 / 127.5, -1.0), (1.0, 0.0)]:
+        f = fastseq.decode_batch([data], tgt, color_mode="rgba", interpolation=filt,
+                                 dtype="float32", rescale=scale, offset=offset)[0]
+        assert f.dtype == np.float32
+        np.testing.assert_array_equal(
+            f, ref.astype(np.float32) * np.float32(scale) + np.float32(offset),
+            err_msg=f"float32 rescale={scale} offset={offset}")
+    crop = fastseq.decode_batch([data], tgt, color_mode="rgba", interpolation=filt,
+                                dtype="float32", rescale=1 / 255, keep_aspect_ratio=True)[0]
+    box = keras_crop_box(211, 173, tgt)
+    np.testing.assert_array_equal(
+        crop, pil_reference(data, tgt, filt, "RGBA", box=box).astype(np.float32)
+        * np.float32(1 / 255))
 
 
 @pytest.mark.parametrize("filt", list(FILTERS))
@@ -86,6 +122,79 @@ def test_keep_aspect_ratio_matches_keras_crop(jpegs, filt, tgt):
     got = fastseq.decode_batch([jpegs[src]], tgt, interpolation=filt, dct_scaling=False,
                                keep_aspect_ratio=True)[0]
     np.testing.assert_array_equal(got, pil_reference(jpegs[src], tgt, filt, box=box))
+
+
+def keras_crop_box(h, w, tgt):
+    """Keras' load_img(keep_aspect_ratio=True) centre crop of an h x w image
+    for target (th, tw): (x0, y0, x1, y1), integers."""
+    crop_h = min(h, (w * tgt[0]) // tgt[1])
+    crop_w = min(w, (h * tgt[1]) // tgt[0])
+    y0, x0 = (h - crop_h) // 2, (w - crop_w) // 2
+    return (x0, y0, x0 + crop_w, y0 + crop_h)
+
+
+# DCT scaling with keep_aspect_ratio: the denominator d (1/2, 1/4, 1/8) is
+# the largest that keeps the crop at least the target in both directions,
+# libjpeg decodes ceil(w/d) x ceil(h/d), and the crop box is Keras' integer
+# box on the full image divided by d, so it is fractional in the scaled image
+# and Pillow's resize(box=...) handles the fraction.  Each case: source
+# (h, w), target (h, w), the denominator it must pick; every box here has a
+# coordinate that is not a multiple of d (checked by the test).
+DCT_CROP_CASES = [
+    ((375, 500), (40, 90), 4),       # box y 19 .. 74.5
+    ((301, 457), (70, 200), 2),      # box y 35.5 .. 115, x .. 228.5
+    ((301, 457), (20, 50), 8),       # box y 7.375 .. 30.125, x .. 57.125
+    ((601, 203), (70, 12), 8),       # box x 6.25 .. 19.125
+    ((257, 1021), (30, 31), 8),      # box x 47.25 .. 80.375, y .. 32.125
+    ((480, 640), (90, 37), 4),       # box x 55.25 .. 104.5
+    ((333, 250), (19, 41), 4),       # box y 27.25 .. 56, x .. 62.5
+]
+
+
+@pytest.fixture(scope="module")
+def dct_crop_jpegs():
+    """{(source (h, w), channels): JPEG bytes} for DCT_CROP_CASES, colour
+    (4:2:0) and grayscale."""
+    out = {}
+    for k, ((h, w), _, _) in enumerate(DCT_CROP_CASES):
+        for ch in (3, 1):
+            out[(h, w), ch] = encode(photo_like(h, w, seed=300 + k, channels=ch), "JPEG",
+                                     quality=90)
+    return out
+
+
+def pil_scaled_reference(data, tgt, filt, mode, denom, box):
+    """Pillow's libjpeg scaled decode (draft() at 1/denom), convert to `mode`
+    as Keras does, then resize the crop box divided by denom."""
+    with Image.open(io.BytesIO(data)) as im:
+        w, h = im.size
+        im.draft("L" if im.mode == "L" else "RGB", (w // denom, h // denom))
+        assert im.size == (-(-w // denom), -(-h // denom)), "draft() chose another scale"
+        im = im.convert(mode)
+        r = im.resize((tgt[1], tgt[0]), FILTERS[filt], box=tuple(b / denom for b in box))
+        a = np.asarray(r)
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+@pytest.mark.parametrize("filt", list(FILTERS))
+@pytest.mark.parametrize("channels", [3, 1], ids=["colour-jpeg", "gray-jpeg"])
+@pytest.mark.parametrize("color_mode,pil_mode", [("rgb", "RGB"), ("grayscale", "L"),
+                                                 ("rgba", "RGBA")])
+def test_dct_scaling_with_keep_aspect_ratio_matches_scaled_pillow(
+        dct_crop_jpegs, filt, channels, color_mode, pil_mode):
+    for src, tgt, denom in DCT_CROP_CASES:
+        box = keras_crop_box(*src, tgt)
+        assert any(b % denom for b in box), f"{src}->{tgt}: box {box} is not fractional"
+        data = dct_crop_jpegs[src, channels]
+        got = fastseq.decode_batch([data], tgt, color_mode=color_mode, interpolation=filt,
+                                   keep_aspect_ratio=True)[0]
+        ref = pil_scaled_reference(data, tgt, filt, pil_mode, denom, box)
+        np.testing.assert_array_equal(got, ref, err_msg=f"{src}->{tgt} at 1/{denom}, "
+                                                        f"box {box}")
+    # float32 output of the same path: the uint8 result, rescaled
+    f = fastseq.decode_batch([data], tgt, color_mode=color_mode, interpolation=filt,
+                             keep_aspect_ratio=True, dtype="float32", rescale=1 / 255)[0]
+    np.testing.assert_array_equal(f, ref.astype(np.float32) * np.float32(1 / 255))
 
 
 @pytest.mark.parametrize("scale,offset", [(1 / 255, 0.0), (1 / 127.5, -1.0), (1.0, 0.0)])
