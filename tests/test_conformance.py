@@ -80,14 +80,23 @@ def test_files_pillow_rejects_raise(row):
 
 
 @pytest.mark.parametrize("row", corpus_params(lambda r: "truncated-ok" in r["pillow_result"]))
-def test_truncated_files_decode_when_allowed(row):
+def test_truncated_files_decode_when_allowed(row, monkeypatch):
+    """allow_truncated=True is Pillow's LOAD_TRUNCATED_IMAGES: the same
+    pixels (the decoded part, then libjpeg's fill), also through a batch."""
+    from PIL import ImageFile
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
     path = CORPUS / row["file"]
     mode, wh = row["pillow_result"].split("truncated-ok ")[1].split()[:2]
     w, h = map(int, wh.split("x"))
     got = fastseq.decode_image(path, allow_truncated=True)
     assert got.shape == (h, w, PIL_MODES[mode])
-    batch = fastseq.load_batch([path], (16, 16), allow_truncated=True)
-    assert batch.shape == (1, 16, 16, 3)
+    np.testing.assert_array_equal(got, pillow_array(path))
+    for color_mode, pil_mode in [("rgb", "RGB"), ("grayscale", "L"), ("rgba", "RGBA")]:
+        batch = fastseq.load_batch([path], (16, 16), allow_truncated=True, color_mode=color_mode,
+                                   interpolation="bilinear", dct_scaling=False)
+        with Image.open(path) as im:
+            ref = np.asarray(im.convert(pil_mode).resize((16, 16), Image.Resampling.BILINEAR))
+        np.testing.assert_array_equal(batch[0], ref.reshape(16, 16, -1), err_msg=color_mode)
 
 
 @pytest.mark.parametrize("row", corpus_params(lambda r: not is_jpeg_row(r)))

@@ -18,6 +18,10 @@ above 255); photo-like images are what users resize.
 
 from __future__ import annotations
 
+import os
+import platform
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -75,9 +79,35 @@ def simd_off():
         _core.set_resize_simd(True)
 
 
+def expected_resize_simd() -> str:
+    """The level the dispatcher must pick here: "avx2" on an x86-64 Linux
+    CPU whose kernel reports AVX2, "none" on other Linux CPUs;
+    FASTSEQ_EXPECT_RESIZE_SIMD overrides (a build with -DFS_NO_SIMD, or an
+    OS without /proc/cpuinfo)."""
+    if os.environ.get("FASTSEQ_EXPECT_RESIZE_SIMD"):
+        return os.environ["FASTSEQ_EXPECT_RESIZE_SIMD"]
+    if not sys.platform.startswith("linux"):
+        return None
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return "none"
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split(":", 1)[1].split() for line in f
+                      if line.startswith("flags")), [])
+    return "avx2" if "avx2" in flags else "none"
+
+
 def test_simd_switch_reports_the_level():
+    """The dispatcher picks the CPU's level: a detection that silently fell
+    back to the scalar code would leave every SIMD test comparing scalar
+    with scalar."""
     detected = _core.set_resize_simd(True)
-    assert detected in ("avx2", "none")
+    want = expected_resize_simd()
+    if want is None:
+        assert detected in ("avx2", "none")
+    else:
+        assert detected == want, f"resize SIMD level {detected!r}, expected {want!r} here"
+    import fastseq
+    assert fastseq.info()["resize_simd"] == detected
     assert _core.resize_simd() == detected
     try:
         assert _core.set_resize_simd(False) == "none"
