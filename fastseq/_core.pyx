@@ -250,12 +250,15 @@ def is_jpeg(object data):
         PyBuffer_Release(&buf)
 
 
-def set_num_threads(int n):
-    cdef int st
-    if n < 1 or n > FS_POOL_MAX_THREADS:
+def set_num_threads(object n):
+    """Resize the pool; n: an int in 1..MAX_THREADS (any size of int is
+    checked here, before the C int conversion could overflow)."""
+    cdef int st, k
+    if not 1 <= n <= FS_POOL_MAX_THREADS:
         raise ValueError(f"number of threads must be between 1 and {FS_POOL_MAX_THREADS}, got {n}")
+    k = n
     with nogil:
-        st = fs_pool_set_threads(n)
+        st = fs_pool_set_threads(k)
     if st != FS_OK:
         raise _error_for(st, NULL, "")
 

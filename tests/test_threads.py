@@ -200,3 +200,30 @@ def test_fork_while_other_threads_decode(files):
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                        timeout=180)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr[-2000:]
+
+
+# --- set_num_threads arguments -----------------------------------------------
+
+@pytest.mark.parametrize("n", [0, -1, 1025, 2**31, 2**40, -2**40, 2**70, np.int64(2**40)],
+                         ids=str)
+def test_set_num_threads_out_of_range_is_a_value_error(n):
+    before = fastseq.get_num_threads()
+    with pytest.raises(ValueError, match=rf"^number of threads must be between 1 and 1024, got {n}$"):
+        fastseq.set_num_threads(n)
+    assert fastseq.get_num_threads() == before
+
+
+@pytest.mark.parametrize("n", [True, 2.0, "2", None], ids=repr)
+def test_set_num_threads_non_int_is_a_type_error(n):
+    with pytest.raises(TypeError, match="number of threads must be an int, got "):
+        fastseq.set_num_threads(n)
+
+
+@pytest.mark.parametrize("n", [1, 1024, np.int32(3)], ids=repr)
+def test_set_num_threads_accepts_the_range(n):
+    before = fastseq.get_num_threads()
+    try:
+        fastseq.set_num_threads(n)
+        assert fastseq.get_num_threads() == int(n)
+    finally:
+        fastseq.set_num_threads(before)
