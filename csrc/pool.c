@@ -98,11 +98,17 @@ static fs_pool *pool_create(int n) {
     pthread_cond_init(&p->work_cv, NULL);
     pthread_cond_init(&p->done_cv, NULL);
 
-    /* Workers block every signal: SIGINT and friends must reach Python's
-     * main thread, never a decoder thread. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    /* Workers inherit this mask.  Asynchronous signals stay blocked so that
+     * SIGINT and friends reach Python's main thread, never a decoder thread.
+     * Synchronous ones stay deliverable: a fault in a worker must reach the
+     * installed handler (faulthandler, a sanitizer), not kill silently. */
+    sigset_t mask, old;
+    sigfillset(&mask);
+    static const int sync_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+                                       SIGABRT, SIGTRAP, SIGSYS};
+    for (size_t i = 0; i < sizeof sync_signals / sizeof *sync_signals; i++)
+        sigdelset(&mask, sync_signals[i]);
+    pthread_sigmask(SIG_SETMASK, &mask, &old);
     for (int i = 0; i < n; i++) {
         if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0) break;
         p->nthreads++;
@@ -203,4 +209,17 @@ void fs_pool_stats(int *live_threads, int *peak_busy, int *pools_created) {
     *peak_busy = peak;
     *pools_created = g_pools_created;
     pthread_mutex_unlock(&g_mu);
+}
+
+static void crash_task(void *ctx, size_t index, void **local) {
+    (void)index;
+    (void)local;
+    raise(*(const int *)ctx);
+}
+
+int fs_pool_debug_crash(int sig) {
+    if (sig != SIGSEGV && sig != SIGBUS && sig != SIGFPE && sig != SIGILL &&
+        sig != SIGABRT)
+        return FS_ERR_ARG;
+    return fs_pool_run(crash_task, &sig, 1, NULL);
 }

@@ -15,6 +15,12 @@
  * parent's pool, whose threads do not exist there; the child's first batch
  * creates a fresh pool.  The parent's per-thread buffers are left untouched
  * in the child (copy-on-write pages that are never written cost nothing).
+ *
+ * Signals: workers block the asynchronous signals (SIGINT, SIGTERM, ...),
+ * which must reach Python's main thread, but not the synchronous ones a
+ * fault in the worker itself raises (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+ * SIGABRT, SIGTRAP, SIGSYS): a crash in a worker then reaches faulthandler's
+ * or a sanitizer's handler and leaves a report.
  */
 #ifndef FS_POOL_H
 #define FS_POOL_H
@@ -37,5 +43,11 @@ int fs_pool_get_threads(void);
  * largest number of tasks seen executing at once, and pools created in this
  * process (a forked child starts counting afresh). */
 void fs_pool_stats(int *live_threads, int *peak_busy, int *pools_created);
+
+/* Test only: run one task that raises `sig` (SIGSEGV, SIGBUS, SIGFPE,
+ * SIGILL or SIGABRT; anything else: FS_ERR_ARG) on a pool worker, to check
+ * that a crash in a worker reaches the process's signal handlers.  With the
+ * default handlers this ends the process. */
+int fs_pool_debug_crash(int sig);
 
 #endif

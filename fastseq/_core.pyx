@@ -274,6 +274,18 @@ def pool_stats():
     return {"live_threads": live, "peak_busy": peak, "pools_created": created}
 
 
+def _debug_crash_in_worker(int sig):
+    """Test only: raise signal `sig` (SEGV, BUS, FPE, ILL or ABRT) on a pool
+    worker thread.  Ends the process unless a handler catches it."""
+    cdef int st
+    with nogil:
+        st = fs_pool_debug_crash(sig)
+    if st == FS_ERR_ARG:
+        raise ValueError(f"not a crash signal: {sig}")
+    if st != FS_OK:
+        raise _error_for(st, NULL, "")
+
+
 def libjpeg_version():
     return fs_jpeg_version().decode("ascii")
 

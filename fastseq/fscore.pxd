@@ -61,6 +61,7 @@ cdef extern from "pool.h" nogil:
     int fs_pool_set_threads(int n)
     int fs_pool_get_threads()
     void fs_pool_stats(int *live_threads, int *peak_busy, int *pools_created)
+    int fs_pool_debug_crash(int sig)
 
 cdef extern from "batch.h" nogil:
     ctypedef enum fs_src_kind:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -200,6 +201,82 @@ def test_fork_while_other_threads_decode(files):
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                        timeout=180)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr[-2000:]
+
+
+# --- signals -----------------------------------------------------------------
+
+def _run(script, timeout=180, **kw):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True,
+                          text=True, timeout=timeout, **kw)
+
+
+# The synchronous signals a fault in a worker raises, with faulthandler's name.
+CRASH_SIGNALS = [
+    ("SIGSEGV", "Segmentation fault"),
+    ("SIGBUS", "Bus error"),
+    ("SIGFPE", "Floating point exception"),
+    ("SIGILL", "Illegal instruction"),
+    ("SIGABRT", "Aborted"),
+]
+
+
+@pytest.mark.parametrize("name,text", CRASH_SIGNALS, ids=[n for n, _ in CRASH_SIGNALS])
+def test_crash_in_a_worker_reaches_faulthandler(name, text):
+    """A fatal signal raised on a worker thread reaches the process's handler
+    (here faulthandler's), which reports it before the process dies.  With
+    the signal blocked in workers, it stayed pending and nothing was said (a
+    real fault then killed the process with an empty stderr)."""
+    r = _run(f"""
+        import faulthandler, signal, sys
+        import fastseq
+        from fastseq import _core
+        faulthandler.enable()
+        _core._debug_crash_in_worker(signal.{name})
+        print("survived")
+    """)
+    sig = getattr(signal, name)
+    assert r.returncode == -sig, (r.returncode, r.stdout, r.stderr)
+    assert "survived" not in r.stdout
+    assert f"Fatal Python error: {text}" in r.stderr, r.stderr
+
+
+def test_debug_crash_rejects_other_signals():
+    from fastseq import _core
+    with pytest.raises(ValueError, match="not a crash signal"):
+        _core._debug_crash_in_worker(signal.SIGINT)
+
+
+def _mask_bits(names):
+    return {n: 1 << (getattr(signal, n) - 1) for n in names}
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_worker_signal_mask(files):
+    """Workers block the asynchronous signals (they must reach Python's main
+    thread) and leave the synchronous ones deliverable."""
+    r = _run(f"""
+        import os, fastseq
+        def tids():
+            return set(os.listdir("/proc/self/task"))
+        before = tids()
+        fastseq.load_batch({[str(p) for p in files[:4]]!r}, (32, 32))   # starts the pool
+        for tid in sorted(tids() - before):
+            with open(f"/proc/self/task/{{tid}}/status") as f:
+                blk = [l.split()[1] for l in f if l.startswith("SigBlk:")][0]
+            print(int(blk, 16))
+        print("threads", fastseq.get_num_threads())
+    """)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split()
+    masks = [int(x) for x in lines[:-2]]
+    assert len(masks) == int(lines[-1])          # exactly the pool's workers
+    for mask in masks:
+        for n, bit in _mask_bits(["SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT",
+                                  "SIGTRAP", "SIGSYS"]).items():
+            assert not mask & bit, f"{n} blocked in a worker"
+        for n, bit in _mask_bits(["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGCHLD",
+                                  "SIGUSR1", "SIGALRM", "SIGPIPE"]).items():
+            assert mask & bit, f"{n} not blocked in a worker"
 
 
 # --- set_num_threads arguments -----------------------------------------------
