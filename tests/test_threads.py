@@ -102,6 +102,9 @@ def test_concurrent_callers_share_one_pool(files):
     n = fastseq.get_num_threads()
     try:
         fastseq.set_num_threads(2)        # a fresh pool: fresh statistics
+        from fastseq import _core
+        created = _core.pool_stats()["pools_created"]   # the next batch creates it
+        assert _core.pool_stats()["live_threads"] == 0
         threads = [threading.Thread(target=fastseq.load_batch, args=(files, (64, 64)))
                    for _ in range(6)]
         for t in threads:
@@ -112,7 +115,9 @@ def test_concurrent_callers_share_one_pool(files):
         s = _core.pool_stats()
         assert s["live_threads"] == 2
         assert 1 <= s["peak_busy"] <= 2        # never more busy than the pool size
-        assert s["pools_created"] >= 1
+        assert s["pools_created"] == created + 1   # the six callers shared one pool
+        assert s["tasks_run"] == 6 * len(files)
+        assert s["tasks_skipped"] == 0
     finally:
         fastseq.set_num_threads(n)
 
@@ -277,6 +282,60 @@ def test_worker_signal_mask(files):
         for n, bit in _mask_bits(["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGCHLD",
                                   "SIGUSR1", "SIGALRM", "SIGPIPE"]).items():
             assert mask & bit, f"{n} not blocked in a worker"
+
+
+@pytest.fixture(scope="module")
+def big_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("big")
+    paths = []
+    for i in range(4):
+        p = d / f"big{i}.jpg"
+        p.write_bytes(encode(photo_like(1800, 2400, seed=100 + i), quality=92))
+        paths.append(str(p))
+    return paths
+
+
+def test_ctrl_c_stops_a_batch_early(big_files):
+    """SIGINT during a long batch raises KeyboardInterrupt after the images in
+    flight, not at the end of the batch; the images not started are skipped;
+    the pool, and fork, still work afterwards."""
+    n = 600
+    r = _run(f"""
+        import os, signal, sys, threading, time
+        import numpy as np
+        import fastseq
+        from fastseq import _core
+        paths = {big_files!r}
+        size = (224, 224)
+        ref = fastseq.load_batch(paths, size, dct_scaling=False)
+        before = _core.pool_stats()
+        timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+        t0 = time.perf_counter()
+        timer.start()
+        try:
+            fastseq.load_batch(paths * {n // 4}, size, dct_scaling=False)
+            print("not interrupted"); sys.exit(1)
+        except KeyboardInterrupt:
+            pass
+        late = time.perf_counter() - t0 - 0.3
+        after = _core.pool_stats()
+        ran = after["tasks_run"] - before["tasks_run"]
+        skipped = after["tasks_skipped"] - before["tasks_skipped"]
+        # the pool still works, and so does fork
+        np.testing.assert_array_equal(fastseq.load_batch(paths, size, dct_scaling=False), ref)
+        pid = os.fork()
+        if pid == 0:
+            b = fastseq.load_batch(paths, size, dct_scaling=False)
+            os._exit(0 if np.array_equal(b, ref) else 3)
+        _, status = os.waitpid(pid, 0)
+        print(ran, skipped, os.waitstatus_to_exitcode(status), f"{{late:.3f}}")
+    """)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ran, skipped, child, late = r.stdout.split()
+    ran, skipped = int(ran), int(skipped)
+    assert ran + skipped == n                  # every task ran or was skipped, once
+    assert skipped > n // 2, (ran, skipped)    # stopped long before the end
+    assert int(child) == 0
 
 
 # --- set_num_threads arguments -----------------------------------------------
