@@ -1,6 +1,8 @@
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -54,8 +56,12 @@ static int g_nthreads = 1;
 static int g_refs, g_running;
 static int g_exclusive, g_destroying;
 static int g_pools_created;
-/* g_generation counts forks survived by this process's memory, so a job
- * from before a fork is recognised in the child. */
+/* Fork bookkeeping: the child inherits the parent's size in g_nthreads and
+ * divides it on first use (g_split_pending); g_fork_parent is the pid that
+ * forked.  g_generation counts forks survived by this process's memory, so
+ * a job from before a fork is recognised in the child. */
+static int g_split_pending;
+static pid_t g_fork_parent;
 static unsigned g_generation;
 static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 
@@ -163,9 +169,50 @@ static fs_pool *pool_create(int n) {
     return p;
 }
 
+/* Live children of the process that forked this one (this one included),
+ * or 0 if unknown. */
+static int count_siblings(void) {
+#ifdef __linux__
+    pid_t ppid = getppid();
+    if (ppid != g_fork_parent) return 0;    /* the parent has exited */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/task", (long)ppid);
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    int count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char cpath[96];
+        snprintf(cpath, sizeof cpath, "/proc/%ld/task/%.20s/children",
+                 (long)ppid, e->d_name);
+        FILE *f = fopen(cpath, "r");
+        if (!f) continue;
+        long pid;
+        while (fscanf(f, "%ld", &pid) == 1) count++;
+        fclose(f);
+    }
+    closedir(d);
+    return count;
+#else
+    return 0;
+#endif
+}
+
+/* Under g_mu: a forked child's first use fixes its share of the parent's
+ * threads. */
+static void resolve_split(void) {
+    if (!g_split_pending) return;
+    g_split_pending = 0;
+    int kids = count_siblings();
+    if (kids > 1) g_nthreads = g_nthreads / kids > 0 ? g_nthreads / kids : 1;
+}
+
 static void atfork_prepare(void) {
     pthread_mutex_lock(&g_mu);
     while (g_running || g_destroying) pthread_cond_wait(&g_cv, &g_mu);
+    resolve_split();          /* a grandchild splits this process's share */
+    g_fork_parent = getpid();
 }
 
 static void atfork_parent(void) { pthread_mutex_unlock(&g_mu); }
@@ -178,6 +225,7 @@ static void atfork_child(void) {
     g_pools_created = 0;
     g_refs = g_running = 0;
     g_exclusive = g_destroying = 0;
+    g_split_pending = 1;
     g_generation++;
     pthread_cond_init(&g_cv, NULL);   /* drop the parent's waiters */
     pthread_mutex_unlock(&g_mu);
@@ -209,6 +257,7 @@ int fs_pool_submit(fs_task_fn fn, const void *ctx, size_t ctx_size, size_t n,
     pthread_mutex_lock(&g_mu);
     while (g_exclusive) pthread_cond_wait(&g_cv, &g_mu);
     if (n) {
+        resolve_split();
         if (!g_pool) g_pool = pool_create(g_nthreads);
         p = g_pool;
         if (!p) {
@@ -325,6 +374,7 @@ int fs_pool_set_threads(int n) {
     fs_pool *old = g_pool;
     g_pool = NULL;
     g_nthreads = n;
+    g_split_pending = 0;            /* an explicit size wins over the split */
     g_destroying = 1;
     pthread_mutex_unlock(&g_mu);
 
@@ -339,6 +389,7 @@ int fs_pool_set_threads(int n) {
 
 int fs_pool_get_threads(void) {
     pthread_mutex_lock(&g_mu);
+    resolve_split();
     int n = g_nthreads;
     pthread_mutex_unlock(&g_mu);
     return n;

@@ -25,6 +25,15 @@
  * - The child forgets the parent's pool, whose threads do not exist there;
  *   its first batch creates a fresh one.  The parent's per-thread buffers
  *   are left untouched (copy-on-write pages never written cost nothing).
+ * - Child pool size: the parent's pool size split between the parent's
+ *   live children, max(1, parent_size / children), computed on the child's
+ *   first use (first batch or fs_pool_get_threads), so that N processes
+ *   forked at once (multiprocessing.Pool, Keras' use_multiprocessing) run
+ *   the parent's number of threads in total.  Children are counted from
+ *   /proc/<ppid>/task/<tid>/children (Linux); where that cannot be read
+ *   the child keeps the parent's size.  fs_pool_set_threads() in the child
+ *   overrides it.  Every live child counts, including ones that are not
+ *   pool workers; a child forked after a sibling's first use is not seen.
  * - Signals: workers block the asynchronous signals (SIGINT, SIGTERM, ...),
  *   which must reach Python's main thread, but not the synchronous ones a
  *   fault in the worker itself raises (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
@@ -72,6 +81,7 @@ int fs_pool_run(fs_task_fn fn, void *ctx, size_t n, void (*local_free)(void *));
  * released, stops the current workers; the next batch starts the new ones. */
 #define FS_POOL_MAX_THREADS 1024
 int fs_pool_set_threads(int n);
+/* The size the next batch uses (in a forked child: its share, see above). */
 int fs_pool_get_threads(void);
 
 /* Diagnostics for tests.  live_threads, peak_busy, tasks_run and

@@ -287,6 +287,8 @@ def set_num_threads(object n):
 
 
 def get_num_threads():
+    """The pool size the next batch uses (in a forked child: its share of
+    the parent's threads, see set_num_threads in core.py)."""
     return fs_pool_get_threads()
 
 

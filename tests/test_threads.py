@@ -3,6 +3,7 @@ the pool survives fork()."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import signal
@@ -153,7 +154,7 @@ def _child_load(paths, q):
     try:
         b = fastseq.load_batch(paths, (48, 48))
         from fastseq import _core
-        q.put((b, _core.pool_stats()))
+        q.put((b, _core.pool_stats(), fastseq.get_num_threads()))
     except BaseException as e:           # pragma: no cover
         q.put(e)
 
@@ -171,10 +172,13 @@ def test_forked_child_gets_a_working_pool(files):
         assert p.exitcode == 0
     for r in results:
         assert not isinstance(r, BaseException), r
-        batch, stats = r
+        batch, stats, child_threads = r
         np.testing.assert_array_equal(batch, ref)
         assert stats["pools_created"] == 1      # re-created in the child
-        assert stats["live_threads"] == fastseq.get_num_threads()
+        # the child's share of the parent's threads (exact sizes: the tests
+        # below, which fork all children before any of them decodes)
+        assert stats["live_threads"] == child_threads
+        assert 1 <= child_threads <= fastseq.get_num_threads()
     # and the parent's pool still works
     np.testing.assert_array_equal(fastseq.load_batch(files, (48, 48)), ref)
 
@@ -336,6 +340,53 @@ def test_ctrl_c_stops_a_batch_early(big_files):
     assert ran + skipped == n                  # every task ran or was skipped, once
     assert skipped > n // 2, (ran, skipped)    # stopped long before the end
     assert int(child) == 0
+
+
+# --- fork: the children share the parent's threads ---------------------------
+
+FORK_SPLIT = textwrap.dedent("""
+    import json, multiprocessing as mp, os, sys
+    import fastseq
+    from fastseq import _core
+    paths, cases = json.loads(sys.argv[1])
+
+    def child(_):
+        fastseq.load_batch(paths, (32, 32))
+        return os.getpid(), fastseq.get_num_threads(), _core.pool_stats()["live_threads"]
+
+    def child_sets(_):
+        fastseq.set_num_threads(3)             # explicit in the child: wins
+        fastseq.load_batch(paths, (32, 32))
+        return os.getpid(), fastseq.get_num_threads(), _core.pool_stats()["live_threads"]
+
+    out = []
+    for parent, workers, explicit in cases:
+        fastseq.set_num_threads(parent)
+        fastseq.load_batch(paths, (32, 32))    # the parent's pool is running
+        with mp.get_context("fork").Pool(workers) as pool:
+            res = pool.map(child_sets if explicit else child, range(4 * workers), chunksize=1)
+        out.append([parent, workers, explicit, fastseq.get_num_threads(),
+                    sorted({(t, live) for _, t, live in res})])
+    print(json.dumps(out))
+""")
+
+
+def test_forked_pool_workers_share_the_parents_threads(files):
+    """multiprocessing.Pool (what Keras' use_multiprocessing=True uses) forks
+    all its workers before any runs a task: each gets max(1, parent // workers)
+    threads, so together they use what the parent would."""
+    cases = [(2, 4, False), (8, 2, False), (3, 2, False), (1, 3, False), (2, 1, False),
+             (2, 2, True)]
+    r = subprocess.run(
+        [sys.executable, "-c", FORK_SPLIT, json.dumps([[str(p) for p in files[:4]], cases])],
+        capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout)
+    for (parent, workers, explicit, parent_after, seen), case in zip(got, cases):
+        assert parent_after == parent              # the parent's own size is unchanged
+        want = 3 if explicit else max(1, parent // workers)
+        # every task saw the same size, in get_num_threads and in the live pool
+        assert seen == [[want, want]], (case, seen)
 
 
 # --- set_num_threads arguments -----------------------------------------------
