@@ -276,3 +276,9 @@ int fs_batch_run(const fs_batch_opts *opts, fs_task *tasks, size_t n) {
     fs_batch_ctx ctx = {opts, tasks};
     return fs_pool_run(batch_task, &ctx, n, worker_free);
 }
+
+int fs_batch_submit(const fs_batch_opts *opts, fs_task *tasks, size_t n,
+                    fs_pool_job **job) {
+    fs_batch_ctx ctx = {opts, tasks};     /* the job keeps a copy */
+    return fs_pool_submit(batch_task, &ctx, sizeof ctx, n, worker_free, job);
+}

@@ -8,6 +8,7 @@
 
 #include "fs_common.h"
 #include "jpeg_decode.h"
+#include "pool.h"
 
 typedef enum {
     FS_SRC_FILE = 0,     /* path: read the file in the worker */
@@ -48,6 +49,11 @@ typedef struct {
 /* Run every task on the pool.  Returns FS_OK or a pool error; the outcome of
  * each image is in its task (a failed image's slot is zero-filled). */
 int fs_batch_run(const fs_batch_opts *opts, fs_task *tasks, size_t n);
+
+/* The same as a pool job (pool.h) that the caller waits for, may cancel
+ * and must release; opts and tasks must outlive the release. */
+int fs_batch_submit(const fs_batch_opts *opts, fs_task *tasks, size_t n,
+                    fs_pool_job **job);
 
 /* Keras' keep_aspect_ratio crop of a w x h image for a tw x th target:
  * box = {x0, y0, x1, y1} in pixels (keras.utils.load_img's integer rule). */

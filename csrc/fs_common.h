@@ -26,7 +26,8 @@ typedef enum {
     FS_ERR_TRUNCATED = 8,    /* stream ends before the image is complete */
     FS_ERR_TOO_MANY_PIXELS = 9,
     FS_ERR_TOO_MANY_SCANS = 10,
-    FS_ERR_THREAD = 11       /* pthread_create or similar failed */
+    FS_ERR_THREAD = 11,      /* pthread_create or similar failed */
+    FS_ERR_INTERRUPTED = 16  /* the batch was cancelled (a signal) */
 } fs_status;
 
 /* Pixel layouts (modes), named after Pillow's. FS_MODE_CMYK follows

@@ -9,6 +9,7 @@ in `_error_for` only.
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport uint8_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
@@ -69,6 +70,12 @@ cdef fs_limits _limits(uint64_t max_pixels, int max_scans, bint allow_truncated)
     return lim
 
 
+# run_batch waits for the pool in slices of this length, with the GIL
+# released, and looks for pending signals in between: a bound on how late
+# Ctrl-C lands, on top of finishing the images already in flight.
+cdef int _WAIT_SLICE_MS = 50
+
+
 def run_batch(int kind, list sources, object out, list slots, *,
               int out_width, int out_height, int out_mode, int dtype,
               float scale=1.0, float offset=0.0, int filter=2,
@@ -95,6 +102,8 @@ def run_batch(int kind, list sources, object out, list slots, *,
     cdef char *base = NULL
     cdef size_t slot_bytes = 0
     cdef int channels = fs_mode_channels(out_mode)
+    cdef fs_pool_job *job = NULL
+    cdef int finished = 0
     if channels == 0 or out_mode == FS_MODE_CMYK:
         raise ValueError("invalid output mode")
     if len(slots) != n:
@@ -151,14 +160,28 @@ def run_batch(int kind, list sources, object out, list slots, *,
                     tasks[i].pix_stride = <ptrdiff_t>w * c
                     tasks[i].premultiply_alpha = bool(premultiply[i]) if premultiply else 0
         with nogil:
-            st = fs_batch_run(&opts, tasks, <size_t>n)
+            st = fs_batch_submit(&opts, tasks, <size_t>n, &job)
         if st != FS_OK:
             raise _error_for(st, NULL, "")
+        try:
+            while not finished:
+                with nogil:
+                    finished = fs_pool_wait(job, _WAIT_SLICE_MS)
+                if not finished:
+                    PyErr_CheckSignals()    # Ctrl-C: raises KeyboardInterrupt
+        except BaseException:
+            fs_pool_cancel(job)             # images not started are skipped
+            raise
         return [(slots[i], tasks[i].status,
                  (<char *>tasks[i].msg).decode("utf-8", "replace") if tasks[i].status else "",
                  tasks[i].src_width, tasks[i].src_height, tasks[i].dct_denom)
                 for i in range(n)]
     finally:
+        if job != NULL:
+            # Waits for the images in flight: the workers write into `out`
+            # and read the buffers released below.
+            with nogil:
+                fs_pool_release(job)
         for i in range(nbuf):
             PyBuffer_Release(&bufs[i])
         if have_out:
@@ -250,25 +273,46 @@ def is_jpeg(object data):
         PyBuffer_Release(&buf)
 
 
-def set_num_threads(int n):
-    cdef int st
-    if n < 1 or n > FS_POOL_MAX_THREADS:
+def set_num_threads(object n):
+    """Resize the pool; n: an int in 1..MAX_THREADS (any size of int is
+    checked here, before the C int conversion could overflow)."""
+    cdef int st, k
+    if not 1 <= n <= FS_POOL_MAX_THREADS:
         raise ValueError(f"number of threads must be between 1 and {FS_POOL_MAX_THREADS}, got {n}")
+    k = n
     with nogil:
-        st = fs_pool_set_threads(n)
+        st = fs_pool_set_threads(k)
     if st != FS_OK:
         raise _error_for(st, NULL, "")
 
 
 def get_num_threads():
+    """The pool size the next batch uses (in a forked child: its share of
+    the parent's threads, see set_num_threads in core.py)."""
     return fs_pool_get_threads()
 
 
 def pool_stats():
-    """{'live_threads', 'peak_busy', 'pools_created'} for tests and diagnostics."""
-    cdef int live = 0, peak = 0, created = 0
-    fs_pool_stats(&live, &peak, &created)
-    return {"live_threads": live, "peak_busy": peak, "pools_created": created}
+    """The current pool's {'live_threads', 'peak_busy', 'tasks_run',
+    'tasks_skipped'} and this process's 'pools_created', for tests and
+    diagnostics."""
+    cdef fs_pool_info info
+    fs_pool_stats(&info)
+    return {"live_threads": info.live_threads, "peak_busy": info.peak_busy,
+            "pools_created": info.pools_created, "tasks_run": info.tasks_run,
+            "tasks_skipped": info.tasks_skipped}
+
+
+def _debug_crash_in_worker(int sig):
+    """Test only: raise signal `sig` (SEGV, BUS, FPE, ILL or ABRT) on a pool
+    worker thread.  Ends the process unless a handler catches it."""
+    cdef int st
+    with nogil:
+        st = fs_pool_debug_crash(sig)
+    if st == FS_ERR_ARG:
+        raise ValueError(f"not a crash signal: {sig}")
+    if st != FS_OK:
+        raise _error_for(st, NULL, "")
 
 
 def libjpeg_version():

@@ -380,14 +380,26 @@ def _default_threads():
 
 
 def set_num_threads(n: int) -> None:
-    """Resize fastseq's native thread pool (waits for running batches)."""
+    """Resize fastseq's native thread pool (waits for running batches).
+
+    n: an int from 1 to 1024 (ValueError outside, TypeError for a non-int).
+    In a forked child, an explicit call replaces the child's share of the
+    parent's threads (see get_num_threads)."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"number of threads must be an int, got {type(n).__name__}")
     _core.set_num_threads(int(n))
 
 
 def get_num_threads() -> int:
-    """Size of fastseq's native thread pool."""
+    """Size of fastseq's native thread pool.
+
+    In a child forked from a process that had imported fastseq (Keras'
+    use_multiprocessing=True, multiprocessing's fork context) the parent's
+    size is shared out: max(1, parent size // live children of the parent),
+    fixed at the child's first batch or first call of this function, so that
+    the children together use the threads the parent would.  On Linux the
+    children are counted from /proc; elsewhere each child keeps the parent's
+    size."""
     return _core.get_num_threads()
 
 

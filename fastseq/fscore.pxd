@@ -16,6 +16,7 @@ cdef extern from "fs_common.h" nogil:
         FS_ERR_TOO_MANY_PIXELS
         FS_ERR_TOO_MANY_SCANS
         FS_ERR_THREAD
+        FS_ERR_INTERRUPTED
     ctypedef enum fs_mode:
         FS_MODE_L
         FS_MODE_RGB
@@ -57,10 +58,19 @@ cdef extern from "resample.h" nogil:
                         int width, int height)
 
 cdef extern from "pool.h" nogil:
+    ctypedef struct fs_pool_job:
+        pass
+    ctypedef struct fs_pool_info:
+        int live_threads, peak_busy, pools_created
+        unsigned long long tasks_run, tasks_skipped
     int FS_POOL_MAX_THREADS
+    int fs_pool_wait(fs_pool_job *job, int timeout_ms)
+    void fs_pool_cancel(fs_pool_job *job)
+    int fs_pool_release(fs_pool_job *job)
     int fs_pool_set_threads(int n)
     int fs_pool_get_threads()
-    void fs_pool_stats(int *live_threads, int *peak_busy, int *pools_created)
+    void fs_pool_stats(fs_pool_info *info)
+    int fs_pool_debug_crash(int sig)
 
 cdef extern from "batch.h" nogil:
     ctypedef enum fs_src_kind:
@@ -89,4 +99,5 @@ cdef extern from "batch.h" nogil:
         int keep_aspect_ratio
         int decode_only
         fs_limits limits
-    int fs_batch_run(const fs_batch_opts *opts, fs_task *tasks, size_t n)
+    int fs_batch_submit(const fs_batch_opts *opts, fs_task *tasks, size_t n,
+                        fs_pool_job **job)
