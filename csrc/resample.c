@@ -24,7 +24,7 @@
  * says so.
  *
  * Build requirement: no floating-point contraction (-ffp-contract=off, as
- * setup.py passes; MSVC's default /fp:precise does not contract).  With
+ * setup.py passes).  With
  * fused multiply-adds the double-precision coefficients and the float32
  * `v * scale + offset` output round differently from Pillow and numpy.
  */
@@ -36,16 +36,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(_MSC_VER)
-#define FS_RESTRICT __restrict
-#define FS_INLINE static __forceinline
-#elif defined(__GNUC__)
-#define FS_RESTRICT restrict
+/* GCC and Clang only (the build is -std=gnu11 and the SIMD dispatch uses
+ * __atomic builtins): the hot per-pixel helpers must be inlined so that their
+ * compile-time channel counts unroll. */
 #define FS_INLINE static inline __attribute__((always_inline))
-#else
-#define FS_RESTRICT restrict
-#define FS_INLINE static inline
-#endif
 
 /* M_PI is not part of C99; Pillow uses glibc's M_PI, which is this value. */
 #define FS_PI 3.14159265358979323846
@@ -188,8 +182,8 @@ FS_INLINE unsigned muldiv255(unsigned a, unsigned b) {
  */
 #if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) && \
     __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-static void premultiply_row(const uint8_t *FS_RESTRICT in,
-                            uint8_t *FS_RESTRICT out, size_t n) {
+static void premultiply_row(const uint8_t *restrict in,
+                            uint8_t *restrict out, size_t n) {
     size_t i;
     for (i = 0; i < n; i++, in += 4, out += 4) {
         const unsigned a = in[3];
@@ -200,8 +194,8 @@ static void premultiply_row(const uint8_t *FS_RESTRICT in,
     }
 }
 #else
-static void premultiply_row(const uint8_t *FS_RESTRICT in,
-                            uint8_t *FS_RESTRICT out, size_t n) {
+static void premultiply_row(const uint8_t *restrict in,
+                            uint8_t *restrict out, size_t n) {
     size_t i;
     for (i = 0; i < n; i++) {
         uint32_t p, a, rb, g;
@@ -292,12 +286,12 @@ static void out_store(const fs_out *o, int y, const uint8_t *row) {
     if (o->expand) {
         /* Staged L row -> RGB dst (the staging row never overlaps dst). */
         if (d->dtype == FS_DTYPE_U8) {
-            uint8_t *FS_RESTRICT drow =
+            uint8_t *restrict drow =
                 (uint8_t *)d->data + (ptrdiff_t)y * d->row_stride;
             for (i = 0; i < n; i++)
                 drow[3 * i] = drow[3 * i + 1] = drow[3 * i + 2] = row[i];
         } else {
-            float *FS_RESTRICT frow = (float *)(void *)((char *)d->data +
+            float *restrict frow = (float *)(void *)((char *)d->data +
                                                        (ptrdiff_t)y * d->row_stride);
             for (i = 0; i < n; i++)
                 frow[3 * i] = frow[3 * i + 1] = frow[3 * i + 2] =
@@ -317,7 +311,7 @@ static void out_store(const fs_out *o, int y, const uint8_t *row) {
          * `u8.astype(np.float32) * scale + offset`.  This relies on the
          * build's -ffp-contract=off (no fused multiply-add); the loop is
          * plain float arithmetic, so it vectorises. */
-        float *FS_RESTRICT frow =
+        float *restrict frow =
             (float *)(void *)((char *)d->data + (ptrdiff_t)y * d->row_stride);
         const float scale = d->scale, offset = d->offset;
         if (o->unpremultiply) {
@@ -366,8 +360,8 @@ static int axis_setup(float in0, float in1, int out_size, double kernel_support,
  * fewer source samples (and rows) are read.
  */
 static void axis_coeffs(const fs_axis *ax, float in0, int in_size, int out_size,
-                        fs_kernel fn, int32_t *FS_RESTRICT kk,
-                        int *FS_RESTRICT bounds, double *FS_RESTRICT w) {
+                        fs_kernel fn, int32_t *restrict kk,
+                        int *restrict bounds, double *restrict w) {
     const double ss = 1.0 / (ax->scale < 1.0 ? 1.0 : ax->scale);
     int xx;
     for (xx = 0; xx < out_size; xx++) {
@@ -435,10 +429,10 @@ static void axis_coeffs(const fs_axis *ax, float in0, int in_size, int out_size,
  * C is a compile-time constant at every call site (always inlined), so the
  * channel loops unroll and the accumulators live in registers.
  */
-FS_INLINE void hpass_row_c(const uint8_t *FS_RESTRICT in,
-                           uint8_t *FS_RESTRICT out, int x0, int out_w,
-                           const int32_t *FS_RESTRICT kk, int ksize,
-                           const int *FS_RESTRICT bounds, const int C) {
+FS_INLINE void hpass_row_c(const uint8_t *restrict in,
+                           uint8_t *restrict out, int x0, int out_w,
+                           const int32_t *restrict kk, int ksize,
+                           const int *restrict bounds, const int C) {
     int xx;
     out += (size_t)x0 * (size_t)C;
     for (xx = x0; xx < out_w; xx++) {
@@ -483,18 +477,18 @@ FS_INLINE int32_t u32_to_s32(uint32_t u) {
     return u < 0x80000000u ? (int32_t)u : -(int32_t)(~u) - 1;
 }
 
-static void pack_rows(const uint8_t *FS_RESTRICT in0,
-                      const uint8_t *FS_RESTRICT in1,
-                      uint64_t *FS_RESTRICT out, size_t n) {
+static void pack_rows(const uint8_t *restrict in0,
+                      const uint8_t *restrict in1,
+                      uint64_t *restrict out, size_t n) {
     size_t j;
     for (j = 0; j < n; j++) out[j] = (uint64_t)in0[j] | (uint64_t)in1[j] << 32;
 }
 
-FS_INLINE void hpass_pair_c(const uint64_t *FS_RESTRICT pk,
-                            uint8_t *FS_RESTRICT out0,
-                            uint8_t *FS_RESTRICT out1, int out_w,
-                            const int32_t *FS_RESTRICT kk, int ksize,
-                            const int *FS_RESTRICT bounds, const int C) {
+FS_INLINE void hpass_pair_c(const uint64_t *restrict pk,
+                            uint8_t *restrict out0,
+                            uint8_t *restrict out1, int out_w,
+                            const int32_t *restrict kk, int ksize,
+                            const int *restrict bounds, const int C) {
     const uint64_t bias2 = (uint64_t)ACC_BIAS << 32 | (uint64_t)ACC_BIAS;
     int xx, c;
     for (xx = 0; xx < out_w; xx++) {
@@ -526,9 +520,9 @@ FS_INLINE void hpass_pair_c(const uint64_t *FS_RESTRICT pk,
 }
 
 /* Outputs [x0, out_w) of one row. */
-static void hpass_row(const uint8_t *FS_RESTRICT in, uint8_t *FS_RESTRICT out,
-                      int x0, int out_w, const int32_t *FS_RESTRICT kk,
-                      int ksize, const int *FS_RESTRICT bounds, int C) {
+static void hpass_row(const uint8_t *restrict in, uint8_t *restrict out,
+                      int x0, int out_w, const int32_t *restrict kk,
+                      int ksize, const int *restrict bounds, int C) {
     switch (C) {
     case 1: hpass_row_c(in, out, x0, out_w, kk, ksize, bounds, 1); break;
     case 3: hpass_row_c(in, out, x0, out_w, kk, ksize, bounds, 3); break;
@@ -539,9 +533,9 @@ static void hpass_row(const uint8_t *FS_RESTRICT in, uint8_t *FS_RESTRICT out,
 /* Horizontal pass of two rows: packs them into `pk` (n samples) first. */
 static void hpass_row2(const uint8_t *in0, const uint8_t *in1, uint8_t *out0,
                        uint8_t *out1, int out_w,
-                       const int32_t *FS_RESTRICT kk, int ksize,
-                       const int *FS_RESTRICT bounds, int C,
-                       uint64_t *FS_RESTRICT pk, size_t n) {
+                       const int32_t *restrict kk, int ksize,
+                       const int *restrict bounds, int C,
+                       uint64_t *restrict pk, size_t n) {
     pack_rows(in0, in1, pk, n);
     switch (C) {
     case 1: hpass_pair_c(pk, out0, out1, out_w, kk, ksize, bounds, 1); break;
@@ -668,8 +662,8 @@ static int hpass_four(const fs_hplan *h, const uint8_t *const in[4],
  * disjoint from the input rows, hence restrict.
  */
 static void vpass_row(const uint8_t *rows, ptrdiff_t stride, int cnt,
-                      const int32_t *FS_RESTRICT k, int32_t *FS_RESTRICT acc,
-                      uint8_t *FS_RESTRICT out, size_t n) {
+                      const int32_t *restrict k, int32_t *restrict acc,
+                      uint8_t *restrict out, size_t n) {
     size_t j;
     int t;
     if (cnt <= 0) {
@@ -710,8 +704,8 @@ static void vpass_row(const uint8_t *rows, ptrdiff_t stride, int cnt,
 /* One output row of the vertical pass; `kp` is the row's packed table for
  * the SIMD kernel, or NULL. */
 static void vpass(const uint8_t *rows, ptrdiff_t stride, int cnt,
-                  const int32_t *FS_RESTRICT k, const uint32_t *kp,
-                  int32_t *FS_RESTRICT acc, uint8_t *FS_RESTRICT out,
+                  const int32_t *restrict k, const uint32_t *kp,
+                  int32_t *restrict acc, uint8_t *restrict out,
                   size_t n) {
     size_t done = 0;
 #if FS_HAVE_AVX2_KERNELS
@@ -808,13 +802,13 @@ static int resize_nearest(const uint8_t *src, int src_w, int src_h, int C,
     out_init(&o, dst, C, 0);
     for (y = 0; y < ysize; y++) {
         int yi = coord(yo, src_h);
-        uint8_t *FS_RESTRICT row = out_u8_row(&o, y);
+        uint8_t *restrict row = out_u8_row(&o, y);
         if (row == NULL) row = s->tmp2;
         /* Pillow's fill=1: samples that map outside the source are 0. */
         if (yi < 0 || yi >= src_h || xmin >= xmax) {
             memset(row, 0, row_len);
         } else {
-            const uint8_t *FS_RESTRICT in = src + (ptrdiff_t)yi * src_stride;
+            const uint8_t *restrict in = src + (ptrdiff_t)yi * src_stride;
             uint8_t *q = row + (size_t)xmin * (size_t)C;
             if (xmin > 0) memset(row, 0, (size_t)xmin * (size_t)C);
             if (xmax < xsize)
