@@ -24,7 +24,7 @@
  * says so.
  *
  * Build requirement: no floating-point contraction (-ffp-contract=off, as
- * setup.py passes; MSVC's default /fp:precise does not contract).  With
+ * setup.py passes).  With
  * fused multiply-adds the double-precision coefficients and the float32
  * `v * scale + offset` output round differently from Pillow and numpy.
  */
@@ -36,16 +36,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(_MSC_VER)
-#define FS_RESTRICT __restrict
-#define FS_INLINE static __forceinline
-#elif defined(__GNUC__)
-#define FS_RESTRICT restrict
+/* GCC and Clang only (the build is -std=gnu11 and the SIMD dispatch uses
+ * __atomic builtins): the hot per-pixel helpers must be inlined so that their
+ * compile-time channel counts unroll. */
 #define FS_INLINE static inline __attribute__((always_inline))
-#else
-#define FS_RESTRICT restrict
-#define FS_INLINE static inline
-#endif
 
 /* M_PI is not part of C99; Pillow uses glibc's M_PI, which is this value. */
 #define FS_PI 3.14159265358979323846
@@ -188,8 +182,8 @@ FS_INLINE unsigned muldiv255(unsigned a, unsigned b) {
  */
 #if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) && \
     __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-static void premultiply_row(const uint8_t *FS_RESTRICT in,
-                            uint8_t *FS_RESTRICT out, size_t n) {
+static void premultiply_row(const uint8_t *restrict in,
+                            uint8_t *restrict out, size_t n) {
     size_t i;
     for (i = 0; i < n; i++, in += 4, out += 4) {
         const unsigned a = in[3];
@@ -200,8 +194,8 @@ static void premultiply_row(const uint8_t *FS_RESTRICT in,
     }
 }
 #else
-static void premultiply_row(const uint8_t *FS_RESTRICT in,
-                            uint8_t *FS_RESTRICT out, size_t n) {
+static void premultiply_row(const uint8_t *restrict in,
+                            uint8_t *restrict out, size_t n) {
     size_t i;
     for (i = 0; i < n; i++) {
         uint32_t p, a, rb, g;
@@ -292,12 +286,12 @@ static void out_store(const fs_out *o, int y, const uint8_t *row) {
     if (o->expand) {
         /* Staged L row -> RGB dst (the staging row never overlaps dst). */
         if (d->dtype == FS_DTYPE_U8) {
-            uint8_t *FS_RESTRICT drow =
+            uint8_t *restrict drow =
                 (uint8_t *)d->data + (ptrdiff_t)y * d->row_stride;
             for (i = 0; i < n; i++)
                 drow[3 * i] = drow[3 * i + 1] = drow[3 * i + 2] = row[i];
         } else {
-            float *FS_RESTRICT frow = (float *)(void *)((char *)d->data +
+            float *restrict frow = (float *)(void *)((char *)d->data +
                                                        (ptrdiff_t)y * d->row_stride);
             for (i = 0; i < n; i++)
                 frow[3 * i] = frow[3 * i + 1] = frow[3 * i + 2] =
@@ -317,7 +311,7 @@ static void out_store(const fs_out *o, int y, const uint8_t *row) {
          * `u8.astype(np.float32) * scale + offset`.  This relies on the
          * build's -ffp-contract=off (no fused multiply-add); the loop is
          * plain float arithmetic, so it vectorises. */
-        float *FS_RESTRICT frow =
+        float *restrict frow =
             (float *)(void *)((char *)d->data + (ptrdiff_t)y * d->row_stride);
         const float scale = d->scale, offset = d->offset;
         if (o->unpremultiply) {
@@ -337,17 +331,15 @@ static void out_store(const fs_out *o, int y, const uint8_t *row) {
 /* ------------------------------------------------------------------------ */
 /* Coefficients (Pillow's precompute_coeffs + normalize_coeffs_8bpc)         */
 
-typedef struct {
-    double scale;     /* source pixels per output pixel */
-    double support;   /* kernel half-width in source pixels */
-    int ksize;        /* coefficient slots per output pixel */
-} fs_axis;
-
-/* in0, in1 are floats on purpose: Pillow stores the box as C floats and
- * computes in1 - in0 in float before widening. */
-static int axis_setup(float in0, float in1, int out_size, double kernel_support,
-                      fs_axis *ax) {
+/* One axis of the plan (fs_resize_axis, resample.h): sizes, scale, support
+ * and the coefficient slots per output.  in0, in1 are floats on purpose:
+ * Pillow stores the box as C floats and computes in1 - in0 in float before
+ * widening. */
+static int axis_setup(float in0, float in1, int in_size, int out_size,
+                      double kernel_support, fs_resize_axis *ax) {
     double filterscale, c;
+    ax->in_size = in_size;
+    ax->out_size = out_size;
     ax->scale = (double)(in1 - in0) / out_size;
     filterscale = ax->scale < 1.0 ? 1.0 : ax->scale;
     ax->support = kernel_support * filterscale;
@@ -358,17 +350,18 @@ static int axis_setup(float in0, float in1, int out_size, double kernel_support,
 }
 
 /*
- * Fill out_size slots of ax->ksize fixed-point coefficients and the
+ * Fill ax->out_size slots of ax->ksize fixed-point coefficients and the
  * (first, count) source ranges they apply to.  `w` holds ax->ksize doubles.
  *
  * Leading and trailing coefficients that round to 0 are dropped from the
  * range: they add exactly 0 to Pillow's sum, so the result is unchanged and
  * fewer source samples (and rows) are read.
  */
-static void axis_coeffs(const fs_axis *ax, float in0, int in_size, int out_size,
-                        fs_kernel fn, int32_t *FS_RESTRICT kk,
-                        int *FS_RESTRICT bounds, double *FS_RESTRICT w) {
+static void axis_coeffs(const fs_resize_axis *ax, float in0, fs_kernel fn,
+                        int32_t *restrict kk, int *restrict bounds,
+                        double *restrict w) {
     const double ss = 1.0 / (ax->scale < 1.0 ? 1.0 : ax->scale);
+    const int in_size = ax->in_size, out_size = ax->out_size;
     int xx;
     for (xx = 0; xx < out_size; xx++) {
         int32_t *k = kk + (size_t)xx * (size_t)ax->ksize;
@@ -435,10 +428,10 @@ static void axis_coeffs(const fs_axis *ax, float in0, int in_size, int out_size,
  * C is a compile-time constant at every call site (always inlined), so the
  * channel loops unroll and the accumulators live in registers.
  */
-FS_INLINE void hpass_row_c(const uint8_t *FS_RESTRICT in,
-                           uint8_t *FS_RESTRICT out, int x0, int out_w,
-                           const int32_t *FS_RESTRICT kk, int ksize,
-                           const int *FS_RESTRICT bounds, const int C) {
+FS_INLINE void hpass_row_c(const uint8_t *restrict in,
+                           uint8_t *restrict out, int x0, int out_w,
+                           const int32_t *restrict kk, int ksize,
+                           const int *restrict bounds, const int C) {
     int xx;
     out += (size_t)x0 * (size_t)C;
     for (xx = x0; xx < out_w; xx++) {
@@ -483,18 +476,18 @@ FS_INLINE int32_t u32_to_s32(uint32_t u) {
     return u < 0x80000000u ? (int32_t)u : -(int32_t)(~u) - 1;
 }
 
-static void pack_rows(const uint8_t *FS_RESTRICT in0,
-                      const uint8_t *FS_RESTRICT in1,
-                      uint64_t *FS_RESTRICT out, size_t n) {
+static void pack_rows(const uint8_t *restrict in0,
+                      const uint8_t *restrict in1,
+                      uint64_t *restrict out, size_t n) {
     size_t j;
     for (j = 0; j < n; j++) out[j] = (uint64_t)in0[j] | (uint64_t)in1[j] << 32;
 }
 
-FS_INLINE void hpass_pair_c(const uint64_t *FS_RESTRICT pk,
-                            uint8_t *FS_RESTRICT out0,
-                            uint8_t *FS_RESTRICT out1, int out_w,
-                            const int32_t *FS_RESTRICT kk, int ksize,
-                            const int *FS_RESTRICT bounds, const int C) {
+FS_INLINE void hpass_pair_c(const uint64_t *restrict pk,
+                            uint8_t *restrict out0,
+                            uint8_t *restrict out1, int out_w,
+                            const int32_t *restrict kk, int ksize,
+                            const int *restrict bounds, const int C) {
     const uint64_t bias2 = (uint64_t)ACC_BIAS << 32 | (uint64_t)ACC_BIAS;
     int xx, c;
     for (xx = 0; xx < out_w; xx++) {
@@ -526,9 +519,9 @@ FS_INLINE void hpass_pair_c(const uint64_t *FS_RESTRICT pk,
 }
 
 /* Outputs [x0, out_w) of one row. */
-static void hpass_row(const uint8_t *FS_RESTRICT in, uint8_t *FS_RESTRICT out,
-                      int x0, int out_w, const int32_t *FS_RESTRICT kk,
-                      int ksize, const int *FS_RESTRICT bounds, int C) {
+static void hpass_row(const uint8_t *restrict in, uint8_t *restrict out,
+                      int x0, int out_w, const int32_t *restrict kk,
+                      int ksize, const int *restrict bounds, int C) {
     switch (C) {
     case 1: hpass_row_c(in, out, x0, out_w, kk, ksize, bounds, 1); break;
     case 3: hpass_row_c(in, out, x0, out_w, kk, ksize, bounds, 3); break;
@@ -539,9 +532,9 @@ static void hpass_row(const uint8_t *FS_RESTRICT in, uint8_t *FS_RESTRICT out,
 /* Horizontal pass of two rows: packs them into `pk` (n samples) first. */
 static void hpass_row2(const uint8_t *in0, const uint8_t *in1, uint8_t *out0,
                        uint8_t *out1, int out_w,
-                       const int32_t *FS_RESTRICT kk, int ksize,
-                       const int *FS_RESTRICT bounds, int C,
-                       uint64_t *FS_RESTRICT pk, size_t n) {
+                       const int32_t *restrict kk, int ksize,
+                       const int *restrict bounds, int C,
+                       uint64_t *restrict pk, size_t n) {
     pack_rows(in0, in1, pk, n);
     switch (C) {
     case 1: hpass_pair_c(pk, out0, out1, out_w, kk, ksize, bounds, 1); break;
@@ -596,13 +589,13 @@ typedef struct {
     size_t span_len;
     const uint32_t *kp;
     int kstride, quads, xend;
-} fs_hplan;
+} fs_hpass;
 
-static void hpass_one(const fs_hplan *h, const uint8_t *in, uint8_t *out) {
+static void hpass_one(const fs_hpass *h, const uint8_t *in, uint8_t *out) {
     hpass_row(in, out, 0, h->out_w, h->kk, h->ksize, h->bounds, h->C);
 }
 
-static void hpass_two(const fs_hplan *h, const uint8_t *in0,
+static void hpass_two(const fs_hpass *h, const uint8_t *in0,
                       const uint8_t *in1, uint8_t *out0, uint8_t *out1) {
 #if FS_HAVE_AVX2_KERNELS
     if (h->quads > 0 || h->xend > 0) {
@@ -633,7 +626,7 @@ static void hpass_two(const fs_hplan *h, const uint8_t *in0,
 
 /* Four rows; 0 when there is no four-row kernel for this plan (the caller
  * then goes two rows at a time). */
-static int hpass_four(const fs_hplan *h, const uint8_t *const in[4],
+static int hpass_four(const fs_hpass *h, const uint8_t *const in[4],
                       uint8_t *const out[4]) {
 #if FS_HAVE_AVX2_KERNELS
     if (h->quads > 0) {
@@ -668,8 +661,8 @@ static int hpass_four(const fs_hplan *h, const uint8_t *const in[4],
  * disjoint from the input rows, hence restrict.
  */
 static void vpass_row(const uint8_t *rows, ptrdiff_t stride, int cnt,
-                      const int32_t *FS_RESTRICT k, int32_t *FS_RESTRICT acc,
-                      uint8_t *FS_RESTRICT out, size_t n) {
+                      const int32_t *restrict k, int32_t *restrict acc,
+                      uint8_t *restrict out, size_t n) {
     size_t j;
     int t;
     if (cnt <= 0) {
@@ -710,8 +703,8 @@ static void vpass_row(const uint8_t *rows, ptrdiff_t stride, int cnt,
 /* One output row of the vertical pass; `kp` is the row's packed table for
  * the SIMD kernel, or NULL. */
 static void vpass(const uint8_t *rows, ptrdiff_t stride, int cnt,
-                  const int32_t *FS_RESTRICT k, const uint32_t *kp,
-                  int32_t *FS_RESTRICT acc, uint8_t *FS_RESTRICT out,
+                  const int32_t *restrict k, const uint32_t *kp,
+                  int32_t *restrict acc, uint8_t *restrict out,
                   size_t n) {
     size_t done = 0;
 #if FS_HAVE_AVX2_KERNELS
@@ -808,13 +801,13 @@ static int resize_nearest(const uint8_t *src, int src_w, int src_h, int C,
     out_init(&o, dst, C, 0);
     for (y = 0; y < ysize; y++) {
         int yi = coord(yo, src_h);
-        uint8_t *FS_RESTRICT row = out_u8_row(&o, y);
+        uint8_t *restrict row = out_u8_row(&o, y);
         if (row == NULL) row = s->tmp2;
         /* Pillow's fill=1: samples that map outside the source are 0. */
         if (yi < 0 || yi >= src_h || xmin >= xmax) {
             memset(row, 0, row_len);
         } else {
-            const uint8_t *FS_RESTRICT in = src + (ptrdiff_t)yi * src_stride;
+            const uint8_t *restrict in = src + (ptrdiff_t)yi * src_stride;
             uint8_t *q = row + (size_t)xmin * (size_t)C;
             if (xmin > 0) memset(row, 0, (size_t)xmin * (size_t)C);
             if (xmax < xsize)
@@ -856,7 +849,8 @@ static int resize_nearest(const uint8_t *src, int src_w, int src_h, int C,
 }
 
 /* ------------------------------------------------------------------------ */
-/* Convolution resize (Pillow's ImagingResample / ImagingResampleInner)      */
+/* Convolution resize, step 1: the plan (Pillow's precompute_coeffs for both
+ * axes, and everything else that does not depend on pixel values)          */
 
 /* The source span [*first, *last) that the non-empty ranges of `bounds`
  * read (empty when no output sample reads anything); afterwards every range
@@ -892,300 +886,428 @@ static int vertical_first(int in_w, int in_h, int xsize, int ysize) {
            (int64_t)in_h - ysize > 2 * ((int64_t)in_w - (int64_t)xsize);
 }
 
-static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
-                       ptrdiff_t src_stride, size_t src_pad, const float b[4],
-                       int filter,
-                       int premultiply, const fs_dst *dst,
-                       fs_resample_scratch *s) {
-    const int xsize = dst->width, ysize = dst->height;
-    const fs_kernel fn = FS_KERNELS[filter].fn;
-    const size_t row_len = (size_t)xsize * (size_t)C;
-    /* Pillow compares the float box with the int sizes. */
-    const int need_h = xsize != src_w || b[0] != 0 || b[2] != xsize;
-    const int need_v = ysize != src_h || b[1] != 0 || b[3] != ysize;
-    const int vfirst = need_h && need_v &&
-                       vertical_first(src_w, src_h, xsize, ysize);
-    fs_axis axh, axv;
-    int32_t *kh, *kv, *acc;
-    uint32_t *khp = NULL, *kvp = NULL; /* packed tables of the SIMD kernels */
-    const int simd = fs_resample_simd();
-    int hstride = 0, hpstride = 0, hquads = 0, vstride = 0;
-    size_t khp_words;
-    size_t off_kvp, off_khp;
-    fs_hplan hp;
-    double *w;
-    int *bh, *bv;
-    int st, y, r0 = 0, r1 = src_h, c0 = 0, c1 = src_w, nrows, ncols;
-    size_t sz, kmax, off_kv, off_kh, off_acc, total, nb, acc_len;
-    size_t span_len, tmp_need, stage_stride, off_pk, off_pre, tmp2_need, hread;
-    const uint8_t *view;     /* source rows r0.., columns c0.. */
-    ptrdiff_t view_stride;
-    uint8_t *pre;            /* premultiplied staging (tmp2 + off_pre) */
-    uint64_t *pk;            /* packed row pair (tmp2 + off_pk) */
-    fs_out o;
-
-    if (!need_h && !need_v) /* unreachable: the crop shortcut catches it */
-        return copy_region(src, src_stride, 0, 0, C, premultiply, dst, s);
-
-    /* ---- sizes and scratch layout, all checked before any malloc ---- */
-    axh.ksize = axv.ksize = 0;
-    if (need_v) {
-        st = axis_setup(b[1], b[3], ysize, FS_KERNELS[filter].support, &axv);
-        if (st != FS_OK) return st;
-    }
-    if (need_h) {
-        st = axis_setup(b[0], b[2], xsize, FS_KERNELS[filter].support, &axh);
-        if (st != FS_OK) return st;
-    }
-    /* coeffs block: [double w[kmax]] [int32 kv] [int32 kh] [int32 acc]
-     * [uint32 kvp] [uint32 khp].  acc holds one row of vertical-pass sums:
-     * output width when the vertical pass runs last, source width when it
-     * runs first or alone.  kvp / khp, the SIMD tables, are empty without
-     * SIMD. */
-    kmax = (size_t)(axv.ksize > axh.ksize ? axv.ksize : axh.ksize);
-    acc_len = (need_h && !vfirst) ? row_len : (size_t)src_w * (size_t)C;
-    if (simd != FS_SIMD_NONE) {
-        if (need_v) vstride = fs_vcoeff_stride(axv.ksize);
-        if (need_h) {
-            hquads = (int)(row_len / 4);
-            hstride = fs_hquad_stride(axh.ksize);
-            if (C != 1) hpstride = fs_hcoeff_stride(axh.ksize, C);
+/* Byte sizes of the execute step's buffers (fs_resize_plan) for a source
+ * region of `nrows` rows of `span_len` samples. */
+static int plan_buffers(fs_resize_plan *p, size_t nrows, size_t span_len) {
+    const int need_h = p->h.ksize > 0, need_v = p->v.ksize > 0;
+    const size_t row_len = (size_t)p->h.out_size * (size_t)p->channels;
+    /* One row of vertical-pass sums: an output row when the vertical pass
+     * runs last, a source row when it runs first or alone. */
+    const size_t acc_len = need_h && !p->vertical_first
+                               ? row_len
+                               : (size_t)p->src_w * (size_t)p->channels;
+    size_t sz;
+    p->tmp_bytes = 0;
+    if (need_h && need_v) {
+        /* All the rows between the passes when the horizontal pass comes
+         * first; a pair of rows, plus the read pad, when it comes last. */
+        if (p->vertical_first) {
+            if (!fs_mul_size(span_len, 2, &p->tmp_bytes) ||
+                !add_size(p->tmp_bytes, FS_READ_PAD, &p->tmp_bytes))
+                return FS_ERR_OVERFLOW;
+        } else if (!fs_mul_size(nrows, row_len, &p->tmp_bytes)) {
+            return FS_ERR_OVERFLOW;
         }
     }
-    if (!fs_mul_size(kmax, sizeof(double), &sz) || !align64(sz, &off_kv) ||
-        !fs_mul_size((size_t)ysize, (size_t)axv.ksize, &sz) ||
-        !fs_mul_size(sz, sizeof(int32_t), &sz) || !align64(sz, &sz) ||
-        !add_size(off_kv, sz, &off_kh) ||
-        !fs_mul_size((size_t)xsize, (size_t)axh.ksize, &sz) ||
-        !fs_mul_size(sz, sizeof(int32_t), &sz) || !align64(sz, &sz) ||
-        !add_size(off_kh, sz, &off_acc) ||
+    if (!align64(row_len, &p->stage_stride) ||
+        !fs_mul_size(p->stage_stride, 2, &p->off_acc) ||
         !fs_mul_size(acc_len, sizeof(int32_t), &sz) || !align64(sz, &sz) ||
-        !add_size(off_acc, sz, &off_kvp) ||
-        !fs_mul_size((size_t)ysize, (size_t)vstride, &sz) ||
-        !fs_mul_size(sz, sizeof(uint32_t), &sz) || !align64(sz, &sz) ||
-        !add_size(off_kvp, sz, &off_khp) ||
-        /* khp holds either table: quads, or pixels for the fallback */
-        !fs_mul_size((size_t)hquads, (size_t)hstride, &khp_words) ||
-        !fs_mul_size((size_t)xsize, (size_t)hpstride, &sz) ||
-        !fs_mul_size(khp_words > sz ? khp_words : sz, sizeof(uint32_t), &sz) ||
-        !add_size(off_khp, sz, &total))
+        !add_size(p->off_acc, sz, &p->off_pk))
         return FS_ERR_OVERFLOW;
-    if (!add_size((size_t)xsize, (size_t)ysize, &nb) ||
-        !fs_mul_size(nb, 2 * sizeof(int), &nb))
+    p->off_pre = p->off_pk;
+    if (need_h && (!fs_mul_size(span_len, sizeof(uint64_t), &sz) ||
+                   !align64(sz, &sz) || !add_size(p->off_pk, sz, &p->off_pre)))
         return FS_ERR_OVERFLOW;
-    st = grow(&s->coeffs, &s->coeffs_cap, total);
-    if (st != FS_OK) return st;
-    st = grow((void **)&s->bounds, &s->bounds_cap, nb);
-    if (st != FS_OK) return st;
-    w = (double *)s->coeffs;
-    kv = (int32_t *)(void *)((char *)s->coeffs + off_kv);
-    kh = (int32_t *)(void *)((char *)s->coeffs + off_kh);
-    acc = (int32_t *)(void *)((char *)s->coeffs + off_acc);
-    if (vstride) kvp = (uint32_t *)(void *)((char *)s->coeffs + off_kvp);
-    if (hstride && (hquads > 0 || hpstride > 0))
-        khp = (uint32_t *)(void *)((char *)s->coeffs + off_khp);
-    bv = s->bounds;
-    bh = s->bounds + 2 * (size_t)ysize;
+    p->tmp2_bytes = p->off_pre;
+    if (p->premultiply) {
+        /* A row pair for a horizontal-pass input; the whole region for a
+         * vertical-pass input, which reads each row several times. */
+        const size_t prows = need_h && !p->vertical_first ? 2 : nrows;
+        if (!fs_mul_size(prows, span_len, &sz) ||
+            !add_size(p->off_pre, sz, &p->tmp2_bytes) ||
+            !add_size(p->tmp2_bytes, FS_READ_PAD, &p->tmp2_bytes))
+            return FS_ERR_OVERFLOW;
+    }
+    return FS_OK;
+}
 
-    /* ---- coefficients; [r0, r1) x [c0, c1) is the source region read ---- */
-    if (need_v) {
-        axis_coeffs(&axv, b[1], src_h, ysize, fn, kv, bv, w);
-        span_and_shift(bv, ysize, &r0, &r1);
+/* Where the plan's arrays go in the scratch's coeffs block:
+ * [double w[kmax]] [int32 kv] [int32 kh] [uint32 v_packed] [uint32 h_packed],
+ * each 64-byte aligned.  The SIMD tables are empty without SIMD; h_packed
+ * holds either table, sample quads or pixels (the fallback of steep RGB/RGBA
+ * downscales). */
+typedef struct {
+    size_t off_kv, off_kh, off_kvp, off_khp, coeffs_bytes, bounds_bytes;
+    int vstride, hstride, hpstride, hquads;
+} fs_plan_layout;
+
+static int plan_layout(fs_resize_plan *p, fs_plan_layout *L) {
+    const size_t C = (size_t)p->channels;
+    const int xsize = p->h.out_size, ysize = p->v.out_size;
+    const size_t kmax =
+        (size_t)(p->v.ksize > p->h.ksize ? p->v.ksize : p->h.ksize);
+    size_t row_len, src_row, sz, khp_words;
+    memset(L, 0, sizeof *L);
+    if (fs_resample_simd() != FS_SIMD_NONE) {
+        if (p->v.ksize) L->vstride = fs_vcoeff_stride(p->v.ksize);
+        if (p->h.ksize) {
+            L->hquads = (int)((size_t)xsize * C / 4);
+            L->hstride = fs_hquad_stride(p->h.ksize);
+            if (C != 1) L->hpstride = fs_hcoeff_stride(p->h.ksize, (int)C);
+        }
     }
-    if (need_h) {
-        axis_coeffs(&axh, b[0], src_w, xsize, fn, kh, bh, w);
-        span_and_shift(bh, xsize, &c0, &c1);
-    }
-    nrows = need_v ? r1 - r0 : ysize;
-    ncols = c1 - c0;
-    span_len = (size_t)ncols * (size_t)C;
+    if (!fs_mul_size(kmax, sizeof(double), &sz) || !align64(sz, &L->off_kv) ||
+        !fs_mul_size((size_t)ysize, (size_t)p->v.ksize, &sz) ||
+        !fs_mul_size(sz, sizeof(int32_t), &sz) || !align64(sz, &sz) ||
+        !add_size(L->off_kv, sz, &L->off_kh) ||
+        !fs_mul_size((size_t)xsize, (size_t)p->h.ksize, &sz) ||
+        !fs_mul_size(sz, sizeof(int32_t), &sz) || !align64(sz, &sz) ||
+        !add_size(L->off_kh, sz, &L->off_kvp) ||
+        !fs_mul_size((size_t)ysize, (size_t)L->vstride, &sz) ||
+        !fs_mul_size(sz, sizeof(uint32_t), &sz) || !align64(sz, &sz) ||
+        !add_size(L->off_kvp, sz, &L->off_khp) ||
+        !fs_mul_size((size_t)L->hquads, (size_t)L->hstride, &khp_words) ||
+        !fs_mul_size((size_t)xsize, (size_t)L->hpstride, &sz) ||
+        !fs_mul_size(khp_words > sz ? khp_words : sz, sizeof(uint32_t), &sz) ||
+        !add_size(L->off_khp, sz, &L->coeffs_bytes))
+        return FS_ERR_OVERFLOW;
+    if (!add_size((size_t)xsize, (size_t)ysize, &L->bounds_bytes) ||
+        !fs_mul_size(L->bounds_bytes, 2 * sizeof(int), &L->bounds_bytes))
+        return FS_ERR_OVERFLOW;
+    /* The execute step's buffers grow with the source region, which is at
+     * most the whole source: checking them for that region now means that
+     * nothing is allocated for a plan whose buffers could not be sized. */
+    if (!fs_mul_size((size_t)xsize, C, &row_len) ||
+        !fs_mul_size((size_t)p->src_w, C, &src_row))
+        return FS_ERR_OVERFLOW;
+    return plan_buffers(p, (size_t)p->src_h, src_row);
+}
+
+/* Which SIMD kernel does which part of each pass (fs_resize_plan), and their
+ * tables.  `src_pad` is the caller's readable bytes after the source. */
+static void plan_kernels(fs_resize_plan *p, const fs_plan_layout *L,
+                         uint32_t *kvp, uint32_t *khp, size_t src_pad) {
+    const int C = p->channels;
+    const size_t row_len = (size_t)p->h.out_size * (size_t)C;
+    const size_t span_len = (size_t)(p->h.span1 - p->h.span0) * (size_t)C;
+    size_t hread;
     /* A table that cannot be packed (a weight beyond int16 halves, never
      * seen with Pillow's filters) leaves that pass scalar. */
-    if (kvp && !fs_pack_vcoeffs(kv, axv.ksize, bv, ysize, kvp, vstride))
-        kvp = NULL;
-    hp.kk = kh;
-    hp.ksize = axh.ksize;
-    hp.bounds = bh;
-    hp.out_w = xsize;
-    hp.C = C;
-    hp.span_len = span_len;
-    hp.kp = khp;
-    hp.kstride = hstride;
-    hp.quads = hp.xend = 0;
-    /* Bytes the SIMD windows may read from a horizontal-pass input row:
-     * its span, plus what follows the span in memory.  The input is the
-     * source itself (the columns right of the span, then the next row, or
-     * the caller's src_pad after the last row), or one of our staging
-     * buffers, which carry FS_READ_PAD zeroed bytes after their last row. */
-    if (need_h && !vfirst && !premultiply) {
-        size_t after = src_pad < (size_t)src_stride ? src_pad : (size_t)src_stride;
-        hread = span_len + (size_t)(src_w - c1) * (size_t)C + after;
+    if (L->vstride &&
+        fs_pack_vcoeffs(p->v.coeffs, p->v.ksize, p->v.bounds, p->v.out_size,
+                        kvp, L->vstride)) {
+        p->v_packed = kvp;
+        p->v_packed_stride = L->vstride;
+    }
+    if (!L->hstride || (L->hquads == 0 && L->hpstride == 0)) return;
+    /* Bytes the SIMD windows may read from a horizontal-pass input row: its
+     * span, plus what follows the span in memory.  The input is the source
+     * itself (the columns right of the span, then the next row, or the
+     * caller's src_pad after the last row), or one of our staging buffers,
+     * which carry FS_READ_PAD zeroed bytes after their last row. */
+    if (!p->vertical_first && !p->premultiply) {
+        size_t after = src_pad < (size_t)p->src_stride ? src_pad
+                                                        : (size_t)p->src_stride;
+        hread = span_len + (size_t)(p->src_w - p->h.span1) * (size_t)C + after;
     } else {
         hread = span_len + FS_READ_PAD;
     }
-    if (khp) {
-        /* Quads unless they stop early (a downscale too steep for their
-         * window) and the per-pixel kernel can do better. */
-        if (!fs_pack_hquads(kh, axh.ksize, bh, xsize, C, hread, khp,
-                            hstride, &hp.quads))
-            hp.quads = 0;
-        if (hpstride > 0 && (size_t)hp.quads * 4 + 16 * (size_t)C < row_len) {
-            hp.quads = 0;
-            hp.kstride = hpstride;
-            if (!fs_pack_hcoeffs(kh, axh.ksize, bh, xsize, C, hread, khp,
-                                 hpstride, &hp.xend))
-                hp.xend = 0;
-        }
+    p->h_packed = khp;
+    p->h_packed_stride = L->hstride;
+    /* Quads unless they stop early (a downscale too steep for their window)
+     * and the per-pixel kernel can do better. */
+    if (!fs_pack_hquads(p->h.coeffs, p->h.ksize, p->h.bounds, p->h.out_size,
+                        C, hread, khp, L->hstride, &p->h_quads))
+        p->h_quads = 0;
+    if (L->hpstride > 0 && (size_t)p->h_quads * 4 + 16 * (size_t)C < row_len) {
+        p->h_quads = 0;
+        p->h_packed_stride = L->hpstride;
+        if (!fs_pack_hcoeffs(p->h.coeffs, p->h.ksize, p->h.bounds,
+                             p->h.out_size, C, hread, khp, L->hpstride,
+                             &p->h_xend))
+            p->h_xend = 0;
+    }
+}
+
+/* The plan of a resize whose box passed Pillow's checks (b: the box as C
+ * floats), with the pass order given (`vfirst`, from vertical_first()). */
+static int plan_build(fs_resize_plan *p, int src_w, int src_h, int C,
+                      ptrdiff_t src_stride, size_t src_pad, const float b[4],
+                      int filter, int premultiply, int xsize, int ysize,
+                      int vfirst, fs_resample_scratch *s) {
+    /* Pillow compares the float box with the int sizes. */
+    const int need_h = xsize != src_w || b[0] != 0 || b[2] != xsize;
+    const int need_v = ysize != src_h || b[1] != 0 || b[3] != ysize;
+    const double support = FS_KERNELS[filter].support;
+    fs_plan_layout L;
+    int32_t *kh, *kv;
+    int *bh, *bv;
+    int st;
+
+    memset(p, 0, sizeof *p);
+    p->channels = C;
+    p->src_w = src_w;
+    p->src_h = src_h;
+    p->src_stride = src_stride;
+    p->premultiply = premultiply;
+    p->vertical_first = need_h && need_v && vfirst;
+    /* An axis left alone reads all of it. */
+    p->h.in_size = p->h.span1 = src_w;
+    p->h.out_size = xsize;
+    p->v.in_size = p->v.span1 = src_h;
+    p->v.out_size = ysize;
+    if (!need_h && !need_v) return FS_OK; /* a copy: no buffers */
+    if (need_v) {
+        st = axis_setup(b[1], b[3], src_h, ysize, support, &p->v);
+        if (st != FS_OK) return st;
+    }
+    if (need_h) {
+        st = axis_setup(b[0], b[2], src_w, xsize, support, &p->h);
+        if (st != FS_OK) return st;
     }
 
-    /* ---- tmp: the intermediate rows (all rows between the passes when
-     * the horizontal pass comes first; a pair of rows when the vertical
-     * pass comes first).  tmp2: [two output staging rows] [the packed row
-     * pair of the horizontal pass] [the premultiplied source: a row pair
-     * for a horizontal-pass input, the whole region for a vertical-pass
-     * input, which reads each row several times] ---- */
-    tmp_need = 0;
-    if (need_h && need_v) {
-        if (vfirst) {
-            if (!fs_mul_size(span_len, 2, &tmp_need) ||
-                !add_size(tmp_need, FS_READ_PAD, &tmp_need))
-                return FS_ERR_OVERFLOW;
-        } else if (!fs_mul_size((size_t)nrows, row_len, &tmp_need)) {
-            return FS_ERR_OVERFLOW;
-        }
-    }
-    if (!align64(row_len, &stage_stride) ||
-        !fs_mul_size(stage_stride, 2, &off_pk))
-        return FS_ERR_OVERFLOW;
-    off_pre = off_pk;
-    if (need_h && (!fs_mul_size(span_len, sizeof(uint64_t), &sz) ||
-                   !align64(sz, &sz) || !add_size(off_pk, sz, &off_pre)))
-        return FS_ERR_OVERFLOW;
-    tmp2_need = off_pre;
-    if (premultiply) {
-        size_t prows = (need_h && !vfirst) || !need_v ? 2 : (size_t)nrows;
-        if (!fs_mul_size(prows, span_len, &sz) ||
-            !add_size(off_pre, sz, &tmp2_need) ||
-            !add_size(tmp2_need, FS_READ_PAD, &tmp2_need))
-            return FS_ERR_OVERFLOW;
-    }
-    st = grow((void **)&s->tmp, &s->tmp_cap, tmp_need);
+    /* ---- every size, checked; then the plan's arrays ---- */
+    st = plan_layout(p, &L);
     if (st != FS_OK) return st;
-    st = grow((void **)&s->tmp2, &s->tmp2_cap, tmp2_need);
+    st = grow(&s->coeffs, &s->coeffs_cap, L.coeffs_bytes);
     if (st != FS_OK) return st;
-    /* The pads are read (times zero coefficients) but never written:
-     * give them defined contents. */
-    if (need_h && need_v && vfirst)
-        memset(s->tmp + tmp_need - FS_READ_PAD, 0, FS_READ_PAD);
-    if (premultiply)
-        memset(s->tmp2 + tmp2_need - FS_READ_PAD, 0, FS_READ_PAD);
-    pk = (uint64_t *)(void *)(s->tmp2 + off_pk);
-    pre = s->tmp2 + off_pre;
-    hp.pk = pk;
+    st = grow((void **)&s->bounds, &s->bounds_cap, L.bounds_bytes);
+    if (st != FS_OK) return st;
+    kv = (int32_t *)(void *)((char *)s->coeffs + L.off_kv);
+    kh = (int32_t *)(void *)((char *)s->coeffs + L.off_kh);
+    bv = s->bounds;
+    bh = s->bounds + 2 * (size_t)ysize;
 
-    out_init(&o, dst, C, premultiply);
-
-    /* ---- horizontal pass first (or alone), two rows at a time ---- */
-    if (need_h && !vfirst) {
-        /* Without a vertical pass, output row y is the horizontal pass of
-         * source row y (then ysize == src_h and the box spans all rows). */
-        for (y = 0; y < nrows; y += 2) {
-            const int pair = y + 1 < nrows;
-            const int sy = need_v ? r0 + y : y;
-            const uint8_t *in[2];
-            uint8_t *out[2];
-            int i;
-            if (need_v && !premultiply && y + 3 < nrows && hp.quads > 0) {
-                /* Four rows at once, straight from the source into the
-                 * intermediate rows. */
-                const uint8_t *in4[4];
-                uint8_t *out4[4];
-                for (i = 0; i < 4; i++) {
-                    in4[i] = src + (ptrdiff_t)(sy + i) * src_stride +
-                             (size_t)c0 * (size_t)C;
-                    out4[i] = s->tmp + (size_t)(y + i) * row_len;
-                }
-                if (hpass_four(&hp, in4, out4)) {
-                    y += 2;
-                    continue;
-                }
-            }
-            for (i = 0; i <= pair; i++) {
-                in[i] = src + (ptrdiff_t)(sy + i) * src_stride +
-                        (size_t)c0 * (size_t)C;
-                if (premultiply) {
-                    premultiply_row(in[i], pre + (size_t)i * span_len,
-                                    (size_t)ncols);
-                    in[i] = pre + (size_t)i * span_len;
-                }
-                if (need_v) {
-                    out[i] = s->tmp + (size_t)(y + i) * row_len;
-                } else {
-                    out[i] = out_u8_row(&o, y + i);
-                    if (out[i] == NULL)
-                        out[i] = s->tmp2 + (size_t)i * stage_stride;
-                }
-            }
-            if (pair)
-                hpass_two(&hp, in[0], in[1], out[0], out[1]);
-            else
-                hpass_one(&hp, in[0], out[0]);
-            if (!need_v)
-                for (i = 0; i <= pair; i++) out_store(&o, y + i, out[i]);
-        }
-        if (!need_v) return FS_OK;
-        /* The vertical pass below reads the intermediate rows. */
-        view = s->tmp;
-        view_stride = (ptrdiff_t)row_len;
-    } else {
-        /* The vertical pass reads the source region directly. */
-        if (premultiply) {
-            for (y = 0; y < nrows; y++)
-                premultiply_row(src + (ptrdiff_t)(r0 + y) * src_stride +
-                                    (size_t)c0 * 4,
-                                pre + (size_t)y * span_len, (size_t)ncols);
-            view = pre;
-            view_stride = (ptrdiff_t)span_len;
-        } else {
-            view = src + (ptrdiff_t)r0 * src_stride + (size_t)c0 * (size_t)C;
-            view_stride = src_stride;
-        }
+    /* ---- coefficients, and the source region [span0, span1) they read
+     * along each axis ---- */
+    if (need_v) {
+        axis_coeffs(&p->v, b[1], FS_KERNELS[filter].fn, kv, bv, s->coeffs);
+        span_and_shift(bv, ysize, &p->v.span0, &p->v.span1);
+        p->v.bounds = bv;
+        p->v.coeffs = kv;
+    }
+    if (need_h) {
+        axis_coeffs(&p->h, b[0], FS_KERNELS[filter].fn, kh, bh, s->coeffs);
+        span_and_shift(bh, xsize, &p->h.span0, &p->h.span1);
+        p->h.bounds = bh;
+        p->h.coeffs = kh;
     }
 
-    /* ---- vertical pass last (or alone) ---- */
-    if (!vfirst) {
-        for (y = 0; y < ysize; y++) {
-            uint8_t *out = out_u8_row(&o, y);
-            if (out == NULL) out = s->tmp2;
-            vpass(view + (ptrdiff_t)bv[2 * y] * view_stride, view_stride,
-                  bv[2 * y + 1], kv + (size_t)y * (size_t)axv.ksize,
-                  kvp ? kvp + (size_t)y * (size_t)vstride : NULL, acc, out,
-                  need_h ? row_len : span_len);
-            out_store(&o, y, out);
-        }
-        return FS_OK;
-    }
+    plan_kernels(p, &L,
+                 (uint32_t *)(void *)((char *)s->coeffs + L.off_kvp),
+                 (uint32_t *)(void *)((char *)s->coeffs + L.off_khp), src_pad);
+    /* The region read is within the source, so these sizes are at most
+     * those checked by plan_layout. */
+    return plan_buffers(p, (size_t)(p->v.span1 - p->v.span0),
+                        (size_t)(p->h.span1 - p->h.span0) * (size_t)C);
+}
 
-    /* ---- vertical pass first, then horizontal, two rows at a time ---- */
-    for (y = 0; y < ysize; y += 2) {
-        const int pair = y + 1 < ysize;
+/* ------------------------------------------------------------------------ */
+/* Convolution resize, step 2: the passes, as the plan says                  */
+
+/* What the passes of one execution share. */
+typedef struct {
+    const fs_resize_plan *p;
+    fs_hpass hp;
+    fs_out o;
+    const uint8_t *region;   /* source pixel (h.span0, v.span0) */
+    int nrows, ncols;        /* the source region read */
+    size_t row_len;          /* samples per output row */
+    size_t span_len;         /* samples per region row */
+    uint8_t *tmp;            /* rows between the passes */
+    uint8_t *stage;          /* two output staging rows */
+    uint8_t *pre;            /* premultiplied source */
+    int32_t *acc;            /* a row of vertical-pass sums */
+} fs_exec;
+
+/* The horizontal pass of every region row, two rows at a time (four with
+ * the quad kernel), into tmp, or into the output when it is the only pass.
+ * Without a vertical pass, output row y is the pass of source row y. */
+static void exec_horizontal_first(fs_exec *x) {
+    const fs_resize_plan *p = x->p;
+    const int need_v = p->v.ksize > 0;
+    const ptrdiff_t stride = p->src_stride;
+    int y;
+    for (y = 0; y < x->nrows; y += 2) {
+        const int pair = y + 1 < x->nrows;
+        const uint8_t *in[2];
+        uint8_t *out[2];
+        int i;
+        if (need_v && !p->premultiply && y + 3 < x->nrows && p->h_quads > 0) {
+            /* Four rows at once, straight from the source into the
+             * intermediate rows. */
+            const uint8_t *in4[4];
+            uint8_t *out4[4];
+            for (i = 0; i < 4; i++) {
+                in4[i] = x->region + (ptrdiff_t)(y + i) * stride;
+                out4[i] = x->tmp + (size_t)(y + i) * x->row_len;
+            }
+            if (hpass_four(&x->hp, in4, out4)) {
+                y += 2;
+                continue;
+            }
+        }
+        for (i = 0; i <= pair; i++) {
+            in[i] = x->region + (ptrdiff_t)(y + i) * stride;
+            if (p->premultiply) {
+                premultiply_row(in[i], x->pre + (size_t)i * x->span_len,
+                                (size_t)x->ncols);
+                in[i] = x->pre + (size_t)i * x->span_len;
+            }
+            if (need_v) {
+                out[i] = x->tmp + (size_t)(y + i) * x->row_len;
+            } else {
+                out[i] = out_u8_row(&x->o, y + i);
+                if (out[i] == NULL)
+                    out[i] = x->stage + (size_t)i * p->stage_stride;
+            }
+        }
+        if (pair)
+            hpass_two(&x->hp, in[0], in[1], out[0], out[1]);
+        else
+            hpass_one(&x->hp, in[0], out[0]);
+        if (!need_v)
+            for (i = 0; i <= pair; i++) out_store(&x->o, y + i, out[i]);
+    }
+}
+
+/* The vertical pass last (or alone), from `view`: the intermediate rows,
+ * or the (premultiplied) source region. */
+static void exec_vertical_last(const fs_exec *x, const uint8_t *view,
+                               ptrdiff_t view_stride) {
+    const fs_resize_plan *p = x->p;
+    const fs_resize_axis *v = &p->v;
+    int y;
+    for (y = 0; y < v->out_size; y++) {
+        uint8_t *out = out_u8_row(&x->o, y);
+        if (out == NULL) out = x->stage;
+        vpass(view + (ptrdiff_t)v->bounds[2 * y] * view_stride, view_stride,
+              v->bounds[2 * y + 1], v->coeffs + (size_t)y * (size_t)v->ksize,
+              p->v_packed ? p->v_packed + (size_t)y * (size_t)p->v_packed_stride
+                          : NULL,
+              x->acc, out, x->row_len);
+        out_store(&x->o, y, out);
+    }
+}
+
+/* The vertical pass first, over the region's columns, into a pair of rows
+ * of tmp; then the horizontal pass of the pair into the output. */
+static void exec_vertical_first(const fs_exec *x, const uint8_t *view,
+                                ptrdiff_t view_stride) {
+    const fs_resize_plan *p = x->p;
+    const fs_resize_axis *v = &p->v;
+    int y;
+    for (y = 0; y < v->out_size; y += 2) {
+        const int pair = y + 1 < v->out_size;
         uint8_t *out[2];
         int i;
         for (i = 0; i <= pair; i++) {
-            vpass(view + (ptrdiff_t)bv[2 * (y + i)] * view_stride, view_stride,
-                  bv[2 * (y + i) + 1], kv + (size_t)(y + i) * (size_t)axv.ksize,
-                  kvp ? kvp + (size_t)(y + i) * (size_t)vstride : NULL, acc,
-                  s->tmp + (size_t)i * span_len, span_len);
-            out[i] = out_u8_row(&o, y + i);
-            if (out[i] == NULL) out[i] = s->tmp2 + (size_t)i * stage_stride;
+            const int yy = y + i;
+            vpass(view + (ptrdiff_t)v->bounds[2 * yy] * view_stride,
+                  view_stride, v->bounds[2 * yy + 1],
+                  v->coeffs + (size_t)yy * (size_t)v->ksize,
+                  p->v_packed
+                      ? p->v_packed + (size_t)yy * (size_t)p->v_packed_stride
+                      : NULL,
+                  x->acc, x->tmp + (size_t)i * x->span_len, x->span_len);
+            out[i] = out_u8_row(&x->o, yy);
+            if (out[i] == NULL) out[i] = x->stage + (size_t)i * p->stage_stride;
         }
         if (pair)
-            hpass_two(&hp, s->tmp, s->tmp + span_len, out[0], out[1]);
+            hpass_two(&x->hp, x->tmp, x->tmp + x->span_len, out[0], out[1]);
         else
-            hpass_one(&hp, s->tmp, out[0]);
-        for (i = 0; i <= pair; i++) out_store(&o, y + i, out[i]);
+            hpass_one(&x->hp, x->tmp, out[0]);
+        for (i = 0; i <= pair; i++) out_store(&x->o, y + i, out[i]);
     }
+}
+
+/* Run a plan on the pixels at `src` (the geometry the plan was made for)
+ * into `dst` (out_size of both axes, and channels as fs_resize_u8 allows).
+ * Allocates only the plan's tmp_bytes and tmp2_bytes. */
+static int plan_execute(const fs_resize_plan *p, const uint8_t *src,
+                        const fs_dst *dst, fs_resample_scratch *s) {
+    const int C = p->channels;
+    const int need_h = p->h.ksize > 0, need_v = p->v.ksize > 0;
+    const uint8_t *view;
+    ptrdiff_t view_stride;
+    fs_exec x;
+    int st, y;
+
+    if (dst->width != p->h.out_size || dst->height != p->v.out_size)
+        return FS_ERR_ARG;
+    if (!need_h && !need_v)
+        return copy_region(src, p->src_stride, 0, 0, C, p->premultiply, dst,
+                           s);
+    st = grow((void **)&s->tmp, &s->tmp_cap, p->tmp_bytes);
+    if (st != FS_OK) return st;
+    st = grow((void **)&s->tmp2, &s->tmp2_cap, p->tmp2_bytes);
+    if (st != FS_OK) return st;
+    /* The pads are read (times zero coefficients) but never written: give
+     * them defined contents. */
+    if (p->vertical_first)
+        memset(s->tmp + p->tmp_bytes - FS_READ_PAD, 0, FS_READ_PAD);
+    if (p->premultiply)
+        memset(s->tmp2 + p->tmp2_bytes - FS_READ_PAD, 0, FS_READ_PAD);
+
+    x.p = p;
+    x.region = src + (ptrdiff_t)p->v.span0 * p->src_stride +
+               (size_t)p->h.span0 * (size_t)C;
+    x.nrows = p->v.span1 - p->v.span0;
+    x.ncols = p->h.span1 - p->h.span0;
+    x.row_len = (size_t)p->h.out_size * (size_t)C;
+    x.span_len = (size_t)x.ncols * (size_t)C;
+    x.tmp = s->tmp;
+    x.stage = s->tmp2;
+    x.acc = (int32_t *)(void *)(s->tmp2 + p->off_acc);
+    x.pre = s->tmp2 + p->off_pre;
+    x.hp.kk = p->h.coeffs;
+    x.hp.ksize = p->h.ksize;
+    x.hp.bounds = p->h.bounds;
+    x.hp.out_w = p->h.out_size;
+    x.hp.C = C;
+    x.hp.pk = (uint64_t *)(void *)(s->tmp2 + p->off_pk);
+    x.hp.span_len = x.span_len;
+    x.hp.kp = p->h_packed;
+    x.hp.kstride = p->h_packed_stride;
+    x.hp.quads = p->h_quads;
+    x.hp.xend = p->h_xend;
+    out_init(&x.o, dst, C, p->premultiply);
+
+    if (need_h && !p->vertical_first) {
+        exec_horizontal_first(&x);
+        if (!need_v) return FS_OK;
+        view = x.tmp;
+        view_stride = (ptrdiff_t)x.row_len;
+    } else if (p->premultiply) {
+        /* The vertical pass reads the premultiplied region. */
+        for (y = 0; y < x.nrows; y++)
+            premultiply_row(x.region + (ptrdiff_t)y * p->src_stride,
+                            x.pre + (size_t)y * x.span_len, (size_t)x.ncols);
+        view = x.pre;
+        view_stride = (ptrdiff_t)x.span_len;
+    } else {
+        /* The vertical pass reads the source region directly. */
+        view = x.region;
+        view_stride = p->src_stride;
+    }
+    if (p->vertical_first)
+        exec_vertical_first(&x, view, view_stride);
+    else
+        exec_vertical_last(&x, view, view_stride);
     return FS_OK;
+}
+
+static int resize_conv(const uint8_t *src, int src_w, int src_h, int C,
+                       ptrdiff_t src_stride, size_t src_pad, const float b[4],
+                       int filter, int premultiply, const fs_dst *dst,
+                       fs_resample_scratch *s) {
+    fs_resize_plan plan;
+    int st = plan_build(&plan, src_w, src_h, C, src_stride, src_pad, b, filter,
+                        premultiply, dst->width, dst->height,
+                        vertical_first(src_w, src_h, dst->width, dst->height),
+                        s);
+    if (st != FS_OK) return st;
+    return plan_execute(&plan, src, dst, s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1203,6 +1325,42 @@ void fs_resample_scratch_free(fs_resample_scratch *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* _resize: the box as C floats, and its checks. */
+static int box_to_float(const double box[4], int src_w, int src_h,
+                        float b[4]) {
+    int i;
+    for (i = 0; i < 4; i++) {
+        if (box[i] != box[i]) return FS_ERR_ARG; /* NaN */
+        b[i] = (float)box[i];
+    }
+    if (b[0] < 0 || b[1] < 0) return FS_ERR_ARG;
+    if (b[2] > src_w || b[3] > src_h) return FS_ERR_ARG;
+    if (b[2] - b[0] < 0 || b[3] - b[1] < 0) return FS_ERR_ARG;
+    return FS_OK;
+}
+
+int fs_resize_plan_init(fs_resize_plan *plan, int src_w, int src_h,
+                        int channels, ptrdiff_t src_stride, size_t src_pad,
+                        const double box[4], int filter, int premultiply,
+                        int out_w, int out_h, fs_resample_scratch *scratch) {
+    const int C = channels;
+    size_t row_bytes;
+    float b[4];
+    if (plan == NULL || box == NULL || scratch == NULL) return FS_ERR_ARG;
+    if ((C != 1 && C != 3 && C != 4) || src_w < 1 || src_h < 1 ||
+        out_w < 1 || out_h < 1)
+        return FS_ERR_ARG;
+    if (filter <= FS_FILTER_NEAREST || filter > FS_FILTER_LANCZOS)
+        return FS_ERR_ARG;
+    if (!fs_mul_size((size_t)src_w, (size_t)C, &row_bytes))
+        return FS_ERR_OVERFLOW;
+    if (src_stride < 0 || (size_t)src_stride < row_bytes) return FS_ERR_ARG;
+    if (box_to_float(box, src_w, src_h, b) != FS_OK) return FS_ERR_ARG;
+    return plan_build(plan, src_w, src_h, C, src_stride, src_pad, b, filter,
+                      premultiply && C == 4, out_w, out_h,
+                      vertical_first(src_w, src_h, out_w, out_h), scratch);
+}
+
 int fs_resize_u8(const uint8_t *src, int src_w, int src_h, int channels,
                  ptrdiff_t src_stride, size_t src_pad, const double box[4],
                  int filter,
@@ -1211,7 +1369,7 @@ int fs_resize_u8(const uint8_t *src, int src_w, int src_h, int channels,
     const int C = channels;
     size_t row_bytes, elem, drow_bytes;
     float b[4];
-    int premultiply, i;
+    int premultiply;
 
     /* ---- argument checks (caller bugs) ---- */
     if (src == NULL || box == NULL || dst == NULL || scratch == NULL ||
@@ -1248,14 +1406,7 @@ int fs_resize_u8(const uint8_t *src, int src_w, int src_h, int channels,
         box[1] == 0.0 && box[2] == (double)src_w && box[3] == (double)src_h)
         return copy_region(src, src_stride, 0, 0, C, 0, dst, scratch);
 
-    /* ---- _resize: the box as C floats, and its checks ---- */
-    for (i = 0; i < 4; i++) {
-        if (box[i] != box[i]) return FS_ERR_ARG; /* NaN */
-        b[i] = (float)box[i];
-    }
-    if (b[0] < 0 || b[1] < 0) return FS_ERR_ARG;
-    if (b[2] > src_w || b[3] > src_h) return FS_ERR_ARG;
-    if (b[2] - b[0] < 0 || b[3] - b[1] < 0) return FS_ERR_ARG;
+    if (box_to_float(box, src_w, src_h, b) != FS_OK) return FS_ERR_ARG;
 
     /* Image.resize converts RGBA to RGBa for every filter but NEAREST. */
     premultiply = premultiply_alpha && C == 4 && filter != FS_FILTER_NEAREST;

@@ -11,16 +11,17 @@
  * that the steady state performs no allocation. */
 typedef struct {
     void *coeffs;        /* horizontal + vertical fixed-point coefficients,
-                            their double-precision work row, and one row of
-                            32-bit vertical-pass accumulators */
+                            their double-precision work row and their SIMD
+                            tables (a resize plan's arrays) */
     size_t coeffs_cap;
     int *bounds;         /* (xmin, count) pairs for both axes (NEAREST: the
                             source column of each output column) */
     size_t bounds_cap;
     uint8_t *tmp;        /* rows between the two passes */
     size_t tmp_cap;
-    uint8_t *tmp2;       /* u8 staging rows, the packed row pair of the
-                            horizontal pass, premultiplied-alpha source */
+    uint8_t *tmp2;       /* u8 staging rows, vertical-pass accumulators,
+                            the packed row pair of the horizontal pass,
+                            premultiplied-alpha source */
     size_t tmp2_cap;
 } fs_resample_scratch;
 
@@ -71,6 +72,74 @@ int fs_resize_u8(const uint8_t *src, int src_w, int src_h, int channels,
                  int filter,
                  int premultiply_alpha, const fs_dst *dst,
                  fs_resample_scratch *scratch);
+
+/*
+ * The plan of a convolution resize (every filter but FS_FILTER_NEAREST):
+ * everything that depends on the geometry and not on pixel values, computed
+ * once, before any pass runs, as Pillow computes its coefficients before its
+ * passes.  fs_resize_u8 plans and then executes; the plan is exposed so that
+ * tests can compare it with Pillow's coefficients directly.
+ *
+ * One axis: output i reads the source samples span0 + bounds[2i] ...
+ * span0 + bounds[2i] + bounds[2i+1] - 1 (along this axis) with the weights
+ * coeffs[i * ksize + t], fixed point with 22 fractional bits (Pillow's
+ * PRECISION_BITS).  Pillow's zero weights at either end of a range are left
+ * out of it (they add nothing to the sum); an output whose weights are all
+ * zero has count 0.  [span0, span1) covers every sample read.  An axis whose
+ * size and box are unchanged is not resampled: ksize 0, no arrays, and the
+ * span is the whole axis.
+ */
+typedef struct {
+    int in_size, out_size;
+    int ksize;              /* coefficient slots per output (0: not resampled) */
+    double scale;           /* source pixels per output pixel */
+    double support;         /* kernel half-width, in source pixels */
+    int span0, span1;
+    const int *bounds;      /* out_size (first - span0, count) pairs */
+    const int32_t *coeffs;  /* out_size rows of ksize */
+} fs_resize_axis;
+
+typedef struct {
+    int channels;           /* samples per pixel resampled */
+    int src_w, src_h;
+    ptrdiff_t src_stride;
+    int premultiply;        /* RGBA resampled as premultiplied RGBa */
+    int vertical_first;     /* both passes run, the vertical one first */
+    fs_resize_axis h, v;
+    /* Kernels, chosen for the SIMD level in force when planned.  Horizontal
+     * pass: the first h_quads sample quads of a row by the AVX2 quad kernel,
+     * or else the first h_xend pixels by the AVX2 per-pixel kernel, with
+     * tables at h_packed (h_packed_stride words per quad or pixel); the
+     * scalar code does the rest.  Vertical pass: v_packed (v_packed_stride
+     * words per output row) for the AVX2 kernel, or NULL for scalar. */
+    int h_quads, h_xend;
+    const uint32_t *h_packed;
+    int h_packed_stride;
+    const uint32_t *v_packed;
+    int v_packed_stride;
+    /* The execute step's buffers: `tmp_bytes` for the rows between the
+     * passes, `tmp2_bytes` laid out as two output staging rows
+     * (stage_stride bytes apart), one row of 32-bit vertical accumulators at
+     * off_acc, the packed row pair of the horizontal pass at off_pk, and the
+     * premultiplied source at off_pre. */
+    size_t tmp_bytes, tmp2_bytes;
+    size_t stage_stride, off_acc, off_pk, off_pre;
+} fs_resize_plan;
+
+/*
+ * Plan resizing the region `box` of a src_w x src_h source with `channels`
+ * samples per pixel (rows src_stride bytes apart, src_pad readable bytes
+ * after the last row, as for fs_resize_u8) to out_w x out_h with `filter`
+ * (not FS_FILTER_NEAREST), premultiplied when `premultiply` (4 channels).
+ * Reads no pixels.  The arrays of the plan live in `scratch` and stay valid
+ * until its next use.  (fs_resize_u8 plans only after Pillow's shortcuts: a
+ * same-size resize or an integral crop is a copy, not a convolution.)  Returns FS_OK, FS_ERR_NOMEM, FS_ERR_OVERFLOW (checked
+ * before anything is allocated) or FS_ERR_ARG (as fs_resize_u8).
+ */
+int fs_resize_plan_init(fs_resize_plan *plan, int src_w, int src_h,
+                        int channels, ptrdiff_t src_stride, size_t src_pad,
+                        const double box[4], int filter, int premultiply,
+                        int out_w, int out_h, fs_resample_scratch *scratch);
 
 /* The SIMD level the resampler uses (FS_SIMD_NONE = 0 or FS_SIMD_AVX2 = 1,
  * see resample_simd.h), detected from the CPU on first use.

@@ -336,3 +336,66 @@ def set_resize_simd(bint enable):
     code (False).  Results are identical; this exists for tests and
     benchmarks.  Returns the instruction set now in use."""
     return _RESIZE_SIMD_NAMES[fs_resample_set_simd(enable)]
+
+
+# ---------------------------------------------------------------------------
+# Test-only: the resampler's plan (csrc/resample.h, fs_resize_plan), read-only.
+
+cdef _plan_axis(const fs_resize_axis *ax):
+    """One axis as numpy arrays: absolute first source sample and count per
+    output, and the (out_size, ksize) fixed-point coefficients; None when the
+    axis is not resampled."""
+    cdef Py_ssize_t i, t, n = ax.out_size
+    if ax.ksize == 0:
+        return None
+    first = np.empty(n, np.int64)
+    count = np.empty(n, np.int64)
+    coeffs = np.zeros((n, ax.ksize), np.int32)
+    for i in range(n):
+        first[i] = ax.span0 + ax.bounds[2 * i]
+        count[i] = ax.bounds[2 * i + 1]
+        for t in range(ax.bounds[2 * i + 1]):
+            coeffs[i, t] = ax.coeffs[i * ax.ksize + t]
+    return {"ksize": ax.ksize, "scale": ax.scale, "support": ax.support,
+            "span": (ax.span0, ax.span1), "first": first, "count": count,
+            "coeffs": coeffs}
+
+
+def _resize_plan(int src_w, int src_h, int channels, box, int filter,
+                 int out_w, int out_h, *, bint premultiply=False,
+                 size_t src_pad=0):
+    """The plan fs_resize_u8 would run for this geometry (a source of
+    contiguous rows), as a dict; for tests.  The coefficients of output i
+    apply to source samples first[i] .. first[i] + count[i] - 1."""
+    cdef fs_resample_scratch scratch
+    cdef fs_resize_plan plan
+    cdef double b[4]
+    cdef int st
+    if channels not in (1, 3, 4) or not 1 <= filter <= 5:
+        raise ValueError("channels must be 1, 3 or 4 and filter 1..5")
+    box = tuple(box)
+    if len(box) != 4:
+        raise ValueError("box must have 4 coordinates")
+    for i in range(4):
+        b[i] = box[i]
+    fs_resample_scratch_init(&scratch)
+    try:
+        st = fs_resize_plan_init(&plan, src_w, src_h, channels,
+                                 <ptrdiff_t>src_w * channels, src_pad, b, filter,
+                                 premultiply, out_w, out_h, &scratch)
+        if st != FS_OK:
+            raise _error_for(st, NULL, "resize plan")
+        if plan.h_quads > 0:
+            h_kernel = "quads"
+        elif plan.h_xend > 0:
+            h_kernel = "pixels"
+        else:
+            h_kernel = "scalar"
+        return {"vertical_first": bool(plan.vertical_first),
+                "premultiply": bool(plan.premultiply),
+                "h": _plan_axis(&plan.h), "v": _plan_axis(&plan.v),
+                "h_kernel": h_kernel,
+                "v_kernel": "avx2" if plan.v_packed != NULL else "scalar",
+                "tmp_bytes": plan.tmp_bytes, "tmp2_bytes": plan.tmp2_bytes}
+    finally:
+        fs_resample_scratch_free(&scratch)

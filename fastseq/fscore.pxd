@@ -1,6 +1,6 @@
 # Declarations of fastseq's own C core (csrc/), the only C library the
 # Cython layer calls.  libjpeg itself is used from C only (csrc/jpeg_decode.c).
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
 
 cdef extern from "fs_common.h" nogil:
     ctypedef enum fs_status:
@@ -51,6 +51,26 @@ cdef extern from "jpeg_decode.h" nogil:
     int fs_jpeg_simd()
 
 cdef extern from "resample.h" nogil:
+    ctypedef struct fs_resample_scratch:
+        pass
+    void fs_resample_scratch_init(fs_resample_scratch *s)
+    void fs_resample_scratch_free(fs_resample_scratch *s)
+    ctypedef struct fs_resize_axis:
+        int in_size, out_size, ksize
+        double scale, support
+        int span0, span1
+        const int *bounds
+        const int32_t *coeffs
+    ctypedef struct fs_resize_plan:
+        int channels, premultiply, vertical_first
+        fs_resize_axis h, v
+        int h_quads, h_xend
+        const uint32_t *v_packed
+        size_t tmp_bytes, tmp2_bytes
+    int fs_resize_plan_init(fs_resize_plan *plan, int src_w, int src_h,
+                            int channels, ptrdiff_t src_stride, size_t src_pad,
+                            const double *box, int filter, int premultiply,
+                            int out_w, int out_h, fs_resample_scratch *scratch)
     int fs_resample_simd()
     int fs_resample_set_simd(int enable)
     int fs_convert_rows(const uint8_t *inp, ptrdiff_t in_stride, int in_mode,
