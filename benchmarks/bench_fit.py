@@ -9,7 +9,7 @@ excluded.  Then the targets as ratios measured in this run, and the time to
 list a 100,000-file tree (fastseq vs Keras' legacy listing).
 
 Without --dir it trains on the generated ImageNet-like default dataset
-(fastseq.datasets; created once in the cache folder)::
+(fastseq.bench.datasets; created once in the cache folder)::
 
     python benchmarks/bench_fit.py [--dir DATA] [--n-images 1000] [--size 224]
         [--batch-size 32] [--epochs 3] [--rounds 3] [--loaders fastseq,tf_dataset,...]
@@ -28,15 +28,15 @@ try:
 except ImportError:     # run from a checkout built in place
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fastseq import fitbench  # noqa: E402
+from fastseq.bench import fitbench  # noqa: E402
 
 TARGETS = [("vs_seed_pil_w1", "fastseq vs the seed's PIL Sequence (workers=1)", 3.0),
            ("vs_tf_dataset", "fastseq vs image_dataset_from_directory", 1.3)]
 
 
 def default_data_dir(n_images: int, cache_dir: str | None) -> str:
-    """The generated ImageNet-like class folders (fastseq.datasets)."""
-    from fastseq import datasets
+    """The generated ImageNet-like class folders (fastseq.bench.datasets)."""
+    from fastseq.bench import datasets
 
     ds = datasets.ensure_default_dataset(cache_dir, n_imagenet=n_images, n_large=0)
     print(datasets.describe_dataset(ds), file=sys.stderr)

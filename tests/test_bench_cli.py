@@ -20,7 +20,8 @@ import pytest
 from PIL import Image
 
 import fastseq
-from fastseq import bench, datasets
+from fastseq import bench
+from fastseq.bench import datasets, report, stats
 
 PKG_ROOT = str(pathlib.Path(fastseq.__file__).resolve().parent.parent)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -316,7 +317,7 @@ def test_parse_size_and_loaders():
 def _row(key, ips, threads):
     name = key.split("@")[0]
     loader = bench.Loader(bench.LOADERS[name], threads)
-    r = bench._new_result(loader)
+    r = stats.new_result(loader)
     r.update(n_images=100, n_batches=4, round_seconds=[100 / ips * f for f in (0.9, 3.0, 1.0)])
     return r
 
@@ -325,7 +326,7 @@ def test_medians_speedups_and_fractions():
     rows = [_row("fastseq", 400, 2), _row("fastseq", 220, 1), _row("pillow", 100, 1),
             _row("bare", 500, 2), _row("bare", 250, 1)]
     sr = dict(results=rows, reference=None, bare=None)
-    bench._finish_set(sr, threads=2)
+    stats.finish_set(sr, threads=2)
     by = {r["loader"]: r for r in rows}
     assert sr["reference"] == "fastseq@2" and sr["bare"] == "bare@2"
     assert by["fastseq@2"]["images_per_s"] == pytest.approx(400)   # the median round
@@ -336,7 +337,7 @@ def test_medians_speedups_and_fractions():
     assert by["fastseq@2"]["fraction_of_bare"] == pytest.approx(0.8)
     assert by["fastseq@1"]["fraction_of_bare"] == pytest.approx(220 / 250)
     assert by["pillow"]["fraction_of_bare"] == pytest.approx(100 / 250)
-    text = bench.format_set(dict(sr, title="T", path="/p", n_images=100, description=""))
+    text = report.format_set(dict(sr, title="T", path="/p", n_images=100, description=""))
     assert "4.00x faster" in text and "80%" in text
 
 
@@ -345,10 +346,10 @@ def test_failed_and_skipped_rows_do_not_break_the_report():
     rows[1].update(status="skipped", note="PyTurboJPEG is not installed", round_seconds=[])
     sr = dict(results=rows, reference=None, bare=None, title="T", path="/p", n_images=100,
               description="")
-    bench._finish_set(sr, threads=2)
+    stats.finish_set(sr, threads=2)
     assert sr["bare"] is None and rows[0]["fraction_of_bare"] is None
     assert rows[1]["images_per_s"] is None and rows[1]["speedup"] is None
-    assert "skipped: PyTurboJPEG is not installed" in bench.format_set(sr)
+    assert "skipped: PyTurboJPEG is not installed" in report.format_set(sr)
 
 
 # ---------------------------------------------------------------------------
@@ -441,10 +442,10 @@ def test_dataset_arguments_are_checked(tmp_path):
 def test_fit_is_skipped_with_a_note_when_fitbench_is_missing(cache, tmp_path):
     js = tmp_path / "f.json"
     proc = run_cli("bench", "--cache-dir", cache, *TINY, "--loaders", "fastseq", "--fit",
-                   "--json", js, **{bench.HIDE_ENV: "fastseq.fitbench"})
+                   "--json", js, **{bench.HIDE_ENV: "fastseq.bench.fitbench"})
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "model.fit benchmark skipped: fastseq.fitbench is not available" in proc.stdout
+    assert "model.fit benchmark skipped: fastseq.bench.fitbench is not available" in proc.stdout
     fit = json.loads(js.read_text())["fit"]
     assert fit["status"] == "skipped" and fit["result"] is None and fit["note"]
 
@@ -459,9 +460,9 @@ def test_fit_calls_run_fit_benchmark_with_the_documented_signature(cache, monkey
                           epochs=epochs, progress=progress))
         return {"fastseq": {"seconds_per_epoch": 1.5}, "keras-idg": {"seconds_per_epoch": 6.0}}
 
-    fake = types.ModuleType("fastseq.fitbench")
+    fake = types.ModuleType("fastseq.bench.fitbench")
     fake.run_fit_benchmark = run_fit_benchmark
-    monkeypatch.setitem(sys.modules, "fastseq.fitbench", fake)
+    monkeypatch.setitem(sys.modules, "fastseq.bench.fitbench", fake)
     monkeypatch.delenv(bench.HIDE_ENV, raising=False)
     rc = bench.bench_main(["--cache-dir", str(cache), *TINY, "--loaders", "fastseq",
                            "--fit", "--epochs", "3", "--size", "96x128"])
