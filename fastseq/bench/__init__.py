@@ -33,9 +33,9 @@ Loaders (``--loaders``; ``NAME@T`` runs a threaded loader on T threads):
                ``Image.open``, ``convert("RGB")``, ``resize`` with the
                filter, ``np.asarray``; one Python loop, one thread.
 ``keras-idg``  Keras' legacy ``ImageDataGenerator().flow_from_directory``
-               (dtype uint8), iterated batch by batch.
+               (dtype uint8), iterated batch by batch; on any Keras backend.
 ``keras-ds``   ``keras.utils.image_dataset_from_directory`` (tf.data, with
-               its AUTOTUNE prefetch); yields float32, as Keras does, and
+               its AUTOTUNE prefetch; needs TensorFlow); yields float32, as Keras does, and
                resizes with ``tf.image.resize`` without antialiasing.
 ``turbojpeg``  PyTurboJPEG's ``TurboJPEG().decode`` + Pillow resize per
                image in a ``concurrent.futures.ThreadPoolExecutor``.

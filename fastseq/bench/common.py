@@ -28,6 +28,20 @@ def hide_modules() -> None:
         sys.modules[name] = None        # "import name" now raises ImportError
 
 
+#: Keras backends' packages, as a reason names them.
+_BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+
+
+def keras_import_failure(exc: ImportError) -> str:
+    """Why ``import keras`` failed, in one line: most often the package of
+    the backend Keras is set to (``KERAS_BACKEND``) is not installed."""
+    missing = (exc.name or "").split(".")[0]
+    if missing in _BACKENDS:
+        return (f"{_BACKENDS[missing]} is not installed, and Keras is set to use it as its "
+                f"backend ({exc}); set KERAS_BACKEND to an installed one")
+    return f"Keras cannot be imported ({one_line(exc)})"
+
+
 def one_line(exc: BaseException) -> str:
     """``"TypeName: first line of the message"``."""
     msg = str(exc).strip().splitlines()

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from dataclasses import dataclass
 
 from fastseq import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SCANS, _core
-from fastseq.bench.common import BenchError
+from fastseq.bench.common import BenchError, keras_import_failure
 
 @dataclass(frozen=True)
 class LoaderSpec:
@@ -241,21 +242,28 @@ class _TurboJPEGLoader(_BatchLoader):
         return n
 
 
-def _import_keras(cfg):
+def _import_keras(cfg, need_tensorflow):
+    """(tensorflow or None, keras), Keras on whatever backend it is set to.
+    TensorFlow, when loaded, runs on the loader's thread count."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        import tensorflow as tf
-    except ImportError as e:
-        raise Unavailable(f"TensorFlow is not installed ({e})") from None
+    if need_tensorflow:
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError as e:
+            raise Unavailable(f"TensorFlow is not installed ({e})") from None
     try:
         import keras
     except ImportError as e:
-        raise Unavailable(f"Keras is not installed ({e})") from None
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(cfg["threads"])
-        tf.config.threading.set_inter_op_parallelism_threads(cfg["threads"])
-    except RuntimeError:
-        pass
+        if e.name == "keras":
+            raise Unavailable(f"Keras is not installed ({e})") from None
+        raise Unavailable(keras_import_failure(e)) from None
+    tf = sys.modules.get("tensorflow")      # the backend, or imported above
+    if tf is not None:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(cfg["threads"])
+            tf.config.threading.set_inter_op_parallelism_threads(cfg["threads"])
+        except RuntimeError:
+            pass
     return tf, keras
 
 
@@ -263,7 +271,7 @@ class _KerasIDGLoader:
     output = "uint8"
 
     def __init__(self, cfg):
-        _import_keras(cfg)
+        _import_keras(cfg, need_tensorflow=False)
         try:
             from keras.src.legacy.preprocessing.image import ImageDataGenerator
         except ImportError:
@@ -300,7 +308,7 @@ class _KerasDatasetLoader:
         method = _TF_METHODS.get(cfg["interpolation"])
         if method is None:
             raise Unavailable(f"tf.image.resize has no {cfg['interpolation']!r} filter")
-        self.tf, self.keras = _import_keras(cfg)
+        self.tf, self.keras = _import_keras(cfg, need_tensorflow=True)
         self.method, self.cfg = method, cfg
 
     def prepare(self, paths, view):
