@@ -42,6 +42,22 @@ def run_cli(*args, timeout=120, **env):
                           capture_output=True, text=True, timeout=timeout, env=_env(**env))
 
 
+def _installed(*dists):
+    """The version of the first installed distribution, or "not installed"."""
+    from importlib import metadata
+
+    for d in dists:
+        try:
+            return metadata.version(d)
+        except metadata.PackageNotFoundError:
+            pass
+    return "not installed"
+
+
+TF_VERSION = _installed("tensorflow", "tensorflow-cpu", "tf-nightly")
+KERAS_VERSION = _installed("keras")
+TURBOJPEG_VERSION = _installed("PyTurboJPEG")
+
 TINY = ("--n-imagenet", "6", "--n-large", "0", "--rounds", "1", "--warmup", "1",
         "--batch-size", "4", "--no-progress")
 
@@ -71,10 +87,14 @@ def test_bench_runs_on_tiny_dataset(tiny_run):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     out = proc.stdout
-    # header: CPU, cores, threads and every version the issue names
+    # header: CPU, cores, threads and every version the issue names, as installed
     assert "CPU:" in out and "cores used:" in out and "threads:" in out
-    for name in ("fastseq 0.1", "libjpeg-turbo", "Pillow", "numpy", "TensorFlow", "Keras"):
-        assert name in out, name
+    inf = fastseq.info()
+    for text in (f"fastseq {fastseq.__version__}", f"libjpeg-turbo {inf['libjpeg_turbo']} ",
+                 f"Pillow {PIL.__version__}", f"numpy {np.__version__}",
+                 f"TensorFlow {TF_VERSION},", f"Keras {KERAS_VERSION},",
+                 f"PyTurboJPEG {TURBOJPEG_VERSION},"):
+        assert text in out, text
     # one table row per loader, with figures
     n = fastseq.get_num_threads()
     for label in (f"fastseq, {n} thread", "fastseq, 1 thread", "Pillow per image",
@@ -163,12 +183,17 @@ def test_missing_peer_is_reported_and_skipped(cache, tmp_path):
                    KERAS_BACKEND="tensorflow", **{bench.HIDE_ENV: "turbojpeg,tensorflow"})
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+    # the header says what the loaders found: hidden means not installed
+    assert "TensorFlow not installed," in proc.stdout
+    assert "PyTurboJPEG not installed," in proc.stdout
+    assert f"Keras {KERAS_VERSION}," in proc.stdout
     lines = proc.stdout.splitlines()
     skipped = [l for l in lines if "skipped:" in l]
     assert len(skipped) == 3, proc.stdout
     assert any("PyTurboJPEG" in l and "not installed" in l for l in skipped)
     assert sum("TensorFlow is not installed" in l for l in skipped) == 2
     d = json.loads(js.read_text())
+    assert d["versions"]["tensorflow"] is None and d["versions"]["pyturbojpeg"] is None
     n = d["settings"]["threads"]
     rows = {r["loader"]: r for r in d["sets"][0]["results"]}
     assert rows[f"fastseq@{n}"]["status"] == "ok" and rows[f"fastseq@{n}"]["images_per_s"] > 0
@@ -296,8 +321,15 @@ def test_info_command():
     assert "SIMD active: " + ("yes" if inf["simd"] else "no") in proc.stdout
     assert f"threads        {inf['threads']}" in proc.stdout
     assert f"resize SIMD    {inf['resize_simd']} " in proc.stdout
-    proc = run_cli("info", timeout=60, FASTSEQ_NUM_THREADS="1")
+    assert f"TensorFlow     {TF_VERSION}\n" in proc.stdout
+    assert f"Keras          {KERAS_VERSION}\n" in proc.stdout
+    assert f"PyTurboJPEG    {TURBOJPEG_VERSION}\n" in proc.stdout
+    proc = run_cli("info", timeout=60, FASTSEQ_NUM_THREADS="1",
+                   **{bench.HIDE_ENV: "tensorflow,keras,turbojpeg"})
     assert "threads        1 " in proc.stdout
+    assert "TensorFlow     not installed\n" in proc.stdout
+    assert "Keras          not installed\n" in proc.stdout
+    assert "PyTurboJPEG    not installed\n" in proc.stdout
 
 
 # ---------------------------------------------------------------------------
@@ -628,6 +660,7 @@ def test_fit_runs_without_tensorflow(cache, tmp_path):
     assert "Traceback" not in proc.stderr + proc.stdout
     d = json.loads(js.read_text())
     fit = d["fit"]
+    assert d["versions"]["tensorflow"] is None
     if backend is None:
         assert fit["status"] == "skipped" and fit["result"] is None
         assert fit["note"].startswith("JAX is not installed, and Keras is set to use it")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import platform
 
+from fastseq.bench.common import hidden_modules
+
 def _read_cpu_model():
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
@@ -29,7 +31,8 @@ def _dist_version(*names):
 
 
 def collect_environment():
-    """(machine, versions) dicts, without importing TensorFlow."""
+    """(machine, versions) dicts, without importing TensorFlow.  A package
+    that the HIDE_ENV test hook hides is reported as not installed (None)."""
     import numpy as np
     import PIL
 
@@ -40,10 +43,14 @@ def collect_environment():
     cores = usable_cpus()
     machine = dict(cpu=_read_cpu_model(), cores_used=cores, cores_total=os.cpu_count() or cores,
                    platform=platform.platform(terse=True), python=platform.python_version())
+    hidden = set(hidden_modules())
     versions = dict(fastseq=inf["fastseq"], libjpeg_turbo=inf["libjpeg_turbo"],
-                    simd=bool(inf["simd"]), pillow=PIL.__version__, numpy=np.__version__,
-                    tensorflow=_dist_version("tensorflow", "tensorflow-cpu", "tf-nightly"),
-                    keras=_dist_version("keras"), pyturbojpeg=_dist_version("PyTurboJPEG"))
+                    simd=bool(inf["simd"]), pillow=PIL.__version__, numpy=np.__version__)
+    for key, module, dists in (("tensorflow", "tensorflow",
+                                ("tensorflow", "tensorflow-cpu", "tf-nightly")),
+                               ("keras", "keras", ("keras",)),
+                               ("pyturbojpeg", "turbojpeg", ("PyTurboJPEG",))):
+        versions[key] = None if module in hidden else _dist_version(*dists)
     return machine, versions
 
 
