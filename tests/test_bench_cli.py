@@ -144,6 +144,10 @@ def test_json_has_every_documented_field(tiny_run):
     assert set(rows) == set(d["settings"]["loaders"])
     for r in rows.values():
         assert set(r) == RESULT_FIELDS, r["loader"]
+        if r["name"] == "turbojpeg" and TURBOJPEG_VERSION == "not installed":
+            # e.g. the JAX venv: a missing peer is a skipped row (see below)
+            assert r["status"] == "skipped" and r["images_per_s"] is None, r
+            continue
         assert r["status"] == "ok", r
         assert r["n_images"] == 6 and r["n_batches"] == 2 and r["rounds_done"] == 1
         assert len(r["round_seconds"]) == 1 and r["round_seconds"][0] > 0
