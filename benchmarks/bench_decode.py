@@ -1,13 +1,13 @@
 """The decode benchmark of issue 2, section 7 (not a timed test).
 
 Throughput in images/s on the generated default dataset (the ImageNet-like
-set and the 6-12 MP set, see fastseq.datasets), at 1 thread and at all
+set and the 6-12 MP set, see fastseq.bench.datasets), at 1 thread and at all
 threads, for 224x224 uint8 RGB bilinear output, against:
 
 * Pillow per image in a Python loop (what Keras' ``load_img`` does);
 * PyTurboJPEG (``TurboJPEG().decode``) with a Pillow resize in a thread pool;
 * the bare full-size libjpeg-turbo decode on the same threads, no resize
-  (``fastseq.core.bare_decode``: the practical limit).
+  (``fastseq.bench.loaders.bare_decode``: the practical limit).
 
 It prints the measured table, then each target of section 7 as a ratio
 measured in this one run, with PASS or MISS.  Every loader runs in its own
@@ -36,7 +36,8 @@ except ImportError:     # run from a checkout built in place
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import fastseq  # noqa: E402
-from fastseq import bench, datasets  # noqa: E402
+from fastseq import bench  # noqa: E402
+from fastseq.bench import datasets, files, report  # noqa: E402
 
 SIZE = (224, 224)
 
@@ -117,7 +118,7 @@ def format_targets(result):
              f"  {'target':<{width}}  {'measured':>9}  {'needs':>7}  result"]
     for desc, got, need in rows:
         verdict = "n/a" if got is None else ("PASS" if got >= need else "MISS")
-        lines.append(f"  {desc:<{width}}  {bench._fmt(got, '.2f') + 'x':>9}  "
+        lines.append(f"  {desc:<{width}}  {report.format_value(got, '.2f') + 'x':>9}  "
                      f"{'>= ' + format(need, '.1f') + 'x':>7}  {verdict}")
     return "\n".join(lines)
 
@@ -146,7 +147,7 @@ def main(argv=None):
     sets = []
     for name, title in (("imagenet", "ImageNet-like"), ("large", "Large 6-12 MP")):
         if ds[name]:
-            items = bench._subsample(bench.list_images(ds[name]), a.limit)
+            items = files.subsample(bench.list_images(ds[name]), a.limit)
             desc = next((l for l in lines if l.startswith(title.split()[0])), "")
             sets.append(dict(name=name, title=title, path=ds[name], description=desc,
                              items=items))

@@ -421,16 +421,3 @@ def info() -> dict:
 
 
 _core.set_num_threads(_default_threads())
-
-
-def bare_decode(paths: Sequence, *, max_pixels=DEFAULT_MAX_PIXELS,
-                max_scans=DEFAULT_MAX_SCANS) -> int:
-    """Benchmark baseline: read and fully decode JPEG files at full size on
-    the pool, with no resize and no output (the practical speed limit of any
-    libjpeg-turbo loader).  Returns how many decoded; non-JPEGs are skipped."""
-    encoded = [os.fsencode(p) for p in paths]
-    res = _core.run_batch(_core.SRC_FILE, encoded, None, list(range(len(encoded))),
-                          out_width=1, out_height=1, out_mode=_core.MODE_RGB,
-                          dtype=_core.DTYPE_U8, max_pixels=max_pixels or 0,
-                          max_scans=max_scans or 0, decode_only=True)
-    return sum(1 for r in res if r[1] == 0)

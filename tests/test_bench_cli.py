@@ -7,6 +7,7 @@ Performance figures are never asserted here: the benchmark is not a test.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -16,11 +17,13 @@ import sys
 import time
 
 import numpy as np
+import PIL
 import pytest
 from PIL import Image
 
 import fastseq
-from fastseq import bench, datasets
+from fastseq import bench
+from fastseq.bench import datasets, fitbench, report, stats
 
 PKG_ROOT = str(pathlib.Path(fastseq.__file__).resolve().parent.parent)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -38,6 +41,22 @@ def run_cli(*args, timeout=120, **env):
     return subprocess.run([sys.executable, "-m", "fastseq", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, env=_env(**env))
 
+
+def _installed(*dists):
+    """The version of the first installed distribution, or "not installed"."""
+    from importlib import metadata
+
+    for d in dists:
+        try:
+            return metadata.version(d)
+        except metadata.PackageNotFoundError:
+            pass
+    return "not installed"
+
+
+TF_VERSION = _installed("tensorflow", "tensorflow-cpu", "tf-nightly")
+KERAS_VERSION = _installed("keras")
+TURBOJPEG_VERSION = _installed("PyTurboJPEG")
 
 TINY = ("--n-imagenet", "6", "--n-large", "0", "--rounds", "1", "--warmup", "1",
         "--batch-size", "4", "--no-progress")
@@ -68,10 +87,14 @@ def test_bench_runs_on_tiny_dataset(tiny_run):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     out = proc.stdout
-    # header: CPU, cores, threads and every version the issue names
+    # header: CPU, cores, threads and every version the issue names, as installed
     assert "CPU:" in out and "cores used:" in out and "threads:" in out
-    for name in ("fastseq 0.1", "libjpeg-turbo", "Pillow", "numpy", "TensorFlow", "Keras"):
-        assert name in out, name
+    inf = fastseq.info()
+    for text in (f"fastseq {fastseq.__version__}", f"libjpeg-turbo {inf['libjpeg_turbo']} ",
+                 f"Pillow {PIL.__version__}", f"numpy {np.__version__}",
+                 f"TensorFlow {TF_VERSION},", f"Keras {KERAS_VERSION},",
+                 f"PyTurboJPEG {TURBOJPEG_VERSION},"):
+        assert text in out, text
     # one table row per loader, with figures
     n = fastseq.get_num_threads()
     for label in (f"fastseq, {n} thread", "fastseq, 1 thread", "Pillow per image",
@@ -121,6 +144,10 @@ def test_json_has_every_documented_field(tiny_run):
     assert set(rows) == set(d["settings"]["loaders"])
     for r in rows.values():
         assert set(r) == RESULT_FIELDS, r["loader"]
+        if r["name"] == "turbojpeg" and TURBOJPEG_VERSION == "not installed":
+            # e.g. the JAX venv: a missing peer is a skipped row (see below)
+            assert r["status"] == "skipped" and r["images_per_s"] is None, r
+            continue
         assert r["status"] == "ok", r
         assert r["n_images"] == 6 and r["n_batches"] == 2 and r["rounds_done"] == 1
         assert len(r["round_seconds"]) == 1 and r["round_seconds"][0] > 0
@@ -154,17 +181,23 @@ def test_plot_is_a_valid_png(tiny_run):
 
 def test_missing_peer_is_reported_and_skipped(cache, tmp_path):
     js = tmp_path / "b.json"
+    # Keras is pinned to the TensorFlow backend, so keras-idg needs TensorFlow too
     proc = run_cli("bench", "--cache-dir", cache, *TINY,
                    "--loaders", "fastseq,turbojpeg,keras-ds,keras-idg", "--json", js,
-                   **{bench.HIDE_ENV: "turbojpeg,tensorflow"})
+                   KERAS_BACKEND="tensorflow", **{bench.HIDE_ENV: "turbojpeg,tensorflow"})
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+    # the header says what the loaders found: hidden means not installed
+    assert "TensorFlow not installed," in proc.stdout
+    assert "PyTurboJPEG not installed," in proc.stdout
+    assert f"Keras {KERAS_VERSION}," in proc.stdout
     lines = proc.stdout.splitlines()
     skipped = [l for l in lines if "skipped:" in l]
     assert len(skipped) == 3, proc.stdout
     assert any("PyTurboJPEG" in l and "not installed" in l for l in skipped)
     assert sum("TensorFlow is not installed" in l for l in skipped) == 2
     d = json.loads(js.read_text())
+    assert d["versions"]["tensorflow"] is None and d["versions"]["pyturbojpeg"] is None
     n = d["settings"]["threads"]
     rows = {r["loader"]: r for r in d["sets"][0]["results"]}
     assert rows[f"fastseq@{n}"]["status"] == "ok" and rows[f"fastseq@{n}"]["images_per_s"] > 0
@@ -292,8 +325,15 @@ def test_info_command():
     assert "SIMD active: " + ("yes" if inf["simd"] else "no") in proc.stdout
     assert f"threads        {inf['threads']}" in proc.stdout
     assert f"resize SIMD    {inf['resize_simd']} " in proc.stdout
-    proc = run_cli("info", timeout=60, FASTSEQ_NUM_THREADS="1")
+    assert f"TensorFlow     {TF_VERSION}\n" in proc.stdout
+    assert f"Keras          {KERAS_VERSION}\n" in proc.stdout
+    assert f"PyTurboJPEG    {TURBOJPEG_VERSION}\n" in proc.stdout
+    proc = run_cli("info", timeout=60, FASTSEQ_NUM_THREADS="1",
+                   **{bench.HIDE_ENV: "tensorflow,keras,turbojpeg"})
     assert "threads        1 " in proc.stdout
+    assert "TensorFlow     not installed\n" in proc.stdout
+    assert "Keras          not installed\n" in proc.stdout
+    assert "PyTurboJPEG    not installed\n" in proc.stdout
 
 
 # ---------------------------------------------------------------------------
@@ -316,7 +356,7 @@ def test_parse_size_and_loaders():
 def _row(key, ips, threads):
     name = key.split("@")[0]
     loader = bench.Loader(bench.LOADERS[name], threads)
-    r = bench._new_result(loader)
+    r = stats.new_result(loader)
     r.update(n_images=100, n_batches=4, round_seconds=[100 / ips * f for f in (0.9, 3.0, 1.0)])
     return r
 
@@ -325,7 +365,7 @@ def test_medians_speedups_and_fractions():
     rows = [_row("fastseq", 400, 2), _row("fastseq", 220, 1), _row("pillow", 100, 1),
             _row("bare", 500, 2), _row("bare", 250, 1)]
     sr = dict(results=rows, reference=None, bare=None)
-    bench._finish_set(sr, threads=2)
+    stats.finish_set(sr, threads=2)
     by = {r["loader"]: r for r in rows}
     assert sr["reference"] == "fastseq@2" and sr["bare"] == "bare@2"
     assert by["fastseq@2"]["images_per_s"] == pytest.approx(400)   # the median round
@@ -336,7 +376,7 @@ def test_medians_speedups_and_fractions():
     assert by["fastseq@2"]["fraction_of_bare"] == pytest.approx(0.8)
     assert by["fastseq@1"]["fraction_of_bare"] == pytest.approx(220 / 250)
     assert by["pillow"]["fraction_of_bare"] == pytest.approx(100 / 250)
-    text = bench.format_set(dict(sr, title="T", path="/p", n_images=100, description=""))
+    text = report.format_set(dict(sr, title="T", path="/p", n_images=100, description=""))
     assert "4.00x faster" in text and "80%" in text
 
 
@@ -345,10 +385,10 @@ def test_failed_and_skipped_rows_do_not_break_the_report():
     rows[1].update(status="skipped", note="PyTurboJPEG is not installed", round_seconds=[])
     sr = dict(results=rows, reference=None, bare=None, title="T", path="/p", n_images=100,
               description="")
-    bench._finish_set(sr, threads=2)
+    stats.finish_set(sr, threads=2)
     assert sr["bare"] is None and rows[0]["fraction_of_bare"] is None
     assert rows[1]["images_per_s"] is None and rows[1]["speedup"] is None
-    assert "skipped: PyTurboJPEG is not installed" in bench.format_set(sr)
+    assert "skipped: PyTurboJPEG is not installed" in report.format_set(sr)
 
 
 # ---------------------------------------------------------------------------
@@ -441,27 +481,73 @@ def test_dataset_arguments_are_checked(tmp_path):
 def test_fit_is_skipped_with_a_note_when_fitbench_is_missing(cache, tmp_path):
     js = tmp_path / "f.json"
     proc = run_cli("bench", "--cache-dir", cache, *TINY, "--loaders", "fastseq", "--fit",
-                   "--json", js, **{bench.HIDE_ENV: "fastseq.fitbench"})
+                   "--json", js, **{bench.HIDE_ENV: "fastseq.bench.fitbench"})
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "model.fit benchmark skipped: fastseq.fitbench is not available" in proc.stdout
+    assert "model.fit benchmark skipped: fastseq.bench.fitbench is not available" in proc.stdout
     fit = json.loads(js.read_text())["fit"]
     assert fit["status"] == "skipped" and fit["result"] is None and fit["note"]
 
 
-def test_fit_calls_run_fit_benchmark_with_the_documented_signature(cache, monkeypatch, capsys):
-    import types
+def _documented_fit_result(data_dir, size, batch_size, epochs):
+    """A run_fit_benchmark result exactly as its docstring documents it (and
+    as test_fit_result_shape_matches_a_real_run checks against a real run),
+    with made-up figures: 6 images, every loader ran but tf_dataset, which
+    was skipped with the model_only floor (no TensorFlow), on JAX."""
+    n = 6
+    spe = {"fastseq": 1.5, "fastseq_w2": 1.8, "fastseq_bilinear": 1.6, "fastseq_sequence": 2.0,
+           "seed_pil_w1": 6.0, "seed_pil_w2": 4.5, "keras_legacy": 7.5, "ready_batches": 1.2}
 
+    def entry(name):
+        return dict(description=fitbench.LOADERS.get(name) or fitbench.FLOORS[name],
+                    seconds_per_epoch=spe[name], images_per_s=n / spe[name],
+                    round_seconds_per_epoch=[spe[name]],
+                    epoch_seconds=[[3 * spe[name]] + [spe[name]] * (epochs - 1)])
+
+    why = "TensorFlow is not installed (No module named 'tensorflow')"
+    others = ("seed_pil_w1", "seed_pil_w2", "keras_legacy", "tf_dataset")
+    return {
+        "data_dir": os.path.abspath(data_dir), "n_images": n, "n_classes": 3,
+        "size": list(size), "batch_size": batch_size, "epochs": epochs,
+        "steps_per_epoch": 2, "cpus": 2, "rounds": 1, "load_average": [1.0, 0.5, 0.25],
+        "model": "Conv2D(8, 3, strides=4, relu) -> GlobalAveragePooling2D -> Dense(3, softmax) "
+                 f"on {size[0]}x{size[1]}x3, SGD",
+        "versions": {"fastseq": fastseq.__version__, "keras": "3.15.1", "keras_backend": "jax",
+                     "numpy": np.__version__, "pillow": PIL.__version__, "python": "3.11.7",
+                     "libjpeg_turbo": fastseq.info()["libjpeg_turbo"]},
+        "prefetch": None,
+        "loaders": {k: entry(k) for k in fitbench.LOADERS if k in spe},
+        "floors": {"ready_batches": entry("ready_batches")},
+        "skipped": {"tf_dataset": f"{why}: {fitbench.NEEDS_TENSORFLOW['tf_dataset']}",
+                    "model_only": f"{why}: {fitbench.NEEDS_TENSORFLOW['model_only']}"},
+        "speedup": {f"vs_{o}": spe[o] / spe["fastseq"] if o in spe else None
+                    for o in ("fastseq_w2",) + others},
+        "speedup_bilinear": {f"vs_{o}": spe[o] / spe["fastseq_bilinear"] if o in spe else None
+                             for o in others},
+        "input_only": {"fastseq": 0.4, "fastseq_bilinear": 0.5},
+    }
+
+
+def _table(text):
+    """The rows of a Markdown table in `text`: first cell -> other cells."""
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| ") and line.endswith(" |"):
+            cells = [c.strip() for c in line[2:-2].split(" | ")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_fit_calls_run_fit_benchmark_with_the_documented_signature(cache, monkeypatch, capsys):
     calls = []
 
     def run_fit_benchmark(data_dir, *, size, batch_size, epochs, progress):
         calls.append(dict(data_dir=data_dir, size=size, batch_size=batch_size,
                           epochs=epochs, progress=progress))
-        return {"fastseq": {"seconds_per_epoch": 1.5}, "keras-idg": {"seconds_per_epoch": 6.0}}
+        return _documented_fit_result(data_dir, size, batch_size, epochs)
 
-    fake = types.ModuleType("fastseq.fitbench")
-    fake.run_fit_benchmark = run_fit_benchmark
-    monkeypatch.setitem(sys.modules, "fastseq.fitbench", fake)
+    # only the run is faked: the report goes through the real formatter
+    monkeypatch.setattr(fitbench, "run_fit_benchmark", run_fit_benchmark)
     monkeypatch.delenv(bench.HIDE_ENV, raising=False)
     rc = bench.bench_main(["--cache-dir", str(cache), *TINY, "--loaders", "fastseq",
                            "--fit", "--epochs", "3", "--size", "96x128"])
@@ -471,5 +557,129 @@ def test_fit_calls_run_fit_benchmark_with_the_documented_signature(cache, monkey
     assert call["data_dir"].endswith("imagenet") and os.path.isdir(call["data_dir"])
     assert call == dict(data_dir=call["data_dir"], size=(96, 128), batch_size=4, epochs=3,
                         progress=False)
-    assert "model.fit benchmark (seconds per epoch):" in out
-    assert "keras-idg:" in out and "seconds_per_epoch: 6" in out
+    fit = out[out.index("model.fit benchmark (seconds per epoch):"):].splitlines()
+    assert fit[1] == ("  6 images, 96x128, batch 4, 3 epochs (epoch 1 excluded); Keras 3.15.1 "
+                      "on jax; model: Conv2D(8, 3, strides=4, relu) -> GlobalAveragePooling2D "
+                      "-> Dense(3, softmax) on 96x128x3, SGD")
+    rows = _table(out)
+    L, F = fitbench.LOADERS, fitbench.FLOORS
+    assert rows["loader"] == ["s/epoch", "images/s", "vs fastseq"]
+    assert rows[L["fastseq"]] == ["1.500", "4", "1.00x"]
+    assert rows[L["fastseq_w2"]] == ["1.800", "3", "1.20x"]
+    assert rows[L["seed_pil_w1"]] == ["6.000", "1", "4.00x"]
+    assert rows[L["keras_legacy"]] == ["7.500", "1", "5.00x"]
+    assert rows[F["ready_batches"]] == ["1.200", "5", "0.80x"]
+    assert rows[L["tf_dataset"]] == rows[F["model_only"]] == ["skipped", "-", "-"]
+    assert len(rows) == 1 + 7 + 1 + 2
+    assert ("  skipped tf_dataset: TensorFlow is not installed (No module named 'tensorflow'): "
+            "image_dataset_from_directory needs tf.data") in fit
+    assert ("  fastseq with workers=2 takes 1.20x the time per epoch of workers=1 "
+            "(this fastseq has no built-in prefetch)") in fit
+
+
+def _shape(value):
+    """The JSON shape of `value`: dicts' keys (recursively) and leaf types,
+    with int figures counted as float and None as any type."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value[:1]]
+    if value is None:
+        return "any"
+    return "float" if isinstance(value, (int, float)) and not isinstance(value, bool) else \
+        type(value).__name__
+
+
+@pytest.fixture(scope="module")
+def real_fit(cache):
+    """run_fit_benchmark itself on the tiny generated set: 6 images at 32x32,
+    2 epochs, fastseq at workers=1 and 2, and the floors."""
+    ds = datasets.ensure_default_dataset(cache, n_imagenet=6, n_large=0, progress=False)
+    return fitbench.run_fit_benchmark(ds["imagenet"], size=32, batch_size=4, epochs=2,
+                                      loaders=["fastseq", "fastseq_w2"], progress=False)
+
+
+def test_fit_result_shape_matches_a_real_run(real_fit):
+    fake = _documented_fit_result("/d", (32, 32), 4, 2)
+    real = real_fit
+    assert set(real) == set(fake)
+    for group in ("loaders", "floors"):
+        for entry in real[group].values():
+            assert _shape(entry) == _shape(fake["loaders"]["fastseq"])
+    assert set(real["speedup"]) == set(fake["speedup"])
+    assert set(real["speedup_bilinear"]) == set(fake["speedup_bilinear"])
+    # the fake's versions are a TensorFlow-less run's
+    assert set(real["versions"]) - {"tensorflow"} == set(fake["versions"])
+    for key in ("data_dir", "n_images", "n_classes", "size", "batch_size", "epochs",
+                "steps_per_epoch", "cpus", "rounds", "load_average", "model", "prefetch"):
+        assert _shape(real[key]) in (_shape(fake[key]), "any"), key
+    assert _shape(real["input_only"]) == {"fastseq": "float"}
+    assert all(isinstance(v, str) for v in real["skipped"].values())
+
+
+def test_fit_formatter_on_a_real_run(real_fit):
+    res = real_fit
+    assert res["n_images"] == 6 and res["size"] == [32, 32] and res["epochs"] == 2
+    assert list(res["loaders"]) == ["fastseq", "fastseq_w2"]
+    for entry in list(res["loaders"].values()) + list(res["floors"].values()):
+        assert len(entry["epoch_seconds"]) == 1 and len(entry["epoch_seconds"][0]) == 2
+        assert entry["seconds_per_epoch"] == entry["epoch_seconds"][0][1] > 0
+        assert entry["images_per_s"] == pytest.approx(6 / entry["seconds_per_epoch"])
+    assert res["speedup"]["vs_fastseq_w2"] == pytest.approx(
+        res["loaders"]["fastseq_w2"]["seconds_per_epoch"]
+        / res["loaders"]["fastseq"]["seconds_per_epoch"])
+    assert res["speedup"]["vs_seed_pil_w1"] is None           # not run
+    text = report.format_fit(dict(status="ok", note=None, result=res))
+    rows = _table(text)
+    ours = res["loaders"]["fastseq"]["seconds_per_epoch"]
+    for group in ("loaders", "floors"):
+        for name, entry in res[group].items():
+            desc = fitbench.LOADERS.get(name) or fitbench.FLOORS[name]
+            assert rows[desc] == [f"{entry['seconds_per_epoch']:.3f}",
+                                  f"{entry['images_per_s']:.0f}",
+                                  f"{entry['seconds_per_epoch'] / ours:.2f}x"]
+    for name in res["skipped"]:
+        desc = fitbench.LOADERS.get(name) or fitbench.FLOORS[name]
+        assert rows[desc] == ["skipped", "-", "-"]
+        assert f"  skipped {name}: {res['skipped'][name]}" in text.splitlines()
+    assert len(rows) == 1 + 2 + len(res["floors"]) + len(res["skipped"])
+    assert f"Keras {res['versions']['keras']} on {res['versions']['keras_backend']};" in text
+    assert f"workers=2 takes {res['speedup']['vs_fastseq_w2']:.2f}x the time" in text
+
+
+def _non_tf_backend():
+    return next((b for b in ("jax", "torch") if importlib.util.find_spec(b)), None)
+
+
+def test_fit_runs_without_tensorflow(cache, tmp_path):
+    """--fit with TensorFlow hidden: Keras runs on JAX (or torch) when one is
+    installed, and the runs that need tf.data are skipped with a line each;
+    with no other backend, the fit is skipped with one line saying why."""
+    backend = _non_tf_backend()
+    js = tmp_path / "f.json"
+    proc = run_cli("bench", "--cache-dir", cache, *TINY, "--loaders", "fastseq", "--fit",
+                   "--size", "32", "--json", js, timeout=600,
+                   KERAS_BACKEND=backend or "jax", **{bench.HIDE_ENV: "tensorflow"})
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    d = json.loads(js.read_text())
+    fit = d["fit"]
+    assert d["versions"]["tensorflow"] is None
+    if backend is None:
+        assert fit["status"] == "skipped" and fit["result"] is None
+        assert fit["note"].startswith("JAX is not installed, and Keras is set to use it")
+        assert f"model.fit benchmark skipped: {fit['note']}" in proc.stdout.splitlines()
+        return
+    assert fit["status"] == "ok", fit["note"]
+    res = fit["result"]
+    assert res["versions"]["keras_backend"] == backend
+    assert "tensorflow" not in res["versions"]
+    assert set(res["skipped"]) == {"tf_dataset", "model_only"}
+    assert list(res["loaders"]) == [n for n in fitbench.LOADERS if n != "tf_dataset"]
+    assert list(res["floors"]) == ["ready_batches"]
+    assert res["speedup"]["vs_tf_dataset"] is None
+    lines = proc.stdout.splitlines()
+    for name, why in res["skipped"].items():
+        assert why.startswith("TensorFlow is not installed")
+        assert why.endswith(fitbench.NEEDS_TENSORFLOW[name])
+        assert f"  skipped {name}: {why}" in lines

@@ -13,8 +13,13 @@ Loaders (names for ``loaders=``), each with its own default resampling
 filter, as a user gets it:
 
 ``fastseq``
-    ``fastseq.ImageDataGenerator(rescale=1/255).flow_from_directory(...)``
-    (interpolation ``"nearest"``, the Keras default it reproduces).
+    ``fastseq.ImageDataGenerator(rescale=1/255).flow_from_directory(...,
+    workers=1)`` (interpolation ``"nearest"``, the Keras default it
+    reproduces): Keras' default of one worker, where fastseq's own prefetch
+    (when this fastseq has it) decodes the next batch in the background.
+``fastseq_w2``
+    The same with ``workers=2``: Keras' thread pool of two, each thread
+    loading a whole batch on fastseq's pool.
 ``fastseq_bilinear``
     The same with ``interpolation="bilinear"`` (Pillow's antialiased
     bilinear filter: the like-for-like row for the bilinear loaders below).
@@ -29,14 +34,18 @@ filter, as a user gets it:
     (``"nearest"``).
 ``tf_dataset``
     ``keras.utils.image_dataset_from_directory`` (``tf.image.resize``
-    bilinear, not antialiased) with AUTOTUNE prefetch.
+    bilinear, not antialiased) with AUTOTUNE prefetch.  Needs TensorFlow.
 
 Floors (always measured): ``model_only``, the model on batches already held
 as tensors (a ``tf.data`` dataset of whole cached batches: no loading, no
-copy); ``ready_batches``, a ``PyDataset`` whose ``__getitem__`` returns
+copy; needs TensorFlow); ``ready_batches``, a ``PyDataset`` whose ``__getitem__`` returns
 ready-made numpy batches (adds the Keras adapter's per-batch cost, no
 decoding).  On a 2-core machine the loader and the training step share the
 cores, so these bound what any loader can reach.
+
+Keras runs on whatever backend it is set to (``KERAS_BACKEND``).  Without
+TensorFlow, the runs that need ``tf.data`` (``tf_dataset``, ``model_only``)
+are skipped, each with one line saying why, and the others run.
 
 Imports Keras only when called.
 """
@@ -44,6 +53,7 @@ Imports Keras only when called.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import math
 import os
@@ -60,7 +70,8 @@ __all__ = ["run_fit_benchmark", "run_listing_benchmark", "LOADERS", "format_fit_
 
 #: Loader names and one-line descriptions, in the order they run.
 LOADERS = {
-    "fastseq": "fastseq.ImageDataGenerator().flow_from_directory (nearest)",
+    "fastseq": "fastseq.ImageDataGenerator().flow_from_directory, workers=1 (nearest)",
+    "fastseq_w2": "fastseq ... flow_from_directory, workers=2 threads (nearest)",
     "fastseq_bilinear": "fastseq ... flow_from_directory(interpolation='bilinear')",
     "fastseq_sequence": "fastseq.ImageSequence (bilinear)",
     "seed_pil_w1": "seed's PIL Sequence, workers=1 (bilinear)",
@@ -72,6 +83,14 @@ FLOORS = {
     "model_only": "floor: model alone on cached tensors",
     "ready_batches": "floor: PyDataset returning ready-made batches",
 }
+#: The runs that need TensorFlow's tf.data, and why.
+NEEDS_TENSORFLOW = {
+    "tf_dataset": "image_dataset_from_directory needs tf.data",
+    "model_only": "the floor feeds cached tensors through tf.data",
+}
+#: Keras ``workers`` of the flow_from_directory rows (passed to the
+#: iterator, as Keras 3's PyDataset takes it in its constructor).
+_WORKERS = {"fastseq": 1, "fastseq_w2": 2}
 _N_CACHED_BATCHES = 8
 #: Loaders also timed alone (one pass over the data, no model): with the
 #: model-only floor, they show where an epoch's time goes.
@@ -168,12 +187,14 @@ def _make_loader(name: str, data_dir: str, size: tuple[int, int], batch_size: in
     import fastseq
 
     quiet = contextlib.redirect_stdout(io.StringIO())   # the "Found N images" lines
-    if name in ("fastseq", "fastseq_bilinear"):
-        interp = {"interpolation": "bilinear"} if name == "fastseq_bilinear" else {}
+    if name in ("fastseq", "fastseq_w2", "fastseq_bilinear"):
+        kw = {"interpolation": "bilinear"} if name == "fastseq_bilinear" else {}
+        if name in _WORKERS:
+            kw["workers"] = _WORKERS[name]
         with quiet:
             return fastseq.ImageDataGenerator(rescale=1 / 255).flow_from_directory(
                 data_dir, target_size=size, batch_size=batch_size, class_mode="categorical",
-                shuffle=True, **interp)
+                shuffle=True, **kw)
     if name == "fastseq_sequence":
         return fastseq.ImageSequence(paths, ids, batch_size=batch_size, dim=size,
                                      n_classes=n_classes, shuffle=True)
@@ -252,16 +273,32 @@ def _versions() -> dict:
     import fastseq
 
     out = {"fastseq": fastseq.__version__, "keras": keras.__version__,
+           "keras_backend": keras.backend.backend(),
            "numpy": np.__version__, "pillow": PIL.__version__,
            "python": platform.python_version()}
-    try:
-        import tensorflow as tf
-
+    tf = sys.modules.get("tensorflow")      # only when something imported it
+    if tf is not None:
         out["tensorflow"] = tf.__version__
-    except ImportError:
-        pass
     out["libjpeg_turbo"] = fastseq.info().get("libjpeg_turbo")
     return out
+
+
+def _tensorflow_missing() -> str | None:
+    """Why TensorFlow cannot be used here, or None when it can."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError as e:
+        return f"TensorFlow is not installed ({e})"
+    return None
+
+
+def _prefetch_default() -> bool | None:
+    """The default of fastseq's built-in ``prefetch`` option, or None when
+    this fastseq's iterators have no such option."""
+    import fastseq
+
+    param = inspect.signature(fastseq.DirectoryIterator).parameters.get("prefetch")
+    return None if param is None or param.default is param.empty else bool(param.default)
 
 
 def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
@@ -279,7 +316,8 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
     epochs : epochs per loader, at least 2; epoch 1 is excluded from the
         figures.
     loaders : names from :data:`LOADERS` (default: all, in that order).
-    progress : print one line per loader run to stderr as it finishes.
+    progress : print one line per loader run to stderr as it finishes, and
+        one per run skipped.
     rounds : runs of every loader, interleaved; each figure is the median
         over the rounds.
 
@@ -293,8 +331,11 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
           "steps_per_epoch": int, "cpus": int, "rounds": int,
           "load_average": [float, float, float] | None,  # 1/5/15 min, at the end
           "model": str,              # the model trained
-          "versions": {package: version},
-          "loaders": {name: {        # in run order
+          "versions": {package: version},  # with "keras_backend"; "tensorflow"
+                                           # only when it was imported
+          "prefetch": bool | None,   # the default of fastseq's built-in
+                                     # prefetch option; None: no such option
+          "loaders": {name: {        # in run order; those that ran
               "description": str,
               "seconds_per_epoch": float,   # median over rounds of the mean
                                             # of epochs 2..epochs
@@ -303,15 +344,19 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
               "epoch_seconds": [[float, ...], ...]  # per round, every epoch,
                                                     # epoch 1 included
           }},
-          "floors": {"model_only": {...same keys...},
+          "floors": {"model_only": {...same keys...},      # those that ran
                      "ready_batches": {...same keys...}},
+          "skipped": {name: str},    # loaders and floors that could not run
+                                     # here (no TensorFlow), and why
           "speedup": {               # fastseq's advantage, as ratios of
-              "vs_seed_pil_w1": float | None,   # seconds per epoch measured
-              "vs_seed_pil_w2": float | None,   # in this run: other / fastseq
+              "vs_fastseq_w2": float | None,    # seconds per epoch measured
+              "vs_seed_pil_w1": float | None,   # in this run: other / fastseq
+              "vs_seed_pil_w2": float | None,   # (None: either did not run)
               "vs_keras_legacy": float | None,
               "vs_tf_dataset": float | None
           },
-          "speedup_bilinear": {...same keys...},  # the same, for fastseq_bilinear
+          "speedup_bilinear": {...same keys but vs_fastseq_w2...},  # the same,
+                                                # for fastseq_bilinear
           "input_only": {name: float}  # seconds for one pass over the data by
                                        # the loader alone, no model (median of
                                        # rounds; fastseq, fastseq_bilinear and
@@ -335,6 +380,12 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
+    skipped: dict[str, str] = {}
+    if any(n in NEEDS_TENSORFLOW for n in list(FLOORS) + names):
+        why = _tensorflow_missing()
+        if why:
+            skipped = {n: f"{why}: {NEEDS_TENSORFLOW[n]}"
+                       for n in list(FLOORS) + names if n in NEEDS_TENSORFLOW}
     paths, ids, classes = _list_class_folders(data_dir)
     if not paths:
         raise ValueError(f"no images in class folders under {data_dir!r}")
@@ -373,15 +424,17 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
         keras.backend.clear_session()
         return seconds
 
-    input_names = [n for n in names if n in _INPUT_ONLY]
+    input_names = [n for n in names if n in _INPUT_ONLY and n not in skipped]
     input_runs: dict[str, list[float]] = {n: [] for n in input_names}
-    all_names = list(FLOORS) + names
+    all_names = [n for n in list(FLOORS) + names if n not in skipped]
     runs: dict[str, list[list[float]]] = {n: [] for n in all_names}
     if progress:
         print(f"model.fit benchmark: {len(paths)} images, {n_classes} classes, "
               f"{size_hw[0]}x{size_hw[1]}, batch {batch_size}, {epochs} epochs "
-              f"(epoch 1 excluded), {rounds} round(s), {usable_cpus()} CPUs",
-              file=sys.stderr, flush=True)
+              f"(epoch 1 excluded), {rounds} round(s), {usable_cpus()} CPUs, "
+              f"Keras backend {keras.backend.backend()}", file=sys.stderr, flush=True)
+        for name, why in skipped.items():
+            print(f"  skipped {name}: {why}", file=sys.stderr, flush=True)
     for r in range(rounds):
         for name in all_names:
             secs = run_once(name)
@@ -414,21 +467,25 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
         cpus=usable_cpus(), rounds=rounds, load_average=load,
         model=f"Conv2D(8, 3, strides=4, relu) -> GlobalAveragePooling2D -> "
               f"Dense({n_classes}, softmax) on {size_hw[0]}x{size_hw[1]}x3, SGD",
-        versions=_versions(),
-        loaders={n: summary(n) for n in names},
-        floors={n: summary(n) for n in FLOORS},
+        versions=_versions(), prefetch=_prefetch_default(),
+        loaders={n: summary(n) for n in names if n in runs},
+        floors={n: summary(n) for n in FLOORS if n in runs},
+        skipped=skipped,
         input_only={n: float(np.median(v)) for n, v in input_runs.items()},
         speedup={}, speedup_bilinear={})
-    for key, ours_name in (("speedup", "fastseq"), ("speedup_bilinear", "fastseq_bilinear")):
+    others = ("seed_pil_w1", "seed_pil_w2", "keras_legacy", "tf_dataset")
+    for key, ours_name, vs in (("speedup", "fastseq", ("fastseq_w2",) + others),
+                               ("speedup_bilinear", "fastseq_bilinear", others)):
         ours = result["loaders"].get(ours_name, {}).get("seconds_per_epoch")
-        for other in ("seed_pil_w1", "seed_pil_w2", "keras_legacy", "tf_dataset"):
+        for other in vs:
             theirs = result["loaders"].get(other, {}).get("seconds_per_epoch")
             result[key][f"vs_{other}"] = (theirs / ours) if ours and theirs else None
     return result
 
 
 def format_fit_table(result: dict) -> str:
-    """A Markdown table of a :func:`run_fit_benchmark` result."""
+    """A Markdown table of a :func:`run_fit_benchmark` result: the loaders,
+    then the floors, then the runs skipped (why is in ``result["skipped"]``)."""
     rows = [("loader", "s/epoch", "images/s", "vs fastseq")]
     ours = result["loaders"].get("fastseq", {}).get("seconds_per_epoch")
     for group in ("loaders", "floors"):
@@ -436,6 +493,8 @@ def format_fit_table(result: dict) -> str:
             desc = LOADERS.get(name) or FLOORS.get(name, name)
             rel = f"{r['seconds_per_epoch'] / ours:.2f}x" if ours else "-"
             rows.append((desc, f"{r['seconds_per_epoch']:.3f}", f"{r['images_per_s']:.0f}", rel))
+    for name in result["skipped"]:
+        rows.append((LOADERS.get(name) or FLOORS.get(name, name), "skipped", "-", "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(rows[0], widths)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
