@@ -143,6 +143,11 @@ int fs_read_file(const char *path, uint64_t max_bytes, int jpeg_only,
             snprintf(msg, FS_MSG_LEN, "file is %llu bytes, more than this "
                      "process can address", (unsigned long long)st.st_size);
         status = FS_ERR_FILE_TOO_LARGE;
+    } else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+        /* A regular file now: plain blocking reads (a network or FUSE file
+         * system may otherwise answer EAGAIN). */
+        snprintf(msg, FS_MSG_LEN, "cannot read file: %s", strerror(errno));
+        status = FS_ERR_IO;
     } else if ((status = read_full(fd, sig, st.st_size < 2 ? 1 : 2, &got, msg)) != FS_OK) {
         /* message set */
     } else if (got == 0) {
