@@ -62,48 +62,110 @@ static void trim(uint8_t **buf, size_t *cap) {
     if (*cap > FS_KEEP_BYTES) { free(*buf); *buf = NULL; *cap = 0; }
 }
 
-static int read_file(fs_worker *w, const char *path, size_t *len, char *msg) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+static const char *file_kind(mode_t m) {
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISFIFO(m)) return "a FIFO (named pipe)";
+    if (S_ISSOCK(m)) return "a socket";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    return "not a regular file";
+}
+
+static int read_full(int fd, uint8_t *buf, size_t want, size_t *got, char *msg) {
+    *got = 0;
+    while (*got < want) {
+        ssize_t r = read(fd, buf + *got, want - *got);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            snprintf(msg, FS_MSG_LEN, "read error: %s", strerror(errno));
+            return FS_ERR_IO;
+        }
+        if (r == 0) break;     /* file shrank while reading */
+        *got += (size_t)r;
+    }
+    return FS_OK;
+}
+
+/* Only regular files are read.  The type is checked with stat() before
+ * open(), so a FIFO (whose open would block until a writer comes), a device
+ * or a socket is never opened, and again with fstat() on the descriptor,
+ * opened O_NONBLOCK, in case the path was swapped in between.  The size
+ * limit is checked from fstat() before anything is allocated, and a JPEG's
+ * two signature bytes are read before the rest, so a non-JPEG (left to the
+ * Pillow fallback) costs one small read. */
+int fs_read_file(const char *path, uint64_t max_bytes, int jpeg_only,
+                 uint8_t **buf, size_t *cap, size_t *len, char *msg) {
+    struct stat st;
+    *len = 0;
+    if (stat(path, &st) != 0) {
+        snprintf(msg, FS_MSG_LEN, "cannot open file: %s", strerror(errno));
+        return FS_ERR_IO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(msg, FS_MSG_LEN, "is %s, not a regular file", file_kind(st.st_mode));
+        return FS_ERR_NOT_REGULAR_FILE;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         snprintf(msg, FS_MSG_LEN, "cannot open file: %s", strerror(errno));
         return FS_ERR_IO;
     }
-    struct stat st;
     int status = FS_OK;
+    uint8_t sig[2];
+    size_t got = 0;
     if (fstat(fd, &st) != 0) {
         snprintf(msg, FS_MSG_LEN, "cannot stat file: %s", strerror(errno));
         status = FS_ERR_IO;
-    } else if (S_ISDIR(st.st_mode)) {
-        snprintf(msg, FS_MSG_LEN, "is a directory, not an image file");
-        status = FS_ERR_IO;
+    } else if (!S_ISREG(st.st_mode)) {
+        snprintf(msg, FS_MSG_LEN, "is %s, not a regular file", file_kind(st.st_mode));
+        status = FS_ERR_NOT_REGULAR_FILE;
     } else if (st.st_size <= 0) {
+        /* Truly empty, or a pseudo-file (procfs, sysfs) whose size the
+         * kernel reports as 0 although reading it yields data (or would
+         * block: O_NONBLOCK).  One byte tells them apart. */
+        ssize_t r;
+        do r = read(fd, sig, 1); while (r < 0 && errno == EINTR);
+        if (r == 0) {
+            snprintf(msg, FS_MSG_LEN, "file is empty");
+            status = FS_ERR_EMPTY;
+        } else {
+            snprintf(msg, FS_MSG_LEN, "reports a size of 0 but is not empty: a "
+                     "pseudo-file (such as /proc or /sys ones), not a regular "
+                     "on-disk file");
+            status = FS_ERR_NOT_REGULAR_FILE;
+        }
+    } else if ((max_bytes && (uint64_t)st.st_size > max_bytes) ||
+               (uint64_t)st.st_size > (uint64_t)SIZE_MAX / 2) {
+        if (max_bytes && (uint64_t)st.st_size > max_bytes)
+            snprintf(msg, FS_MSG_LEN, "file is %llu bytes, over max_file_bytes=%llu",
+                     (unsigned long long)st.st_size, (unsigned long long)max_bytes);
+        else
+            snprintf(msg, FS_MSG_LEN, "file is %llu bytes, more than this "
+                     "process can address", (unsigned long long)st.st_size);
+        status = FS_ERR_FILE_TOO_LARGE;
+    } else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+        /* A regular file now: plain blocking reads (a network or FUSE file
+         * system may otherwise answer EAGAIN). */
+        snprintf(msg, FS_MSG_LEN, "cannot read file: %s", strerror(errno));
+        status = FS_ERR_IO;
+    } else if ((status = read_full(fd, sig, st.st_size < 2 ? 1 : 2, &got, msg)) != FS_OK) {
+        /* message set */
+    } else if (got == 0) {
         snprintf(msg, FS_MSG_LEN, "file is empty");
         status = FS_ERR_EMPTY;
-    } else if ((uint64_t)st.st_size > (uint64_t)SIZE_MAX / 2) {
-        snprintf(msg, FS_MSG_LEN, "file too large");
-        status = FS_ERR_OVERFLOW;
-    } else if (!grow(&w->file, &w->file_cap, (size_t)st.st_size)) {
+    } else if (jpeg_only && !fs_is_jpeg(sig, got)) {
+        snprintf(msg, FS_MSG_LEN, "not a JPEG stream");
+        status = FS_ERR_NOT_JPEG;
+    } else if (!grow(buf, cap, (size_t)st.st_size)) {
         snprintf(msg, FS_MSG_LEN, "out of memory reading %lld bytes",
                  (long long)st.st_size);
         status = FS_ERR_NOMEM;
     } else {
-        size_t want = (size_t)st.st_size, got = 0;
-        while (got < want) {
-            ssize_t r = read(fd, w->file + got, want - got);
-            if (r < 0) {
-                if (errno == EINTR) continue;
-                snprintf(msg, FS_MSG_LEN, "read error: %s", strerror(errno));
-                status = FS_ERR_IO;
-                break;
-            }
-            if (r == 0) break;     /* file shrank while reading */
-            got += (size_t)r;
-        }
-        *len = got;
-        if (status == FS_OK && got == 0) {
-            snprintf(msg, FS_MSG_LEN, "file is empty");
-            status = FS_ERR_EMPTY;
-        }
+        memcpy(*buf, sig, got);
+        size_t rest = 0;
+        if (got == 2)
+            status = read_full(fd, *buf + 2, (size_t)st.st_size - 2, &rest, msg);
+        *len = got + rest;
     }
     close(fd);
     return status;
@@ -197,6 +259,9 @@ static int run_jpeg(fs_worker *w, const fs_batch_opts *o, fs_task *t,
         snprintf(t->msg, FS_MSG_LEN, "image too large");
         return FS_ERR_OVERFLOW;
     }
+    st = fs_jpeg_check_memory(w->jpeg, &info, (uint64_t)total + FS_PIX_PAD,
+                              t->msg, FS_MSG_LEN);
+    if (st != FS_OK) return st;
     if (!grow(&w->pix, &w->pix_cap, total + FS_PIX_PAD)) {
         fs_jpeg_abort(w->jpeg);
         snprintf(t->msg, FS_MSG_LEN, "out of memory for %dx%d pixels", sw, sh);
@@ -256,12 +321,18 @@ static void batch_task(void *vctx, size_t index, void **local) {
         const uint8_t *data = t->data;
         size_t len = t->size;
         st = FS_OK;
+        uint64_t max_bytes = o->limits.max_file_bytes;
         if (t->kind == FS_SRC_FILE) {
-            st = read_file(w, t->path, &len, t->msg);
+            st = fs_read_file(t->path, max_bytes, 1, &w->file, &w->file_cap,
+                              &len, t->msg);
             data = w->file;
         } else if (len == 0) {
             snprintf(t->msg, FS_MSG_LEN, "empty input");
             st = FS_ERR_EMPTY;
+        } else if (max_bytes && (uint64_t)len > max_bytes) {
+            snprintf(t->msg, FS_MSG_LEN, "input is %llu bytes, over max_file_bytes=%llu",
+                     (unsigned long long)len, (unsigned long long)max_bytes);
+            st = FS_ERR_FILE_TOO_LARGE;
         }
         if (st == FS_OK) st = run_jpeg(w, o, t, data, len);
         trim(&w->file, &w->file_cap);

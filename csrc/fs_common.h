@@ -17,7 +17,7 @@
 typedef enum {
     FS_OK = 0,
     FS_ERR_NOMEM = 1,        /* malloc failed */
-    FS_ERR_OVERFLOW = 2,     /* a size computation would overflow */
+    FS_ERR_OVERFLOW = 2,     /* a size computation would overflow (too large) */
     FS_ERR_ARG = 3,          /* invalid argument (a bug in the caller) */
     FS_ERR_IO = 4,           /* open/read failed; message has strerror() */
     FS_ERR_EMPTY = 5,        /* zero-byte input */
@@ -27,6 +27,10 @@ typedef enum {
     FS_ERR_TOO_MANY_PIXELS = 9,
     FS_ERR_TOO_MANY_SCANS = 10,
     FS_ERR_THREAD = 11,      /* pthread_create or similar failed */
+    FS_ERR_FILE_TOO_LARGE = 12,   /* encoded input over fs_limits.max_file_bytes */
+    FS_ERR_NOT_REGULAR_FILE = 13, /* FIFO, socket, device, directory, /proc file */
+    FS_ERR_MEMORY_LIMIT = 14,     /* decode would need over fs_limits.max_memory */
+    FS_ERR_WORK_LIMIT = 15,       /* scans x pixels over fs_limits.max_scan_pixels */
     FS_ERR_INTERRUPTED = 16  /* the batch was cancelled (a signal) */
 } fs_status;
 

@@ -6,9 +6,13 @@
  * operation, which aborts the decompressor (keeping the handle reusable) and
  * returns a status with libjpeg's message.  Warnings (corrupt-but-decodable
  * data, "extraneous bytes before marker", bad ICC markers) are ignored, as
- * Pillow ignores them, except "Premature end of JPEG file", which means the
- * image is truncated and is an error unless the caller allows truncation.
+ * Pillow ignores them, except "Premature end of JPEG file" and "premature
+ * end of data segment" at a marker other than a restart marker (the entropy
+ * decoder needed bits past the scan's data, and libjpeg fills the rest of the
+ * image with grey), which mean the image is truncated and are errors unless
+ * the caller allows truncation.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +37,9 @@ typedef struct {
 typedef struct {
     struct jpeg_progress_mgr pub;
     int max_scans;
+    uint64_t max_scan_pixels;
+    uint64_t scan_pixels;        /* work of the scans seen so far */
+    int last_scan;               /* input_scan_number already counted */
 } fs_jpeg_progress;
 
 struct fs_jpeg {
@@ -40,6 +47,7 @@ struct fs_jpeg {
     fs_jpeg_err err;
     fs_jpeg_progress progress;
     int has_header;              /* a header was read and not yet released */
+    uint64_t max_memory;         /* limits->max_memory of the current image */
     JSAMPROW *rows;              /* grow-only row-pointer array */
     size_t rows_cap;
 };
@@ -47,7 +55,17 @@ struct fs_jpeg {
 static void fs_error_exit(j_common_ptr cinfo) {
     fs_jpeg_err *err = (fs_jpeg_err *)cinfo->err;
     (*cinfo->err->format_message)(cinfo, err->msg);
-    err->status = FS_ERR_DECODE;
+    switch (err->pub.msg_code) {
+    case JERR_NO_BACKING_STORE:
+        /* jmemnobs.c: a whole-image buffer did not fit in max_memory_to_use
+         * (set by fs_jpeg_check_memory), and there is no backing store. */
+        snprintf(err->msg, sizeof err->msg,
+                 "libjpeg's image buffers would exceed max_memory");
+        err->status = FS_ERR_MEMORY_LIMIT;
+        break;
+    case JERR_OUT_OF_MEMORY: err->status = FS_ERR_NOMEM; break;
+    default: err->status = FS_ERR_DECODE;
+    }
     longjmp(err->jb, 1);
 }
 
@@ -55,7 +73,17 @@ static void fs_emit_message(j_common_ptr cinfo, int msg_level) {
     fs_jpeg_err *err = (fs_jpeg_err *)cinfo->err;
     if (msg_level >= 0) return;                 /* trace messages */
     err->pub.num_warnings++;
-    if (err->pub.msg_code == JWRN_JPEG_EOF && !err->allow_truncated) {
+    int truncated = err->pub.msg_code == JWRN_JPEG_EOF;
+    if (err->pub.msg_code == JWRN_HIT_MARKER && cinfo->is_decompressor) {
+        /* The entropy decoder ran into a marker (saved in unread_marker)
+         * before it had the bits it needed.  A restart marker (RST0-7) ends
+         * one damaged segment and decoding resyncs after it, as in Pillow
+         * (corpus: hopper_bad_exif.jpg); any other marker (EOI, the next
+         * SOS) means the rest of this scan's data is missing. */
+        int m = ((j_decompress_ptr)cinfo)->unread_marker;
+        truncated = !(m >= JPEG_RST0 && m <= JPEG_RST0 + 7);
+    }
+    if (truncated && !err->allow_truncated) {
         (*cinfo->err->format_message)(cinfo, err->msg);
         err->status = FS_ERR_TRUNCATED;
         longjmp(err->jb, 1);
@@ -64,19 +92,46 @@ static void fs_emit_message(j_common_ptr cinfo, int msg_level) {
 
 static void fs_output_message(j_common_ptr cinfo) { (void)cinfo; }
 
-/* Bounds the work a progressive stream can demand: each scan re-walks the
- * whole coefficient buffer, so a small file with thousands of tiny scans is
- * a denial of service (libjpeg-turbo's TurboJPEG API has the same limit). */
+/* Bounds the work a multi-scan stream can demand.  Each scan walks every
+ * block of the components it codes, and a refinement scan over a whole
+ * image can be coded in a few bytes (EOB runs), so a small file with
+ * thousands of scans is a denial of service.  max_scans (libjpeg-turbo's
+ * TurboJPEG limit) counts scans; max_scan_pixels counts their cost: the
+ * samples of each scan's components, summed over scans, checked when a scan
+ * starts, before any of its data is decoded.  libjpeg calls this before
+ * each iMCU row it consumes, so a new input_scan_number is seen at once. */
 static void fs_progress_monitor(j_common_ptr cinfo) {
     fs_jpeg_progress *p = (fs_jpeg_progress *)cinfo->progress;
-    if (!cinfo->is_decompressor || p->max_scans <= 0) return;
-    int scan = ((j_decompress_ptr)cinfo)->input_scan_number;
-    if (scan > p->max_scans) {
-        fs_jpeg_err *err = (fs_jpeg_err *)cinfo->err;
+    if (!cinfo->is_decompressor) return;
+    j_decompress_ptr d = (j_decompress_ptr)cinfo;
+    int scan = d->input_scan_number;
+    if (scan == p->last_scan) return;
+    p->last_scan = scan;
+    fs_jpeg_err *err = (fs_jpeg_err *)cinfo->err;
+    if (p->max_scans > 0 && scan > p->max_scans) {
         snprintf(err->msg, sizeof err->msg,
                  "progressive JPEG has more than %d scans (max_scans)",
                  p->max_scans);
         err->status = FS_ERR_TOO_MANY_SCANS;
+        longjmp(err->jb, 1);
+    }
+    /* A component is at most 65535/8+1 x 65535/8+1 blocks of 64 samples:
+     * under 2^32 samples, and at most 4 per scan, so a scan adds under 2^34
+     * and the sum cannot wrap before the check stops it (or, unlimited,
+     * before 2^30 scans). */
+    uint64_t add = 0;
+    for (int ci = 0; ci < d->comps_in_scan && ci < MAX_COMPS_IN_SCAN; ci++) {
+        const jpeg_component_info *c = d->cur_comp_info[ci];
+        if (c) add += (uint64_t)c->width_in_blocks * c->height_in_blocks * DCTSIZE2;
+    }
+    p->scan_pixels += add;
+    if (p->max_scan_pixels && p->scan_pixels > p->max_scan_pixels) {
+        snprintf(err->msg, sizeof err->msg,
+                 "JPEG scans decode more than max_scan_pixels=%llu samples "
+                 "(%llu after %d scans)",
+                 (unsigned long long)p->max_scan_pixels,
+                 (unsigned long long)p->scan_pixels, scan);
+        err->status = FS_ERR_WORK_LIMIT;
         longjmp(err->jb, 1);
     }
 }
@@ -152,6 +207,14 @@ int fs_jpeg_read_header(fs_jpeg *j, const uint8_t *data, size_t len,
     j->err.allow_truncated = limits->allow_truncated;
     j->err.msg[0] = '\0';
     j->progress.max_scans = limits->max_scans;
+    j->progress.max_scan_pixels = limits->max_scan_pixels;
+    j->progress.scan_pixels = 0;
+    j->progress.last_scan = 0;
+    j->max_memory = limits->max_memory;
+    /* Until fs_jpeg_check_memory knows the caller's share (long is 64-bit
+     * on LP64; elsewhere the cap saturates). */
+    cinfo->mem->max_memory_to_use =
+        limits->max_memory > (uint64_t)LONG_MAX ? LONG_MAX : (long)limits->max_memory;
     if (setjmp(j->err.jb)) return fs_fail(j, j->err.status, msg, msglen);
 
     jpeg_mem_src(cinfo, (const unsigned char *)data, (unsigned long)len);
@@ -169,6 +232,42 @@ int fs_jpeg_read_header(fs_jpeg *j, const uint8_t *data, size_t len,
         fs_jpeg_abort(j);
         return FS_ERR_TOO_MANY_PIXELS;
     }
+    /* Blocks each component codes (libjpeg's initial_setup has computed
+     * width/height_in_blocks), and the coefficient buffer of a multi-scan
+     * stream: jdcoefct.c keeps every block, rounded up to whole MCUs
+     * (sampling factors), as a JBLOCK of 64 JCOEFs. */
+    uint64_t blocks = 0, coef = 0;
+    for (int ci = 0; ci < cinfo->num_components; ci++) {
+        const jpeg_component_info *c = &cinfo->comp_info[ci];
+        uint64_t bw = c->width_in_blocks, bh = c->height_in_blocks;
+        blocks += bw * bh;
+        uint64_t hs = (uint64_t)c->h_samp_factor, vs = (uint64_t)c->v_samp_factor;
+        coef += ((bw + hs - 1) / hs * hs) * ((bh + vs - 1) / vs * vs) * sizeof(JBLOCK);
+    }
+    int multiscan = cinfo->progressive_mode ||
+                    cinfo->comps_in_scan < cinfo->num_components;
+    /* Huffman coding spends at least one bit on every block's DC code (a
+     * code is 1-16 bits; the DC difference of a sequential scan, or the
+     * first DC scan of a progressive one, is coded for every block of every
+     * component), so a stream whose coded data (everything after the
+     * headers: mem_src's bytes_in_buffer) is under blocks/8 bytes is
+     * certainly cut short.  Refused before anything is allocated: a 5 KB
+     * file declaring 13377x13377 would otherwise cost gigabytes.  An
+     * arithmetic-coded block can take under one bit, so no such bound. */
+    size_t coded = cinfo->src->bytes_in_buffer;
+    if (!cinfo->arith_code && !limits->allow_truncated &&
+        (uint64_t)coded < (blocks + 7) / 8) {
+        if (msg && msglen)
+            snprintf(msg, msglen,
+                     "image file is truncated (%ux%u needs at least %llu bytes "
+                     "of coded data for its %llu blocks, the file has %llu)",
+                     (unsigned)cinfo->image_width, (unsigned)cinfo->image_height,
+                     (unsigned long long)((blocks + 7) / 8),
+                     (unsigned long long)blocks, (unsigned long long)coded);
+        fs_jpeg_abort(j);
+        return FS_ERR_TRUNCATED;
+    }
+    info->coef_bytes = multiscan ? coef : 0;
     info->width = (int)cinfo->image_width;
     info->height = (int)cinfo->image_height;
     info->components = cinfo->num_components;
@@ -186,6 +285,30 @@ int fs_jpeg_read_header(fs_jpeg *j, const uint8_t *data, size_t len,
         fs_jpeg_abort(j);
         return FS_ERR_DECODE;
     }
+    return FS_OK;
+}
+
+int fs_jpeg_check_memory(fs_jpeg *j, const fs_jpeg_info *info,
+                         uint64_t pixel_bytes, char *msg, size_t msglen) {
+    uint64_t lim = j->max_memory;
+    if (!lim) return FS_OK;
+    /* Both terms are under 2^40 (65535^2 pixels x 4 bytes; blocks x 128). */
+    uint64_t need = info->coef_bytes + pixel_bytes;
+    if (need > lim) {
+        if (msg && msglen)
+            snprintf(msg, msglen,
+                     "decoding %dx%d needs %llu bytes (%llu of coefficients, "
+                     "%llu of pixels), over max_memory=%llu",
+                     info->width, info->height, (unsigned long long)need,
+                     (unsigned long long)info->coef_bytes,
+                     (unsigned long long)pixel_bytes, (unsigned long long)lim);
+        fs_jpeg_abort(j);
+        return FS_ERR_MEMORY_LIMIT;
+    }
+    /* Backstop for what the estimate misses: jmemnobs.c refuses (error
+     * JERR_NO_BACKING_STORE) a whole-image buffer over what is left. */
+    uint64_t left = lim - pixel_bytes;
+    j->cinfo.mem->max_memory_to_use = left > (uint64_t)LONG_MAX ? LONG_MAX : (long)left;
     return FS_OK;
 }
 

@@ -13,10 +13,19 @@
 
 typedef struct fs_jpeg fs_jpeg;
 
+/* Resource limits of one decode; 0 disables a limit. */
 typedef struct {
-    uint64_t max_pixels;   /* width*height above this is rejected; 0 = no limit */
-    int max_scans;         /* progressive scans above this are rejected; 0 = no limit */
+    uint64_t max_pixels;   /* width*height above this is rejected */
+    int max_scans;         /* progressive scans above this are rejected */
     int allow_truncated;   /* decode truncated streams (missing rows are gray) */
+    uint64_t max_file_bytes;   /* encoded input (file or buffer) above this is rejected */
+    /* libjpeg's whole-image coefficient buffer plus the caller's pixel
+     * buffer for one image (see fs_jpeg_check_memory). */
+    uint64_t max_memory;
+    /* Work of multi-scan streams: the sum over scans of the samples of the
+     * components each scan codes (a full-resolution component counts
+     * width*height, a 2x2-subsampled one a quarter of that). */
+    uint64_t max_scan_pixels;
 } fs_limits;
 
 typedef struct {
@@ -24,6 +33,9 @@ typedef struct {
     int components;        /* 1, 3 or 4 */
     int mode;              /* native fs_mode: FS_MODE_L, FS_MODE_RGB or FS_MODE_CMYK */
     int progressive;
+    /* Bytes libjpeg will allocate for its whole-image coefficient buffer
+     * (multi-scan streams only; 0 for single-scan ones). */
+    uint64_t coef_bytes;
 } fs_jpeg_info;
 
 /* Returns 1 when the buffer starts like a JPEG stream (SOI marker). */
@@ -32,12 +44,21 @@ int fs_is_jpeg(const uint8_t *data, size_t len);
 fs_jpeg *fs_jpeg_new(void);
 void fs_jpeg_free(fs_jpeg *j);
 
-/* Parse the header of `data` and check the pixel limit.  On success the
- * handle holds the parsed header until fs_jpeg_decode or fs_jpeg_abort.
- * `data` must stay valid until then. */
+/* Parse the header of `data` and check the pixel limit, and that a
+ * Huffman-coded stream holds enough bytes for the blocks it declares (else
+ * FS_ERR_TRUNCATED unless limits->allow_truncated).  On success the handle
+ * holds the parsed header (and the limits) until fs_jpeg_decode or
+ * fs_jpeg_abort.  `data` must stay valid until then. */
 int fs_jpeg_read_header(fs_jpeg *j, const uint8_t *data, size_t len,
                         const fs_limits *limits, fs_jpeg_info *info,
                         char *msg, size_t msglen);
+
+/* Before allocating `pixel_bytes` of output for the image whose header was
+ * just read: checks that they plus libjpeg's coefficient buffer fit in
+ * max_memory (else releases the image and returns FS_ERR_MEMORY_LIMIT), and
+ * caps libjpeg's own whole-image buffers at what is left. */
+int fs_jpeg_check_memory(fs_jpeg *j, const fs_jpeg_info *info,
+                         uint64_t pixel_bytes, char *msg, size_t msglen);
 
 /* Output size at DCT scale 1/denom (denom 1, 2, 4 or 8), as libjpeg computes it. */
 void fs_jpeg_scaled_size(const fs_jpeg_info *info, int denom, int *w, int *h);

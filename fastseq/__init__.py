@@ -9,7 +9,10 @@ __version__ = "0.1.0"
 
 from fastseq.core import (  # noqa: E402
     COLOR_MODES,
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_MEMORY,
     DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_SCAN_PIXELS,
     DEFAULT_MAX_SCANS,
     INTERPOLATIONS,
     decode_batch,
@@ -31,6 +34,7 @@ __all__ = [
     "load_batch", "decode_batch", "decode_image", "set_num_threads",
     "get_num_threads", "info", "ImageDecodeError", "ImageDecodeWarning",
     "DecodeFailure", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_SCANS",
+    "DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_MEMORY", "DEFAULT_MAX_SCAN_PIXELS",
     "INTERPOLATIONS", "COLOR_MODES", *_KERAS_NAMES,
 ]
 

@@ -16,7 +16,10 @@ SRC_PIXELS: int
 STATUS_NOT_JPEG: int
 MAX_THREADS: int
 
-def status_code(status: int) -> str: ...
+def status_code(status: int) -> str:
+    """ImageDecodeError.code of a C status: "memory", "too_large", "internal",
+    "io", "empty", "not_image", "decode", "truncated", "too_many_pixels",
+    "too_many_scans", "not_regular_file", "memory_limit", "work_limit"."""
 def run_batch(
     kind: int,
     sources: list[Any],
@@ -35,6 +38,9 @@ def run_batch(
     max_pixels: int = ...,
     max_scans: int = ...,
     allow_truncated: bool = ...,
+    max_file_bytes: int = ...,
+    max_memory: int = ...,
+    max_scan_pixels: int = ...,
     decode_only: bool = ...,
     premultiply: list[bool] | None = ...,
 ) -> list[tuple[int, int, str, int, int, int]]: ...
@@ -45,8 +51,12 @@ def decode_jpeg(
     max_pixels: int = ...,
     max_scans: int = ...,
     allow_truncated: bool = ...,
+    max_file_bytes: int = ...,
+    max_memory: int = ...,
+    max_scan_pixels: int = ...,
     source: str = ...,
 ) -> Any: ...
+def read_file(path: bytes, max_file_bytes: int = ..., source: str = ...) -> bytes: ...
 def is_jpeg(data: Buffer) -> bool: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...

@@ -8,7 +8,7 @@ in `_error_for` only.
 """
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport uint8_t, uint64_t
 from libc.stdlib cimport calloc, free
@@ -32,10 +32,11 @@ SRC_PIXELS = FS_SRC_PIXELS
 STATUS_NOT_JPEG = FS_ERR_NOT_JPEG
 MAX_THREADS = FS_POOL_MAX_THREADS
 
+# ImageDecodeError.code of every per-image status (errors.py lists them).
 _CODES = {
     FS_ERR_NOMEM: "memory",
-    FS_ERR_OVERFLOW: "too_many_pixels",
-    FS_ERR_ARG: "decode",
+    FS_ERR_OVERFLOW: "too_large",
+    FS_ERR_ARG: "internal",
     FS_ERR_IO: "io",
     FS_ERR_EMPTY: "empty",
     FS_ERR_NOT_JPEG: "not_image",
@@ -43,12 +44,17 @@ _CODES = {
     FS_ERR_TRUNCATED: "truncated",
     FS_ERR_TOO_MANY_PIXELS: "too_many_pixels",
     FS_ERR_TOO_MANY_SCANS: "too_many_scans",
+    FS_ERR_FILE_TOO_LARGE: "too_large",
+    FS_ERR_NOT_REGULAR_FILE: "not_regular_file",
+    FS_ERR_MEMORY_LIMIT: "memory_limit",
+    FS_ERR_WORK_LIMIT: "work_limit",
+    FS_ERR_INTERRUPTED: "interrupted",
 }
 
 
 def status_code(int status):
     """The ImageDecodeError.code of a C status."""
-    return _CODES.get(status, "decode")
+    return _CODES.get(status, "internal")
 
 
 cdef _error_for(int status, const char *msg, str source, object index=None):
@@ -59,14 +65,19 @@ cdef _error_for(int status, const char *msg, str source, object index=None):
     if status == FS_ERR_NOMEM and not reason:
         reason = "out of memory"
     return ImageDecodeError(source, reason or f"error {status}",
-                            _CODES.get(status, "decode"), index)
+                            status_code(status), index)
 
 
-cdef fs_limits _limits(uint64_t max_pixels, int max_scans, bint allow_truncated):
+cdef fs_limits _limits(uint64_t max_pixels, int max_scans, bint allow_truncated,
+                       uint64_t max_file_bytes, uint64_t max_memory,
+                       uint64_t max_scan_pixels):
     cdef fs_limits lim
     lim.max_pixels = max_pixels
     lim.max_scans = max_scans
     lim.allow_truncated = allow_truncated
+    lim.max_file_bytes = max_file_bytes
+    lim.max_memory = max_memory
+    lim.max_scan_pixels = max_scan_pixels
     return lim
 
 
@@ -81,8 +92,9 @@ def run_batch(int kind, list sources, object out, list slots, *,
               float scale=1.0, float offset=0.0, int filter=2,
               bint dct_scaling=True, bint keep_aspect_ratio=False,
               uint64_t max_pixels=0, int max_scans=0,
-              bint allow_truncated=False, bint decode_only=False,
-              list premultiply=None):
+              bint allow_truncated=False, uint64_t max_file_bytes=0,
+              uint64_t max_memory=0, uint64_t max_scan_pixels=0,
+              bint decode_only=False, list premultiply=None):
     """Decode `sources` into `out[slots[i]]` on the pool.
 
     kind: SRC_FILE (sources are bytes paths), SRC_MEMORY (bytes-like
@@ -121,7 +133,8 @@ def run_batch(int kind, list sources, object out, list slots, *,
     opts.dct_scaling = dct_scaling
     opts.keep_aspect_ratio = keep_aspect_ratio
     opts.decode_only = decode_only
-    opts.limits = _limits(max_pixels, max_scans, allow_truncated)
+    opts.limits = _limits(max_pixels, max_scans, allow_truncated, max_file_bytes,
+                          max_memory, max_scan_pixels)
     slot_bytes = <size_t>opts.out_row_stride * <size_t>out_height
     if n == 0:
         return []
@@ -191,7 +204,9 @@ def run_batch(int kind, list sources, object out, list slots, *,
 
 
 def decode_jpeg(object data, object color_mode_id=None, *, uint64_t max_pixels=0,
-                int max_scans=0, bint allow_truncated=False, str source="<buffer>"):
+                int max_scans=0, bint allow_truncated=False, uint64_t max_file_bytes=0,
+                uint64_t max_memory=0, uint64_t max_scan_pixels=0,
+                str source="<buffer>"):
     """Decode one JPEG at full size: an (H, W, C) uint8 array.
 
     color_mode_id None keeps the file's own layout (L, RGB, or CMYK in
@@ -201,7 +216,8 @@ def decode_jpeg(object data, object color_mode_id=None, *, uint64_t max_pixels=0
     cdef Py_buffer buf
     cdef fs_jpeg *j = NULL
     cdef fs_jpeg_info info
-    cdef fs_limits lim = _limits(max_pixels, max_scans, allow_truncated)
+    cdef fs_limits lim = _limits(max_pixels, max_scans, allow_truncated,
+                                 max_file_bytes, max_memory, max_scan_pixels)
     cdef char msg[320]
     cdef int st, out_mode, dec_mode, dc, oc
     cdef uint8_t *tmp = NULL
@@ -212,6 +228,9 @@ def decode_jpeg(object data, object color_mode_id=None, *, uint64_t max_pixels=0
     PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE)
     got = True
     try:
+        if max_file_bytes and <uint64_t>buf.len > max_file_bytes:
+            reason = f"input is {buf.len} bytes, over max_file_bytes={max_file_bytes}".encode()
+            raise _error_for(FS_ERR_FILE_TOO_LARGE, reason, source)
         j = fs_jpeg_new()
         if j == NULL:
             raise MemoryError()
@@ -235,6 +254,11 @@ def decode_jpeg(object data, object color_mode_id=None, *, uint64_t max_pixels=0
             dec_mode = out_mode
         dc = fs_mode_channels(dec_mode)
         oc = fs_mode_channels(out_mode)
+        st = fs_jpeg_check_memory(
+            j, &info, <uint64_t>info.width * info.height * (oc + (dc if dec_mode != out_mode else 0)),
+            msg, sizeof(msg))
+        if st != FS_OK:
+            raise _error_for(st, msg, source)
         arr = np.empty((info.height, info.width, oc), dtype=np.uint8)
         view = arr
         dst = &view[0, 0, 0] if arr.size else NULL
@@ -262,6 +286,27 @@ def decode_jpeg(object data, object color_mode_id=None, *, uint64_t max_pixels=0
         fs_jpeg_free(j)
         if got:
             PyBuffer_Release(&buf)
+
+
+def read_file(bytes path, uint64_t max_file_bytes=0, str source=""):
+    """The bytes of the regular file at `path` (os.fsencode'd), read by the
+    same C code as load_batch: a FIFO, device, socket, directory or /proc
+    pseudo-file, or a file over max_file_bytes, raises ImageDecodeError
+    before anything is allocated."""
+    cdef uint8_t *buf = NULL
+    cdef size_t cap = 0, n = 0
+    cdef char msg[320]
+    cdef const char *cpath = PyBytes_AS_STRING(path)
+    cdef int st
+    msg[0] = 0
+    try:
+        with nogil:
+            st = fs_read_file(cpath, max_file_bytes, 0, &buf, &cap, &n, msg)
+        if st != FS_OK:
+            raise _error_for(st, msg, source)
+        return PyBytes_FromStringAndSize(<char *>buf, n)
+    finally:
+        free(buf)
 
 
 def is_jpeg(object data):

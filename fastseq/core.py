@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from typing import Sequence
 
@@ -22,6 +23,7 @@ from fastseq.errors import DecodeFailure, ImageDecodeError, ImageDecodeWarning
 __all__ = [
     "load_batch", "decode_batch", "decode_image", "set_num_threads",
     "get_num_threads", "info", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_SCANS",
+    "DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_MEMORY", "DEFAULT_MAX_SCAN_PIXELS",
     "INTERPOLATIONS", "COLOR_MODES",
 ]
 
@@ -29,6 +31,25 @@ __all__ = [
 DEFAULT_MAX_PIXELS = 178_956_970
 #: libjpeg-turbo's own default limit on progressive scans (TurboJPEG API).
 DEFAULT_MAX_SCANS = 500
+#: 2 GiB.  No image within DEFAULT_MAX_PIXELS needs more: the largest
+#: layouts are uncompressed 16-bit RGBA (8 bytes a pixel: 1.43 GB at the
+#: pixel limit) and JPEGs of pure noise at quality 100 (measured: 4.1 bytes a
+#: pixel for 4:4:4 RGB, 6.3 for CMYK: 1.13 GB); photos are 0.2-2 bytes a pixel.
+DEFAULT_MAX_FILE_BYTES = 2 << 30
+#: 2.5 GiB per image being decoded.  The most a JPEG within DEFAULT_MAX_PIXELS
+#: needs is a progressive 4-component 4:4:4 one: libjpeg's coefficient buffer
+#: (64 coefficients of 2 bytes per 8x8 block of each component: 8 bytes a
+#: pixel) plus fastseq's 4-byte pixels, 12 * 178,956,970 = 2.15 GB.
+DEFAULT_MAX_MEMORY = 5 << 29
+#: 16 full passes over an image at DEFAULT_MAX_PIXELS, counted in component
+#: samples summed over scans (a 3-component 4:4:4 scan of a W x H image
+#: counts 3*W*H).  libjpeg's standard progressive script codes each Y sample
+#: in 6 scans and each chroma sample in 4: 14 * W*H for 4:4:4, 8 * W*H for
+#: 4:2:0, below this at the pixel limit.  Its script for other colour spaces
+#: (6 scans per component) reaches it for a 4-component progressive file
+#: above 2/3 of the pixel limit.  README "Limits" gives the measured worst
+#: case it allows.
+DEFAULT_MAX_SCAN_PIXELS = 16 * DEFAULT_MAX_PIXELS
 
 INTERPOLATIONS = {"nearest": 0, "box": 1, "bilinear": 2, "hamming": 3,
                   "bicubic": 4, "lanczos": 5}
@@ -44,12 +65,12 @@ class _Options:
 
     __slots__ = ("height", "width", "mode", "channels", "pil_mode", "dtype",
                  "dtype_id", "scale", "offset", "filter", "dct_scaling",
-                 "keep_aspect_ratio", "on_error", "max_pixels", "max_scans",
-                 "allow_truncated")
+                 "keep_aspect_ratio", "on_error", "limits")
 
     def __init__(self, target_size, color_mode, interpolation, dtype, rescale,
                  offset, dct_scaling, keep_aspect_ratio, on_error, max_pixels,
-                 max_scans, allow_truncated):
+                 max_scans, allow_truncated, max_file_bytes, max_memory,
+                 max_scan_pixels):
         self.height, self.width = _check_target_size(target_size)
         if color_mode not in COLOR_MODES:
             raise ValueError(f"color_mode must be one of {sorted(COLOR_MODES)}, "
@@ -70,10 +91,7 @@ class _Options:
             self.dtype_id, self.scale, self.offset = _core.DTYPE_U8, 1.0, 0.0
         elif dt == np.float32:
             self.dtype_id = _core.DTYPE_F32
-            self.scale = 1.0 if rescale is None else float(rescale)
-            self.offset = float(offset)
-            if not (np.isfinite(self.scale) and np.isfinite(self.offset)):
-                raise ValueError("rescale and offset must be finite numbers")
+            self.scale, self.offset = _check_rescale(rescale, offset)
         else:
             raise TypeError(f"dtype must be 'uint8' or 'float32', got {dt}")
         self.dtype = dt
@@ -82,17 +100,8 @@ class _Options:
         self.on_error = on_error
         self.dct_scaling = bool(dct_scaling)
         self.keep_aspect_ratio = bool(keep_aspect_ratio)
-        if max_pixels is None:
-            max_pixels = 0
-        if not isinstance(max_pixels, (int, np.integer)) or max_pixels < 0:
-            raise ValueError(f"max_pixels must be a non-negative int or None, got {max_pixels!r}")
-        if max_scans is None:
-            max_scans = 0
-        if not isinstance(max_scans, (int, np.integer)) or not 0 <= max_scans < 2**31:
-            raise ValueError(f"max_scans must be a non-negative int or None, got {max_scans!r}")
-        self.max_pixels = int(max_pixels)
-        self.max_scans = int(max_scans)
-        self.allow_truncated = bool(allow_truncated)
+        self.limits = _check_limits(max_pixels, max_scans, allow_truncated,
+                                    max_file_bytes, max_memory, max_scan_pixels)
 
     def shape(self, n):
         return (n, self.height, self.width, self.channels)
@@ -102,18 +111,61 @@ class _Options:
                     out_mode=self.mode, dtype=self.dtype_id, scale=self.scale,
                     offset=self.offset, filter=self.filter,
                     dct_scaling=self.dct_scaling,
-                    keep_aspect_ratio=self.keep_aspect_ratio,
-                    max_pixels=self.max_pixels, max_scans=self.max_scans,
-                    allow_truncated=self.allow_truncated)
+                    keep_aspect_ratio=self.keep_aspect_ratio, **self.limits)
 
 
 _OPTION_NAMES = ("target_size", "color_mode", "interpolation", "dtype", "rescale",
                  "offset", "dct_scaling", "keep_aspect_ratio", "on_error",
-                 "max_pixels", "max_scans", "allow_truncated")
+                 "max_pixels", "max_scans", "allow_truncated", "max_file_bytes",
+                 "max_memory", "max_scan_pixels")
 
 
 def _option_args(args):
     return {k: args[k] for k in _OPTION_NAMES}
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_rescale(rescale, offset):
+    """(scale, offset) as floats such that every output value
+    ``v * scale + offset`` (0 <= v <= 255) is a finite float32, or raise."""
+    try:
+        scale = 1.0 if rescale is None else float(rescale)
+        off = float(offset)
+    except (TypeError, ValueError):
+        raise TypeError(f"rescale and offset must be real numbers, got {rescale!r} "
+                        f"and {offset!r}") from None
+    if not (np.isfinite(scale) and np.isfinite(off)
+            and abs(scale) * 255 + abs(off) <= _FLOAT32_MAX):
+        raise ValueError("rescale and offset must be finite numbers with "
+                         f"255 * |rescale| + |offset| <= {_FLOAT32_MAX:.7g} (the float32 "
+                         f"range), got rescale={rescale!r}, offset={offset!r}")
+    return scale, off
+
+
+# (name, largest accepted value): the C types the limits travel as.
+_LIMIT_RANGES = (("max_pixels", 2**64 - 1), ("max_scans", 2**31 - 1),
+                 ("max_file_bytes", 2**63 - 1), ("max_memory", 2**64 - 1),
+                 ("max_scan_pixels", 2**64 - 1))
+
+
+def _check_limits(max_pixels, max_scans, allow_truncated, max_file_bytes,
+                  max_memory, max_scan_pixels):
+    """The one validator of the resource limits (load_batch, decode_batch,
+    decode_image): a dict of run_batch/decode_jpeg keyword arguments, with
+    None (no limit) as 0."""
+    given = locals()
+    out = {"allow_truncated": bool(allow_truncated)}
+    for name, hi in _LIMIT_RANGES:
+        v = given[name]
+        if v is None:
+            v = 0
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= hi:
+            raise ValueError(f"{name} must be None (no limit) or an int between 0 "
+                             f"and {hi}, got {given[name]!r}")
+        out[name] = int(v)
+    return out
 
 
 def _check_target_size(target_size):
@@ -171,15 +223,48 @@ def _prepare_out(out, opts, n):
     return validate_out(out, shape, opts.dtype)
 
 
-def _pillow_array(source, pil_mode, max_pixels, name=""):
+def _open_for_pillow(path, max_file_bytes, name):
+    """A binary file object for Pillow, refused as the C reader refuses it:
+    not a regular file (never blocks on a FIFO: O_NONBLOCK), or over
+    max_file_bytes.  Checked on the descriptor Pillow will read, so a path
+    swapped since the C pass is caught too."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise ImageDecodeError(name, f"cannot open file: {e.strerror}", "io") from None
+    f = os.fdopen(fd, "rb")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageDecodeError(name, "is not a regular file", "not_regular_file")
+        if max_file_bytes and st.st_size > max_file_bytes:
+            raise ImageDecodeError(name, f"file is {st.st_size} bytes, over "
+                                   f"max_file_bytes={max_file_bytes}", "too_large")
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _pillow_array(source, pil_mode, limits, name=""):
     """Fallback: decode a non-JPEG image with Pillow, converted to `pil_mode`
-    (None keeps the file's mode) as Keras' load_img converts it.  Every
-    failure becomes an ImageDecodeError naming `name`.  Returns an array of
-    shape (h, w, channels)."""
+    (None keeps the file's mode) as Keras' load_img converts it.  `source` is
+    a path (str) or the encoded bytes.  Every failure (any Exception from
+    Pillow or its plugins) becomes an ImageDecodeError naming `name`.
+    Returns an array of shape (h, w, channels)."""
     from PIL import Image, UnidentifiedImageError
 
+    max_pixels = limits["max_pixels"]
+    max_file_bytes = limits["max_file_bytes"]
+    if isinstance(source, str):
+        source = _open_for_pillow(source, max_file_bytes, name)
+    else:
+        if max_file_bytes and len(source) > max_file_bytes:
+            raise ImageDecodeError(name, f"input is {len(source)} bytes, over "
+                                   f"max_file_bytes={max_file_bytes}", "too_large")
+        source = io.BytesIO(source)
     try:
-        with Image.open(source) as im:
+        with source, Image.open(source) as im:
             w, h = im.size
             if max_pixels and w * h > max_pixels:
                 raise ImageDecodeError(name, f"image size {w}x{h} ({w * h} pixels) exceeds "
@@ -195,9 +280,11 @@ def _pillow_array(source, pil_mode, max_pixels, name=""):
                                "not_image") from None
     except Image.DecompressionBombError as e:
         raise ImageDecodeError(name, str(e), "too_many_pixels") from None
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as e:
+    except MemoryError:
+        raise ImageDecodeError(name, "Pillow: out of memory", "memory") from None
+    except Exception as e:   # any plugin's error; KeyboardInterrupt passes
         code = "truncated" if "truncated" in str(e) else "decode"
-        raise ImageDecodeError(name, f"Pillow: {e}", code) from None
+        raise ImageDecodeError(name, f"Pillow: {type(e).__name__}: {e}", code) from None
     return arr.reshape(arr.shape[0], arr.shape[1], -1)
 
 
@@ -213,7 +300,7 @@ def _run(kind, sources, names, out, opts, opener):
             continue
         if status == _core.STATUS_NOT_JPEG:
             try:
-                arr = _pillow_array(opener(slot), opts.pil_mode, opts.max_pixels)
+                arr = _pillow_array(opener(slot), opts.pil_mode, opts.limits, names(slot))
             except ImageDecodeError as e:
                 out[slot] = 0
                 failures.append(DecodeFailure(slot, names(slot), e.code, e.reason))
@@ -251,7 +338,8 @@ def load_batch(paths: Sequence, target_size, *, out=None, color_mode="rgb",
                offset=0.0, dct_scaling=True, keep_aspect_ratio=False,
                on_error="raise", max_pixels=DEFAULT_MAX_PIXELS,
                max_scans=DEFAULT_MAX_SCANS, allow_truncated=False,
-               return_failed=False):
+               max_file_bytes=DEFAULT_MAX_FILE_BYTES, max_memory=DEFAULT_MAX_MEMORY,
+               max_scan_pixels=DEFAULT_MAX_SCAN_PIXELS, return_failed=False):
     """Load image files into one (N, height, width, channels) batch.
 
     Parameters
@@ -277,6 +365,14 @@ def load_batch(paths: Sequence, target_size, *, out=None, color_mode="rgb",
     max_scans : reject progressive JPEGs with more scans; None disables.
     allow_truncated : decode truncated JPEGs instead of raising (the missing
         part is filled by libjpeg), like Pillow's LOAD_TRUNCATED_IMAGES.
+    max_file_bytes : reject larger files or buffers (checked from the file's
+        size before reading it; code "too_large"); None disables.
+    max_memory : reject a JPEG whose decode needs more bytes (libjpeg's
+        coefficient buffer plus the decoded pixels, from the header, before
+        any allocation; code "memory_limit"); None disables.
+    max_scan_pixels : bound the work of multi-scan JPEGs: the samples each
+        scan codes, summed over scans (code "work_limit"); None disables.
+    All limits are on by default; README "Limits" gives the worst cases.
     return_failed : also return the list of DecodeFailure (index, source,
         code, reason) of the images that failed.
     """
@@ -303,7 +399,8 @@ def decode_batch(buffers: Sequence, target_size, *, out=None, color_mode="rgb",
                  offset=0.0, dct_scaling=True, keep_aspect_ratio=False,
                  on_error="raise", max_pixels=DEFAULT_MAX_PIXELS,
                  max_scans=DEFAULT_MAX_SCANS, allow_truncated=False,
-                 return_failed=False):
+                 max_file_bytes=DEFAULT_MAX_FILE_BYTES, max_memory=DEFAULT_MAX_MEMORY,
+                 max_scan_pixels=DEFAULT_MAX_SCAN_PIXELS, return_failed=False):
     """Like :func:`load_batch`, for encoded images held in memory (any
     bytes-like objects: bytes, bytearray, memoryview, mmap, uint8 arrays).
     Failed images are named ``"<buffer N>"``."""
@@ -312,49 +409,62 @@ def decode_batch(buffers: Sequence, target_size, *, out=None, color_mode="rgb",
         raise TypeError("buffers must be a sequence of bytes-like objects, not a single buffer")
     buffers = list(buffers)
     for i, b in enumerate(buffers):
-        try:
-            memoryview(b)
-        except TypeError:
-            raise TypeError(f"buffers[{i}] is not bytes-like: {type(b).__name__}") from None
+        _check_buffer(b, f"buffers[{i}]")
     out = _prepare_out(out, opts, len(buffers))
     failures = _run(_core.SRC_MEMORY, buffers, lambda i: f"<buffer {i}>", out, opts,
-                    opener=lambda i: io.BytesIO(memoryview(buffers[i]).cast("B").tobytes()))
+                    opener=lambda i: memoryview(buffers[i]).cast("B").tobytes())
     return (out, failures) if return_failed else out
 
 
+def _check_buffer(b, what):
+    """An encoded-image buffer must be bytes-like and C-contiguous (the C
+    core reads it as one run of bytes)."""
+    try:
+        mv = memoryview(b)
+    except TypeError:
+        raise TypeError(f"{what} is not bytes-like: {type(b).__name__}") from None
+    if not mv.c_contiguous:
+        raise ValueError(f"{what} is a non-contiguous buffer; pass bytes, bytearray or a "
+                         "C-contiguous buffer (e.g. numpy.ascontiguousarray(x) or bytes(x))")
+
+
 def decode_image(source, color_mode=None, *, max_pixels=DEFAULT_MAX_PIXELS,
-                 max_scans=DEFAULT_MAX_SCANS, allow_truncated=False):
+                 max_scans=DEFAULT_MAX_SCANS, allow_truncated=False,
+                 max_file_bytes=DEFAULT_MAX_FILE_BYTES, max_memory=DEFAULT_MAX_MEMORY,
+                 max_scan_pixels=DEFAULT_MAX_SCAN_PIXELS):
     """Decode one image at full size into an (H, W, C) uint8 array.
 
     `source` is a path or a bytes-like object.  With ``color_mode=None`` the
     file's own layout is kept: grayscale (C=1), RGB (C=3) or, for CMYK JPEGs,
     CMYK (C=4) in Pillow's convention, so that the result equals
     ``numpy.asarray(PIL.Image.open(source))`` (with a channel axis).
-    Otherwise "grayscale", "rgb" or "rgba" convert as Pillow does.
+    Otherwise "grayscale", "rgb" or "rgba" convert as Pillow does.  The
+    limits are load_batch's.
     """
     if color_mode is not None and color_mode not in COLOR_MODES:
         raise ValueError(f"color_mode must be None or one of {sorted(COLOR_MODES)}, "
                          f"got {color_mode!r}")
+    limits = _check_limits(max_pixels, max_scans, allow_truncated, max_file_bytes,
+                           max_memory, max_scan_pixels)
     if isinstance(source, (str, os.PathLike)):
         name = os.fsdecode(source)
-        try:
-            with open(source, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise ImageDecodeError(name, f"cannot open file: {e.strerror}", "io") from None
+        path = os.fsencode(source)
+        if b"\0" in path:
+            raise ValueError(f"path contains a NUL byte: {source!r}")
+        # The C reader: regular files only, size checked before reading.
+        data = _core.read_file(path, limits["max_file_bytes"], name)
     else:
         name = "<buffer>"
+        _check_buffer(source, "source")
         data = source
-    if len(memoryview(data)) == 0:
-        raise ImageDecodeError(name, "file is empty" if name != "<buffer>" else "empty input",
-                               "empty")
+        if len(memoryview(data)) == 0:
+            raise ImageDecodeError(name, "empty input", "empty")
     mode_id = None if color_mode is None else COLOR_MODES[color_mode][0]
     if _core.is_jpeg(data):
-        return _core.decode_jpeg(data, mode_id, max_pixels=max_pixels or 0,
-                                 max_scans=max_scans or 0,
-                                 allow_truncated=allow_truncated, source=name)
+        return _core.decode_jpeg(data, mode_id, source=name, **limits)
     pil_mode = None if color_mode is None else COLOR_MODES[color_mode][2]
-    return _pillow_array(io.BytesIO(bytes(data)), pil_mode, max_pixels, name)
+    return _pillow_array(memoryview(data).cast("B").tobytes() if not isinstance(data, bytes)
+                         else data, pil_mode, limits, name)
 
 
 def usable_cpus() -> int:

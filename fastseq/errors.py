@@ -18,9 +18,22 @@ class ImageDecodeError(ValueError):
         What the decoder said, e.g. ``"image file is truncated (Premature end
         of JPEG file)"``.
     code : str
-        A stable category: ``"io"``, ``"empty"``, ``"not_image"``,
-        ``"decode"``, ``"truncated"``, ``"too_many_pixels"``,
-        ``"too_many_scans"``, ``"memory"``.
+        A stable category:
+
+        - ``"io"``: the file cannot be opened or read (the OS's reason);
+        - ``"not_regular_file"``: a directory, FIFO, socket, device, or a
+          pseudo-file such as ``/proc/self/status``;
+        - ``"empty"``: zero bytes;
+        - ``"too_large"``: over ``max_file_bytes``, or sizes that overflow;
+        - ``"not_image"``: neither JPEG nor a format Pillow identifies;
+        - ``"decode"``: the decoder rejected the data (the reason says why);
+        - ``"truncated"``: the data ends before the image does;
+        - ``"too_many_pixels"``: over ``max_pixels``;
+        - ``"too_many_scans"``: over ``max_scans``;
+        - ``"work_limit"``: progressive scans over ``max_scan_pixels``;
+        - ``"memory_limit"``: the decode would need over ``max_memory``;
+        - ``"memory"``: an allocation failed;
+        - ``"internal"``: a bug in fastseq (please report it).
     index : int or None
         Position of the image in its batch, when decoded in a batch.
     failures : list of DecodeFailure

@@ -17,6 +17,10 @@ cdef extern from "fs_common.h" nogil:
         FS_ERR_TOO_MANY_SCANS
         FS_ERR_THREAD
         FS_ERR_INTERRUPTED
+        FS_ERR_FILE_TOO_LARGE
+        FS_ERR_NOT_REGULAR_FILE
+        FS_ERR_MEMORY_LIMIT
+        FS_ERR_WORK_LIMIT
     ctypedef enum fs_mode:
         FS_MODE_L
         FS_MODE_RGB
@@ -36,8 +40,12 @@ cdef extern from "jpeg_decode.h" nogil:
         uint64_t max_pixels
         int max_scans
         int allow_truncated
+        uint64_t max_file_bytes
+        uint64_t max_memory
+        uint64_t max_scan_pixels
     ctypedef struct fs_jpeg_info:
         int width, height, components, mode, progressive
+        uint64_t coef_bytes
     int fs_is_jpeg(const uint8_t *data, size_t len)
     fs_jpeg *fs_jpeg_new()
     void fs_jpeg_free(fs_jpeg *j)
@@ -46,6 +54,8 @@ cdef extern from "jpeg_decode.h" nogil:
                             char *msg, size_t msglen)
     int fs_jpeg_decode(fs_jpeg *j, int denom, int out_mode, uint8_t *out,
                        ptrdiff_t stride, char *msg, size_t msglen)
+    int fs_jpeg_check_memory(fs_jpeg *j, const fs_jpeg_info *info,
+                             uint64_t pixel_bytes, char *msg, size_t msglen)
     void fs_jpeg_abort(fs_jpeg *j)
     const char *fs_jpeg_version()
     int fs_jpeg_simd()
@@ -121,3 +131,5 @@ cdef extern from "batch.h" nogil:
         fs_limits limits
     int fs_batch_submit(const fs_batch_opts *opts, fs_task *tasks, size_t n,
                         fs_pool_job **job)
+    int fs_read_file(const char *path, uint64_t max_bytes, int jpeg_only,
+                     uint8_t **buf, size_t *cap, size_t *len, char *msg)

@@ -219,7 +219,7 @@ def test_plan_rejects_a_kernel_too_wide_to_size():
     n = 2**31 - 1
     with pytest.raises(ImageDecodeError) as e:
         _core._resize_plan(n, 1, 1, (0, 0, n, 1), 5, 1, 1)
-    assert e.value.code == "too_many_pixels"
+    assert e.value.code == "too_large"
 
 
 @pytest.mark.parametrize("box", [(-1, 0, 10, 10), (0, 0, 11, 10), (5, 0, 4, 10),

@@ -15,6 +15,7 @@ import os
 import sys
 from dataclasses import dataclass
 
+import fastseq
 from fastseq import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SCANS, _core
 from fastseq.bench.common import BenchError, keras_import_failure
 
@@ -107,7 +108,11 @@ def bare_decode(paths, *, max_pixels=DEFAULT_MAX_PIXELS,
     res = _core.run_batch(_core.SRC_FILE, encoded, None, list(range(len(encoded))),
                           out_width=1, out_height=1, out_mode=_core.MODE_RGB,
                           dtype=_core.DTYPE_U8, max_pixels=max_pixels or 0,
-                          max_scans=max_scans or 0, decode_only=True)
+                          max_scans=max_scans or 0,
+                          max_file_bytes=fastseq.DEFAULT_MAX_FILE_BYTES,
+                          max_memory=fastseq.DEFAULT_MAX_MEMORY,
+                          max_scan_pixels=fastseq.DEFAULT_MAX_SCAN_PIXELS,
+                          decode_only=True)
     return sum(1 for r in res if r[1] == 0)
 
 
