@@ -55,6 +55,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     o.limits.max_pixels = DEFAULT_MAX_PIXELS;
     o.limits.max_scans = DEFAULT_MAX_SCANS;
     o.limits.allow_truncated = (data[2] >> 5) & 1;
+    /* fastseq's defaults (fastseq/core.py), except max_memory: 512 MiB keeps
+     * one decode under libFuzzer's -rss_limit_mb, so a header that claims a
+     * huge image is refused by the limit rather than reported as an OOM. */
+    o.limits.max_file_bytes = (uint64_t)2 << 30;
+    o.limits.max_memory = (uint64_t)512 << 20;
+    o.limits.max_scan_pixels = 16 * (uint64_t)DEFAULT_MAX_PIXELS;
 
     size_t elem = o.out_dtype == FS_DTYPE_F32 ? sizeof(float) : 1;
     o.out_row_stride = (ptrdiff_t)((size_t)o.out_width *
