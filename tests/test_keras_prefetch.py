@@ -133,6 +133,27 @@ def test_random_access_never_serves_a_wrong_batch(files):
     assert any(name.startswith(PREFETCH_THREAD) for name, _ in seq.calls)
 
 
+def test_a_shuffled_batch_order_costs_no_wasted_decodes(files):
+    """fit(shuffle=True), Keras' default, asks for the batches in a random
+    order: prefetch then guesses only after 0 or a sequential pair, so it
+    adds a few decodes per epoch at most, not one per batch."""
+    _, paths, labels = files
+    seq = make_seq(paths, labels, batch_size=2, label_mode="int")       # 11 batches
+    ref = ref_images(paths)
+    rng = np.random.default_rng(0)
+    served = 0
+    for _ in range(3):
+        seq.on_epoch_begin()
+        order = seq.indexes
+        for i in rng.permutation(len(seq)):
+            x, _ = seq[int(i)]
+            np.testing.assert_array_equal(x, ref[order[i * 2:(i + 1) * 2]])
+            served += 1
+        seq.on_epoch_end()
+    wasted = len(seq.calls) - served
+    assert wasted <= 3 * 3
+
+
 class Gated(Recording):
     """Prefetched decodes wait for `gate`: lets a test reshuffle while the
     decode of the old order's next batch is still running."""

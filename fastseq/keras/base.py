@@ -156,6 +156,7 @@ class BatchDataset(keras.utils.PyDataset):
         self._prefetcher: Prefetcher | None = None
         # (order, batch number) that the batch being served predicts next.
         self._predicted: tuple[np.ndarray, int] | None = None
+        self._last_request: int | None = None
 
     def _discard_prefetched(self) -> None:
         # At every epoch boundary: a batch decoded before it is never served
@@ -166,10 +167,17 @@ class BatchDataset(keras.utils.PyDataset):
 
     def _request(self, index: int) -> np.ndarray:
         """Sample indexes of batch `index`, for ``__getitem__``: also
-        predicts that the next request is the batch after it."""
+        predicts the next request, when there is a pattern to follow."""
         i = self._batch_number(index)
         order = self.indexes
-        self._predicted = (order, i + 1)
+        # Guess i + 1 only for a caller that walks the batches in order (it
+        # starts at 0 or has just asked for i - 1): evaluate, predict, and
+        # fit(shuffle=False).  fit's default shuffle=True asks for the
+        # batches in a random order, where every guess would be a wasted
+        # decode competing with the one needed.
+        walking = i == 0 or self._last_request == i - 1
+        self._last_request = i
+        self._predicted = (order, i + 1) if walking else None
         return order[i * self.batch_size:(i + 1) * self.batch_size]
 
     def _active_prefetcher(self) -> Prefetcher | None:
