@@ -24,10 +24,11 @@ from fastseq.core import (  # noqa: E402
 )
 from fastseq.errors import DecodeFailure, ImageDecodeError, ImageDecodeWarning  # noqa: E402
 
+# The Keras classes live in fastseq.keras (imported lazily below).
 _KERAS_NAMES = {
-    "ImageSequence": "fastseq.keras_sequence",
-    "ImageDataGenerator": "fastseq.image_generator",
-    "DirectoryIterator": "fastseq.image_generator",
+    "ImageSequence": "fastseq.keras.sequence",
+    "ImageDataGenerator": "fastseq.keras.image_generator",
+    "DirectoryIterator": "fastseq.keras.image_generator",
 }
 
 __all__ = [

@@ -20,11 +20,11 @@ from fastseq.errors import (
     ImageDecodeError as ImageDecodeError,
     ImageDecodeWarning as ImageDecodeWarning,
 )
-from fastseq.image_generator import (
+from fastseq.keras.image_generator import (
     DirectoryIterator as DirectoryIterator,
     ImageDataGenerator as ImageDataGenerator,
 )
-from fastseq.keras_sequence import ImageSequence as ImageSequence
+from fastseq.keras.sequence import ImageSequence as ImageSequence
 
 __version__: str
 __all__: list[str]

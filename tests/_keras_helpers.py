@@ -7,11 +7,21 @@ every image is a pure function of its seed.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pathlib
 
 import numpy as np
+import pytest
 from PIL import Image
+
+#: For the tests of the tf.data path that model.fit takes on the TensorFlow
+#: backend; the JAX and torch backends (and the CI venv without TensorFlow)
+#: never take it.
+needs_tensorflow = pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow") is None,
+    reason="needs TensorFlow: checks the tf.data path (PyDatasetAdapter.get_tf_dataset) "
+           "that model.fit uses on the TensorFlow backend only")
 
 
 def photo(h: int, w: int, seed: int) -> np.ndarray:

@@ -515,7 +515,7 @@ def _documented_fit_result(data_dir, size, batch_size, epochs):
         "versions": {"fastseq": fastseq.__version__, "keras": "3.15.1", "keras_backend": "jax",
                      "numpy": np.__version__, "pillow": PIL.__version__, "python": "3.11.7",
                      "libjpeg_turbo": fastseq.info()["libjpeg_turbo"]},
-        "prefetch": None,
+        "prefetch": True,
         "loaders": {k: entry(k) for k in fitbench.LOADERS if k in spe},
         "floors": {"ready_batches": entry("ready_batches")},
         "skipped": {"tf_dataset": f"{why}: {fitbench.NEEDS_TENSORFLOW['tf_dataset']}",
@@ -574,7 +574,7 @@ def test_fit_calls_run_fit_benchmark_with_the_documented_signature(cache, monkey
     assert ("  skipped tf_dataset: TensorFlow is not installed (No module named 'tensorflow'): "
             "image_dataset_from_directory needs tf.data") in fit
     assert ("  fastseq with workers=2 takes 1.20x the time per epoch of workers=1 "
-            "(this fastseq has no built-in prefetch)") in fit
+            "(fastseq's prefetch on)") in fit
 
 
 def _shape(value):

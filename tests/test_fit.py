@@ -10,12 +10,19 @@ Scenarios:
 
 - ``seed``: the seed README's snippet with only its import changed (and a
   small target size and batch size so it is quick);
-- ``dir-threads``, ``dir-processes``, ``seq-threads``, ``seq-processes``:
-  ``flow_from_directory`` / ``ImageSequence`` with ``workers=2`` threads, or
-  ``workers=2, use_multiprocessing=True``.  A model whose ``train_step``
-  (run eagerly) records every batch it receives shows that each sample
-  comes exactly once per epoch, with the right label and pixels, and that
-  the order is reshuffled between epochs.
+- ``{dir,seq}-{threads,processes}``: ``flow_from_directory`` /
+  ``ImageSequence`` with ``workers=2`` threads, or ``workers=2,
+  use_multiprocessing=True``; ``{dir,seq}-one``: ``workers=1`` with
+  fastseq's prefetch; ``-one-process``: the same in one forked Keras worker
+  process (the prefetch thread restarts there); ``-one-noprefetch``:
+  ``prefetch=False``.  A model whose ``compute_loss`` (run eagerly, on any
+  backend) records every batch it receives shows that each sample comes
+  exactly once per epoch, with the right label and pixels, and that the
+  order is reshuffled between epochs.
+- ``predict-{dir,seq}-{1,2}``: ``predict`` and ``evaluate`` with 1 and 2
+  workers on unshuffled data agree with the same model on the arrays.
+
+The child runs on the backend this process's Keras uses (``KERAS_BACKEND``).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import textwrap
 
 import pytest
 
-pytest.importorskip("keras")
+keras = pytest.importorskip("keras")
 
 import fastseq  # noqa: E402
 from _keras_helpers import build_class_tree  # noqa: E402
@@ -90,10 +97,15 @@ CHILD = textwrap.dedent(r'''
         def call(self, x):
             return self.dense(self.pool(x))
 
-        def train_step(self, data):
-            x, y = data[0], data[1]
-            self.epochs[-1].append(([digest(r) for r in x.numpy()], y.numpy().tolist()))
-            return super().train_step(data)
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                         training=True):
+            # Every backend's train_step calls this with the batch as Keras
+            # received it (concrete arrays: run_eagerly=True, and x and y
+            # are not differentiated).
+            if training and not isinstance(x, keras.KerasTensor):
+                xs, ys = keras.ops.convert_to_numpy(x), keras.ops.convert_to_numpy(y)
+                self.epochs[-1].append(([digest(r) for r in xs], ys.tolist()))
+            return super().compute_loss(x, y, y_pred, sample_weight, training)
 
     class EpochMarks(keras.callbacks.Callback):
         def __init__(self, recorder):
@@ -106,31 +118,39 @@ CHILD = textwrap.dedent(r'''
     train_dir = os.path.join(root, "train")
     size = (24, 28)
 
-    def loader(kind, workers, processes):
-        common = dict(workers=workers, use_multiprocessing=processes, max_queue_size=3)
+    def loader(kind, workers, processes, prefetch=True, shuffle=True, folder=train_dir,
+               label_mode="int"):
+        common = dict(workers=workers, use_multiprocessing=processes, max_queue_size=3,
+                      prefetch=prefetch, shuffle=shuffle)
         if kind == "dir":
             it = fastseq.ImageDataGenerator(rescale=1 / 255).flow_from_directory(
-                train_dir, target_size=size, batch_size=5, seed=7, **common)
+                folder, target_size=size, batch_size=5, seed=7, **common)
             paths, classes, interp = it.filepaths, it.classes, "nearest"
         else:
-            paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(train_dir) for f in fs)
-            names = sorted(os.listdir(train_dir))
+            paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs)
+            names = sorted(os.listdir(folder))
             classes = [names.index(os.path.basename(os.path.dirname(p))) for p in paths]
             it = fastseq.ImageSequence(paths, classes, batch_size=5, dim=size, seed=7,
-                                       label_mode="int", **common)
+                                       label_mode=label_mode, **common)
             interp = "bilinear"
         # one image per call, so the reference does not share the batch path
         ref = np.concatenate([fastseq.load_batch([p], size, dtype="float32",
                                                  rescale=1 / 255, interpolation=interp)
                               for p in paths])
-        return it, {digest(r): i for i, r in enumerate(ref)}, list(map(int, classes))
+        return it, {digest(r): i for i, r in enumerate(ref)}, list(map(int, classes)), ref
 
+    # (name, workers, use_multiprocessing, prefetch): workers=2 as threads
+    # or processes; workers=1 with fastseq's prefetch, in this process or
+    # (use_multiprocessing) in a forked worker process; and without it.
+    modes = (("threads", 2, False, True), ("processes", 2, True, True),
+             ("one", 1, False, True), ("one-process", 1, True, True),
+             ("one-noprefetch", 1, False, False))
     for kind in ("dir", "seq"):
-        for mode, processes in (("threads", False), ("processes", True)):
+        for mode, workers, processes, prefetch in modes:
             name = f"{kind}-{mode}"
             mark(name)
             t0 = time.time()
-            ds, ids, classes = loader(kind, 2, processes)
+            ds, ids, classes, _ = loader(kind, workers, processes, prefetch)
             model = Recorder(3)
             model.compile(optimizer="sgd",
                           loss=("categorical_crossentropy" if kind == "dir"
@@ -149,6 +169,26 @@ CHILD = textwrap.dedent(r'''
                 epochs.append(dict(order=seen, n_batches=len(batches), labels_ok=bool(labels_ok)))
             results[name] = dict(epochs=epochs, n=len(ids), n_batches=len(ds),
                                  seconds=time.time() - t0)
+
+    # -- evaluate and predict, unshuffled: predictions in the files' order --
+    test_dir = os.path.join(root, "test")
+    model = keras.Sequential([keras.Input((*size, 3)), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
+    for kind in ("dir", "seq"):
+        for workers in (1, 2):
+            name = f"predict-{kind}-{workers}"
+            mark(name)
+            ds, _, classes, ref = loader(kind, workers, False, shuffle=False, folder=test_dir,
+                                         label_mode="categorical")
+            got = model.predict(ds, verbose=0)
+            want = model.predict(ref, verbose=0)
+            ev = model.evaluate(ds, verbose=0)
+            ev_ref = model.evaluate(ref, np.eye(3, dtype="float32")[classes], verbose=0)
+            results[name] = dict(
+                rows=len(got), n=len(ref),
+                max_diff=float(np.max(np.abs(got - want))),
+                eval_diff=float(np.max(np.abs(np.subtract(ev, ev_ref)))))
 
     with open(out_path, "w") as f:
         json.dump(results, f)
@@ -195,8 +235,26 @@ def test_seed_snippet_runs_with_only_the_import_changed(fit_results):
     assert len(r["evaluate"]) == 2
 
 
-@pytest.mark.parametrize("scenario", ["dir-threads", "dir-processes",
-                                      "seq-threads", "seq-processes"])
+BACKEND = keras.backend.backend()
+# Keras 3.15's PyDataset adapter with its enqueuer (workers > 1, or
+# use_multiprocessing=True) and a dataset that reshuffles at on_epoch_end: on
+# the JAX and torch backends each epoch is the previous pass's tail plus the
+# current pass's head (duplicated and missing samples), with prefetch=False
+# too; a plain keras.utils.PyDataset does the same.  TensorFlow is exact.
+# fastseq needs no Keras workers (it prefetches itself), so the README
+# recommends workers=1 without multiprocessing, which is exact everywhere.
+_KERAS_WORKERS_BUG = pytest.mark.xfail(
+    BACKEND != "tensorflow", strict=False,
+    reason=f"Keras bug on the {BACKEND} backend: PyDataset with workers > 1 or "
+           "use_multiprocessing, and reshuffling, repeats and drops samples across epochs")
+SCENARIOS = ["dir-threads", "dir-processes", "dir-one", "dir-one-process", "dir-one-noprefetch",
+             "seq-threads", "seq-processes", "seq-one", "seq-one-process", "seq-one-noprefetch"]
+ENQUEUED = {"threads", "processes", "one-process"}
+
+
+@pytest.mark.parametrize("scenario", [
+    pytest.param(s, marks=_KERAS_WORKERS_BUG) if s.split("-", 1)[1] in ENQUEUED else s
+    for s in SCENARIOS])
 def test_each_sample_once_per_epoch_and_reshuffled(fit_results, scenario):
     r = fit_results[scenario]
     n = r["n"]
@@ -209,3 +267,26 @@ def test_each_sample_once_per_epoch_and_reshuffled(fit_results, scenario):
         assert e["labels_ok"]
     orders = [tuple(e["order"]) for e in r["epochs"]]
     assert len(set(orders)) == 3, "on_epoch_end did not reshuffle"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_batch_holds_real_samples_with_their_labels(fit_results, scenario):
+    """What holds on every backend, with or without Keras' enqueuer: full
+    batches of pixels that some file decodes to, each with its own label."""
+    r = fit_results[scenario]
+    assert len(r["epochs"]) == 3
+    for e in r["epochs"]:
+        assert e["n_batches"] == 4
+        assert -1 not in e["order"], "a batch held pixels no file decodes to"
+        assert e["labels_ok"]
+
+
+@pytest.mark.parametrize("scenario", ["predict-dir-1", "predict-dir-2",
+                                      "predict-seq-1", "predict-seq-2"])
+def test_predict_and_evaluate_follow_the_files(fit_results, scenario):
+    """Unshuffled, predict gives one row per file in the files' order, and
+    evaluate the same figures as on the reference arrays (workers 1 and 2)."""
+    r = fit_results[scenario]
+    assert r["rows"] == r["n"] == 6
+    assert r["max_diff"] < 1e-5
+    assert r["eval_diff"] < 1e-5

@@ -307,3 +307,27 @@ def test_importing_fastseq_does_not_import_keras():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_the_keras_package_imports_keras_only_for_its_classes():
+    """fastseq.keras and its listing and prefetch modules need no Keras (the
+    fit benchmark lists folders with it); its classes are the same objects
+    as fastseq's top-level names."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, fastseq.keras, fastseq.keras.listing, fastseq.keras.prefetch; "
+            "assert 'keras' not in sys.modules, 'keras imported'; "
+            "from fastseq.keras import ImageSequence, ImageDataGenerator, DirectoryIterator; "
+            "assert 'keras' in sys.modules; "
+            "assert ImageSequence is fastseq.ImageSequence; "
+            "assert DirectoryIterator is fastseq.DirectoryIterator; "
+            "assert ImageDataGenerator is fastseq.ImageDataGenerator; "
+            "import keras; assert sys.modules['keras'] is keras and hasattr(keras, 'utils')")
+    home = os.path.dirname(os.path.dirname(os.path.abspath(fastseq.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [home] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -14,7 +14,7 @@ pytest.importorskip("keras")
 import keras  # noqa: E402
 
 import fastseq  # noqa: E402
-from _keras_helpers import build_class_tree, photo, save  # noqa: E402
+from _keras_helpers import build_class_tree, needs_tensorflow, photo, save  # noqa: E402
 
 DIM = (20, 24)
 
@@ -317,6 +317,7 @@ def _collect_through_adapter(dataset, epochs=2, extra_prefetch=8):
     return held
 
 
+@needs_tensorflow
 @pytest.mark.parametrize("workers,max_queue_size", [(1, 10), (2, 2), (2, 16)])
 def test_batches_handed_to_keras_are_never_overwritten_sequence(files, workers,
                                                                 max_queue_size):
@@ -333,6 +334,7 @@ def test_batches_handed_to_keras_are_never_overwritten_sequence(files, workers,
         np.testing.assert_array_equal(y, eye[labels[order]])
 
 
+@needs_tensorflow
 @pytest.mark.parametrize("workers", [1, 3])
 def test_batches_handed_to_keras_are_never_overwritten_directory(files, workers):
     paths, _ = files
@@ -390,6 +392,7 @@ class _ReusesBuffers(fastseq.ImageSequence):
         return out
 
 
+@needs_tensorflow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_the_buffer_check_catches_reused_buffers(files, workers):
     """Guards the tests above: the same check fails for a loader that

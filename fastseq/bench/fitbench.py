@@ -98,7 +98,7 @@ _INPUT_ONLY = ("fastseq", "fastseq_bilinear", "tf_dataset")
 
 
 def _list_class_folders(data_dir: str) -> tuple[list[str], list[int], list[str]]:
-    from fastseq import _listing
+    from fastseq.keras import listing as _listing
 
     classes = _listing.list_classes(data_dir)
     names, ids = _listing.list_directory(data_dir, classes)

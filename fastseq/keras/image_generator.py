@@ -21,22 +21,21 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fastseq import _listing
 from fastseq.core import aligned_empty
-from fastseq.keras_sequence import _DecodingDataset, aligned_copy
+from fastseq.keras import listing
+from fastseq.keras.base import ImageFiles, Iterator, aligned_copy
 
 __all__ = ["ImageDataGenerator", "DirectoryIterator"]
 
 _log = logging.getLogger("fastseq")
 
 _FLOW_KWARGS = ("workers", "use_multiprocessing", "max_queue_size", "dct_scaling",
-                "on_error")
+                "on_error", "prefetch")
 
 
 def _print_msg(message: str) -> None:
@@ -226,9 +225,11 @@ class ImageDataGenerator:
 
         Extra keyword arguments: ``workers``, ``use_multiprocessing``,
         ``max_queue_size`` (for ``keras.utils.PyDataset``: pass them here,
-        not to ``fit``), ``dct_scaling`` (default True; False makes JPEG
-        pixels identical to Keras/Pillow) and ``on_error`` ("raise",
-        "warn", "ignore").
+        not to ``fit``; fastseq needs no more than the default
+        ``workers=1``), ``dct_scaling`` (default True; False makes JPEG
+        pixels identical to Keras/Pillow), ``on_error`` ("raise",
+        "warn", "ignore") and ``prefetch`` (default True: decode the next
+        batch while Keras consumes this one).
         """
         bad = sorted(set(kwargs) - set(_FLOW_KWARGS))
         if bad:
@@ -264,7 +265,7 @@ class ImageDataGenerator:
                                   "covers the same use")
 
 
-class DirectoryIterator(_DecodingDataset):
+class DirectoryIterator(ImageFiles, Iterator):
     """A ``keras.utils.PyDataset`` over ``directory/<class>/...`` image
     folders with the semantics of Keras' legacy ``DirectoryIterator``:
 
@@ -293,10 +294,15 @@ class DirectoryIterator(_DecodingDataset):
     difference: with ``color_mode="grayscale"`` Keras keeps 16- and 32-bit
     grayscale images (PIL modes "I;16", "I") at their bit depth, while
     fastseq converts every image to 8 bits.
+
+    ``prefetch=True`` (the default) decodes the next batch's images on a
+    background thread while Keras consumes the current one (see
+    :mod:`fastseq.keras.base`); the rest of a batch (standardisation,
+    labels, ``save_to_dir``) is computed when it is requested.
     """
 
     allowed_class_modes = {"categorical", "binary", "sparse", "input", None}
-    white_list_formats = _listing.WHITE_LIST_FORMATS
+    white_list_formats = listing.WHITE_LIST_FORMATS
 
     def __init__(self, directory: str | os.PathLike,
                  image_data_generator: ImageDataGenerator | None = None,
@@ -309,7 +315,7 @@ class DirectoryIterator(_DecodingDataset):
                  follow_links: bool = False, subset: str | None = None,
                  interpolation: str = "nearest", keep_aspect_ratio: bool = False,
                  dtype: str | None = None, *, dct_scaling: bool = True,
-                 on_error: str = "raise", **kwargs: Any) -> None:
+                 on_error: str = "raise", prefetch: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if image_data_generator is not None and not isinstance(image_data_generator,
                                                                ImageDataGenerator):
@@ -365,11 +371,11 @@ class DirectoryIterator(_DecodingDataset):
 
         root = os.fsdecode(os.fspath(directory))
         if not classes:
-            classes = _listing.list_classes(root)
+            classes = listing.list_classes(root)
         classes = list(classes)
         self.num_classes = len(classes)
         self.class_indices = dict(zip(classes, range(len(classes))))
-        filenames, class_ids = _listing.list_directory(root, classes, follow_links, split)
+        filenames, class_ids = listing.list_directory(root, classes, follow_links, split)
         self.filenames = filenames
         self.samples = len(filenames)
         self.classes = np.asarray(class_ids, dtype=np.int32)
@@ -378,11 +384,7 @@ class DirectoryIterator(_DecodingDataset):
         self._paths = self._filepaths
 
         self._setup_decoding_for(dtype, dct_scaling, on_error)
-        self.n = self.samples
-        self._setup_order(self.samples, batch_size, shuffle, seed)
-        self.batch_index = 0
-        self.total_batches_seen = 0
-        self.lock = threading.Lock()
+        self._setup_iterator(self.samples, batch_size, shuffle, seed, prefetch)
 
     # -- how a batch is computed ---------------------------------------------
 
@@ -442,7 +444,7 @@ class DirectoryIterator(_DecodingDataset):
     def _get_batches_of_transformed_samples(self, index_array: np.ndarray) -> Any:
         """The batch of the samples at `index_array`: ``(x, y)`` or ``x``
         (Keras' legacy hook, overridable as in Keras)."""
-        x = self.load_images(index_array)
+        x = self._images(index_array)       # decoded ahead when prefetched
         if self.data_format == "channels_first":
             # A view, as Keras' img_to_array: standardize then reduces each
             # (C, H, W) view in the (H, W, C) memory order, and np.std sums in
@@ -492,27 +494,7 @@ class DirectoryIterator(_DecodingDataset):
             fname = f"{self.save_prefix}_{j}_{np.random.randint(10**7)}.{self.save_format}"
             pil.save(os.path.join(self.save_to_dir, fname))
 
-    # -- the Sequence protocol, as Keras' legacy Iterator ---------------------
-
-    def __getitem__(self, idx: int) -> Any:
-        """Batch `idx` of the current epoch's order.  Past the end it raises
-        an error that is both the ``ValueError`` Keras raises and an
-        ``IndexError``."""
-        index_array = self.batch_indexes(idx)
-        self.total_batches_seen += 1
-        return self._get_batches_of_transformed_samples(index_array)
-
-    def on_epoch_end(self) -> None:
-        """Redraw the sample order (when ``shuffle=True``)."""
-        self._set_index_array()
-
-    def _set_index_array(self) -> None:
-        self._reshuffle()
-
-    @property
-    def index_array(self) -> np.ndarray:
-        """Sample order of the current epoch (Keras' name)."""
-        return self.indexes
+    # -- attributes of Keras' DirectoryIterator ------------------------------
 
     @property
     def filepaths(self) -> list[str]:
@@ -528,43 +510,6 @@ class DirectoryIterator(_DecodingDataset):
     def sample_weight(self) -> None:
         """No sample weights, as in Keras."""
         return None
-
-    def reset(self) -> None:
-        """Restart ``next()`` iteration at the first batch."""
-        self.batch_index = 0
-
-    def __iter__(self) -> "DirectoryIterator":
-        # Keras' legacy iterators are infinite: next() cycles through the
-        # data, reshuffling at the start of every pass.
-        return self
-
-    def __next__(self) -> Any:
-        with self.lock:
-            if self.batch_index == 0:
-                self._set_index_array()
-            start = self.batch_index * self.batch_size % self.n if self.n else 0
-            if self.n > start + self.batch_size:
-                self.batch_index += 1
-            else:
-                self.batch_index = 0
-            self.total_batches_seen += 1
-            index_array = self.indexes[start:start + self.batch_size]
-        return self._get_batches_of_transformed_samples(index_array)
-
-    def next(self) -> Any:
-        """The next batch (Python 2 era spelling, kept by Keras' users)."""
-        return self.__next__()
-
-    def __getstate__(self) -> dict:
-        # A lock cannot be pickled (spawn/forkserver workers pickle the
-        # dataset); each copy gets its own.
-        state = self.__dict__.copy()
-        del state["lock"]
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self.lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (f"DirectoryIterator({self.directory!r}: {self.samples} images, "

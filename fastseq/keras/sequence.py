@@ -1,141 +1,30 @@
 """``fastseq.ImageSequence``: the hand-written ``keras.utils.Sequence`` of the
 Keras tutorials (``__init__``, ``on_epoch_end``, ``__len__``,
 ``__data_generation``, ``__getitem__``), with each batch decoded and resized
-by one call into fastseq's C core instead of one PIL call per image.
+by one call into fastseq's C core instead of one PIL call per image, and the
+next batch decoded ahead while Keras consumes the current one.
 
-Buffer safety
--------------
-Every batch is a freshly allocated array (the core fills it in place with
-the GIL released).  Keras queues up to ``max_queue_size`` batches, tf.data
-prefetches more, and TensorFlow may keep tensors that share numpy memory; a
-fresh array per batch means nothing handed out is ever written again, whatever
-those queues hold.  An allocation is a few milliseconds for a
-32x224x224x3 float32 batch against tens of milliseconds of decoding.
-
-The arrays are 64-byte aligned on purpose: TensorFlow then wraps the numpy
-memory of a batch returned through ``tf.data.Dataset.from_generator`` (the
-PyDataset adapter's path) instead of copying it, which saves a full copy of
-every batch (about 15 ms per 19 MB batch on 2 cores).  numpy's own large
-allocations are 16 bytes past a page boundary, so they are always copied.
-That sharing is safe only because no batch is ever reused.
+Batches are fresh, 64-byte aligned arrays; see :mod:`fastseq.keras.base` for
+why, and for how prefetch works.
 """
 
 from __future__ import annotations
 
 import numbers
-import operator
 import os
 from collections.abc import Mapping
 from typing import Any, Sequence
 
 import numpy as np
-from keras.utils import PyDataset
 
-import fastseq
-from fastseq.core import COLOR_MODES, aligned_empty
+from fastseq.core import COLOR_MODES
+from fastseq.keras.base import BatchDataset, ImageFiles
 
 __all__ = ["ImageSequence"]
 
 _COLOR_MODE_CHANNELS = {mode: spec[1] for mode, spec in COLOR_MODES.items()}
 _CHANNELS_TO_COLOR_MODE = {c: mode for mode, c in _COLOR_MODE_CHANNELS.items()}
-
-
-def aligned_copy(x: np.ndarray, dtype: Any = None) -> np.ndarray:
-    """A 64-byte-aligned C-contiguous copy of `x` (converted to `dtype`
-    with numpy's unsafe casting, as an assignment into an array does)."""
-    out = aligned_empty(x.shape, x.dtype if dtype is None else dtype)
-    np.copyto(out, x, casting="unsafe")
-    return out
 _LABEL_MODES = ("categorical", "int", "sparse", "binary", "raw", None)
-
-
-class BatchIndexError(IndexError, ValueError):
-    """A batch index past the end.  An ``IndexError`` (Python's sequence
-    protocol) that is also the ``ValueError`` Keras' legacy iterators raise."""
-
-
-class _DecodingDataset(PyDataset):
-    """Epoch order, batch slicing and the one core call per batch, shared by
-    :class:`ImageSequence` and :class:`fastseq.DirectoryIterator`.
-
-    Subclasses set ``self._paths`` and call :meth:`_setup_order` and
-    :meth:`_setup_decoding` in their constructor.
-    """
-
-    _paths: list[str]
-
-    def _setup_order(self, n: int, batch_size: int, shuffle: bool,
-                     seed: int | None) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if seed is not None and (isinstance(seed, bool)
-                                 or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an int or None, got {seed!r}")
-        self._n = int(n)
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
-        self.seed = seed
-        # With a seed the sequence of epoch orders is fixed by the seed alone;
-        # without one it comes from numpy's global generator, so
-        # keras.utils.set_random_seed() makes it reproducible as in Keras.
-        self._rng = np.random.default_rng(seed) if seed is not None else None
-        self.indexes = self._new_order()
-
-    def _new_order(self) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(self._n)
-        if self._rng is not None:
-            return self._rng.permutation(self._n)
-        return np.random.permutation(self._n)
-
-    def _reshuffle(self) -> None:
-        # A new array is swapped in, never shuffled in place: a worker thread
-        # that has already read `self.indexes` keeps a consistent order.
-        if self.shuffle:
-            self.indexes = self._new_order()
-
-    def _setup_decoding(self, target_size: tuple[int, int], color_mode: str,
-                        interpolation: str, dtype: str, rescale: float | None,
-                        dct_scaling: bool, keep_aspect_ratio: bool,
-                        on_error: str) -> None:
-        self._load_kwargs = dict(
-            color_mode=color_mode, interpolation=interpolation, dtype=dtype,
-            rescale=rescale, dct_scaling=bool(dct_scaling),
-            keep_aspect_ratio=bool(keep_aspect_ratio), on_error=on_error)
-        self._target_size = tuple(target_size)
-        # An empty batch runs the core's own option validation, so a bad
-        # option fails here, with the core's message, not in a worker.
-        fastseq.load_batch([], self._target_size, **self._load_kwargs)
-
-    def __len__(self) -> int:
-        return (self._n + self.batch_size - 1) // self.batch_size
-
-    def batch_indexes(self, index: int) -> np.ndarray:
-        """Sample indexes of batch `index` in the current epoch's order
-        (negative indexes count from the end, as for a list)."""
-        n_batches = len(self)
-        try:
-            i = operator.index(index)
-        except TypeError:
-            raise TypeError(f"batch index must be an int, got {type(index).__name__}") from None
-        if i < 0:
-            i += n_batches
-        if not 0 <= i < n_batches:
-            raise BatchIndexError(f"Asked to retrieve element {index}, but the "
-                                  f"Sequence has length {n_batches}")
-        order = self.indexes
-        return order[i * self.batch_size:(i + 1) * self.batch_size]
-
-    def load_images(self, indexes: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Decode and resize the images at `indexes` into a new
-        ``(len(indexes), height, width, channels)`` array: one call into the
-        C core, GIL released, rescale fused into the write.  Raises
-        :class:`fastseq.ImageDecodeError` naming the file and the reason."""
-        paths = self._paths
-        # load_batch allocates a fresh, 64-byte aligned batch (out=None).
-        return fastseq.load_batch([paths[i] for i in indexes], self._target_size,
-                                  **self._load_kwargs)
 
 
 def _check_label_mode(label_mode: Any) -> str | None:
@@ -144,7 +33,7 @@ def _check_label_mode(label_mode: Any) -> str | None:
     return "int" if label_mode == "sparse" else label_mode
 
 
-class ImageSequence(_DecodingDataset):
+class ImageSequence(ImageFiles, BatchDataset):
     """A ``keras.utils.PyDataset`` of image files and labels, decoded by
     fastseq's C core (libjpeg-turbo, Pillow-exact resampling, GIL released).
 
@@ -152,8 +41,7 @@ class ImageSequence(_DecodingDataset):
 
         train = fastseq.ImageSequence(paths, labels, batch_size=32,
                                       dim=(224, 224), n_channels=3,
-                                      n_classes=10, shuffle=True,
-                                      workers=2)
+                                      n_classes=10, shuffle=True)
         model.fit(train, epochs=5)
 
     Parameters
@@ -192,6 +80,10 @@ class ImageSequence(_DecodingDataset):
         full decode + resize).
     keep_aspect_ratio : centre-crop to the target aspect ratio before
         resizing (as Keras' ``load_img``).
+    prefetch : decode the next batch's images on a background thread while
+        Keras consumes the current one (default True; one extra batch in
+        memory at most).  It works with ``workers=1``, which is all fastseq
+        needs; with ``workers > 1`` Keras' workers fetch ahead instead.
     **kwargs : ``workers``, ``use_multiprocessing``, ``max_queue_size``,
         passed to ``keras.utils.PyDataset``.
 
@@ -200,7 +92,7 @@ class ImageSequence(_DecodingDataset):
     ``__getitem__(index)`` takes the batch's sample indexes and calls the
     private ``__data_generation(indexes)``, which runs three public hooks::
 
-        x = self.load_images(indexes)        # the fast path, one C call
+        x = self.load_images(indexes)        # the fast path, one C call (*)
         y = self.make_labels(indexes)        # None when there are no labels
         return self.process_batch(x, y, indexes)
 
@@ -210,6 +102,12 @@ class ImageSequence(_DecodingDataset):
     arrays that belong to this batch alone and may be modified in place.
     Override ``on_epoch_end`` (calling ``super().on_epoch_end()``) to add
     epoch-level work.
+
+    (*) With ``prefetch``, ``load_images`` for the predicted next batch runs
+    ahead on a background thread; ``make_labels`` and ``process_batch`` run
+    when the batch is requested.  An override of ``load_images`` must
+    therefore not depend on state changed by ``__getitem__``, and may run
+    for a batch that is then not used (a wrong guess).
 
     Attributes
     ----------
@@ -225,7 +123,7 @@ class ImageSequence(_DecodingDataset):
                  dtype: str = "float32", rescale: float | None = 1 / 255,
                  seed: int | None = None, on_error: str = "raise",
                  dct_scaling: bool = True, keep_aspect_ratio: bool = False,
-                 **kwargs: Any) -> None:
+                 prefetch: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(paths, (str, bytes)):
             raise TypeError("paths must be a sequence of image paths, not a single path")
@@ -250,6 +148,7 @@ class ImageSequence(_DecodingDataset):
                              interpolation, dtype, rescale, dct_scaling,
                              keep_aspect_ratio, on_error)
         self._setup_order(len(self.paths), batch_size, shuffle, seed)
+        self._setup_prefetch(prefetch)
 
     def _set_labels(self, labels: Any, n_classes: int | None, given: list) -> None:
         if self.label_mode is None:
@@ -311,7 +210,7 @@ class ImageSequence(_DecodingDataset):
     def __getitem__(self, index: int) -> Any:
         """Batch `index`: ``(x, y)``, or ``x`` alone without labels.
         Raises IndexError past the end."""
-        return self.__data_generation(self.batch_indexes(index))
+        return self.__data_generation(self._request(index))
 
     def on_epoch_end(self) -> None:
         """Reshuffle the sample order when ``shuffle=True``."""
@@ -320,8 +219,8 @@ class ImageSequence(_DecodingDataset):
     def __data_generation(self, indexes: np.ndarray) -> Any:
         # Private as in the tutorials' generator; subclasses customise the
         # three public hooks instead (a name-mangled method cannot be
-        # overridden).
-        x = self.load_images(indexes)
+        # overridden).  _images is load_images, or its prefetched result.
+        x = self._images(indexes)
         y = self.make_labels(indexes)
         return self.process_batch(x, y, indexes)
 

@@ -1,0 +1,353 @@
+"""What fastseq's Keras datasets share: the epoch order and batch slicing,
+built-in prefetch, decoding from image files, and Keras' legacy iterator
+contract.
+
+- :class:`BatchDataset`: a ``keras.utils.PyDataset`` with a per-epoch sample
+  order (``indexes``), ``__len__``, batch slicing, reshuffling at
+  ``on_epoch_end`` and prefetch of the next batch's images.
+- :class:`ImageFiles`: the mixin that decodes the images of a batch from
+  ``self._paths`` in one call into the C core (:meth:`~ImageFiles.load_images`).
+- :class:`Iterator`: Keras' legacy ``Iterator`` attributes and behaviour
+  (``n``, ``batch_index``, ``total_batches_seen``, ``index_array``,
+  ``lock``, ``reset``, infinite ``next()``) over a :class:`BatchDataset`;
+  the base of :class:`fastseq.DirectoryIterator` and of the coming array and
+  dataframe iterators.
+
+Buffer safety
+-------------
+Every batch is a freshly allocated array (the core fills it in place with
+the GIL released).  Keras queues up to ``max_queue_size`` batches, tf.data
+prefetches more, and TensorFlow may keep tensors that share numpy memory; a
+fresh array per batch means nothing handed out is ever written again, whatever
+those queues hold.  An allocation is a few milliseconds for a
+32x224x224x3 float32 batch against tens of milliseconds of decoding.
+
+The arrays are 64-byte aligned on purpose: TensorFlow then wraps the numpy
+memory of a batch returned through ``tf.data.Dataset.from_generator`` (the
+PyDataset adapter's path) instead of copying it, which saves a full copy of
+every batch (about 15 ms per 19 MB batch on 2 cores).  numpy's own large
+allocations are 16 bytes past a page boundary, so they are always copied.
+That sharing is safe only because no batch is ever reused.
+
+Prefetch
+--------
+While Keras consumes batch ``i``, the images of batch ``i + 1`` of the same
+epoch are decoded on one background thread (the decode itself runs on the
+native pool with the GIL released).  Only the decode (``load_images``) runs
+ahead; labels and the per-batch hooks run when the batch is requested, so
+their side effects happen for served batches only.  A batch is served from
+the prefetch only when its sample indexes match what was decoded, and never
+across an epoch boundary (see :mod:`fastseq.keras.prefetch`).  It is on
+when Keras calls the dataset from one worker (``workers=1``, the default,
+also inside a ``use_multiprocessing`` worker process); with ``workers > 1``
+Keras' own workers fetch ahead, so it stays off.
+"""
+
+from __future__ import annotations
+
+import operator
+import threading
+import warnings
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+import fastseq
+from fastseq.core import aligned_empty
+from fastseq.errors import ImageDecodeWarning
+from fastseq.keras.prefetch import MISS, Prefetcher, defer_warning, defer_warnings_here
+
+__all__ = ["aligned_copy", "BatchIndexError", "BatchDataset", "ImageFiles", "Iterator"]
+
+
+def aligned_copy(x: np.ndarray, dtype: Any = None) -> np.ndarray:
+    """A 64-byte-aligned C-contiguous copy of `x` (converted to `dtype`
+    with numpy's unsafe casting, as an assignment into an array does)."""
+    out = aligned_empty(x.shape, x.dtype if dtype is None else dtype)
+    np.copyto(out, x, casting="unsafe")
+    return out
+
+
+class BatchIndexError(IndexError, ValueError):
+    """A batch index past the end.  An ``IndexError`` (Python's sequence
+    protocol) that is also the ``ValueError`` Keras' legacy iterators raise."""
+
+
+class BatchDataset(keras.utils.PyDataset):
+    """Epoch order, batch slicing and prefetch, for datasets whose batch is
+    ``f(load_images(indexes), indexes)``.
+
+    Subclasses call :meth:`_setup_order` and :meth:`_setup_prefetch` in
+    their constructor, implement :meth:`load_images`, and build batch ``i``
+    from ``self._images(self._request(i))`` in ``__getitem__``.
+    """
+
+    # -- order -----------------------------------------------------------------
+
+    def _setup_order(self, n: int, batch_size: int, shuffle: bool,
+                     seed: int | None) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if seed is not None and (isinstance(seed, bool)
+                                 or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        self._n = int(n)
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.seed = seed
+        # With a seed the sequence of epoch orders is fixed by the seed alone;
+        # without one it comes from numpy's global generator, so
+        # keras.utils.set_random_seed() makes it reproducible as in Keras.
+        self._rng = np.random.default_rng(seed) if seed is not None else None
+        self.indexes = self._new_order()
+
+    def _new_order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self._n)
+        if self._rng is not None:
+            return self._rng.permutation(self._n)
+        return np.random.permutation(self._n)
+
+    def _reshuffle(self) -> None:
+        # A new array is swapped in, never shuffled in place: a worker thread
+        # that has already read `self.indexes` keeps a consistent order.
+        self._discard_prefetched()
+        if self.shuffle:
+            self.indexes = self._new_order()
+
+    def __len__(self) -> int:
+        return (self._n + self.batch_size - 1) // self.batch_size
+
+    def _batch_number(self, index: int) -> int:
+        n_batches = len(self)
+        try:
+            i = operator.index(index)
+        except TypeError:
+            raise TypeError(f"batch index must be an int, got {type(index).__name__}") from None
+        if i < 0:
+            i += n_batches
+        if not 0 <= i < n_batches:
+            raise BatchIndexError(f"Asked to retrieve element {index}, but the "
+                                  f"Sequence has length {n_batches}")
+        return i
+
+    def batch_indexes(self, index: int) -> np.ndarray:
+        """Sample indexes of batch `index` in the current epoch's order
+        (negative indexes count from the end, as for a list)."""
+        i = self._batch_number(index)
+        return self.indexes[i * self.batch_size:(i + 1) * self.batch_size]
+
+    def on_epoch_begin(self) -> None:
+        """Drop any batch decoded ahead before the epoch started."""
+        self._discard_prefetched()
+
+    def on_epoch_end(self) -> None:
+        """Reshuffle the sample order when ``shuffle=True``."""
+        self._reshuffle()
+
+    # -- prefetch ---------------------------------------------------------------
+
+    def _setup_prefetch(self, prefetch: bool) -> None:
+        if not isinstance(prefetch, (bool, np.bool_)):
+            raise TypeError(f"prefetch must be True or False, got {prefetch!r}")
+        self.prefetch = bool(prefetch)
+        self._prefetcher: Prefetcher | None = None
+        # (order, batch number) that the batch being served predicts next.
+        self._predicted: tuple[np.ndarray, int] | None = None
+        self._last_request: int | None = None
+
+    def _discard_prefetched(self) -> None:
+        # At every epoch boundary: a batch decoded before it is never served
+        # after it, even for the same indexes (a subclass may change how
+        # images load between epochs).
+        if self._prefetcher is not None:
+            self._prefetcher.discard()
+
+    def _request(self, index: int) -> np.ndarray:
+        """Sample indexes of batch `index`, for ``__getitem__``: also
+        predicts the next request, when there is a pattern to follow."""
+        i = self._batch_number(index)
+        order = self.indexes
+        # Guess i + 1 only for a caller that walks the batches in order (it
+        # starts at 0 or has just asked for i - 1): evaluate, predict, and
+        # fit(shuffle=False).  fit's default shuffle=True asks for the
+        # batches in a random order, where every guess would be a wasted
+        # decode competing with the one needed.
+        walking = i == 0 or self._last_request == i - 1
+        self._last_request = i
+        self._predicted = (order, i + 1) if walking else None
+        return order[i * self.batch_size:(i + 1) * self.batch_size]
+
+    def _active_prefetcher(self) -> Prefetcher | None:
+        if not self.prefetch or (self.workers or 1) > 1:
+            return None
+        if self._prefetcher is None:
+            self._prefetcher = Prefetcher()
+        return self._prefetcher
+
+    @staticmethod
+    def _key(indexes: np.ndarray) -> tuple:
+        # The samples themselves, not the batch number: a subclass may swap
+        # in a new order without calling on_epoch_end.
+        return (indexes.dtype.str, indexes.tobytes())
+
+    def _images(self, indexes: np.ndarray) -> np.ndarray:
+        """``load_images(indexes)``, taken from the prefetch when it decoded
+        exactly these samples in this epoch; then starts decoding the
+        predicted next batch."""
+        predicted, self._predicted = self._predicted, None
+        prefetcher = self._active_prefetcher()
+        if prefetcher is None:
+            return self.load_images(indexes)
+        indexes = np.asarray(indexes)
+        job = prefetcher.claim(self._key(indexes))
+        if predicted is not None:
+            order, j = predicted
+            if order is self.indexes and j < len(self):
+                following = order[j * self.batch_size:(j + 1) * self.batch_size]
+                prefetcher.submit(self._key(following), self.load_images, following)
+        if job is MISS:
+            return self.load_images(indexes)
+        x, deferred = job.result()          # re-raises the job's error
+        for message, category in deferred:
+            warnings.warn(message, category, stacklevel=3)
+        return x
+
+    def load_images(self, indexes: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The images of the samples at `indexes`, as a new array."""
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict:
+        # Spawned workers get a pickled copy: the prefetch thread stays here.
+        state = self.__dict__.copy()
+        state["_prefetcher"] = None
+        state["_predicted"] = None
+        return state
+
+
+class ImageFiles:
+    """Decoding the images of ``self._paths``: mixed into a
+    :class:`BatchDataset`, whose subclass sets ``self._paths`` and calls
+    :meth:`_setup_decoding` in its constructor."""
+
+    _paths: list[str]
+
+    def _setup_decoding(self, target_size: tuple[int, int], color_mode: str,
+                        interpolation: str, dtype: str, rescale: float | None,
+                        dct_scaling: bool, keep_aspect_ratio: bool,
+                        on_error: str) -> None:
+        self._load_kwargs = dict(
+            color_mode=color_mode, interpolation=interpolation, dtype=dtype,
+            rescale=rescale, dct_scaling=bool(dct_scaling),
+            keep_aspect_ratio=bool(keep_aspect_ratio), on_error=on_error)
+        self._target_size = tuple(target_size)
+        # An empty batch runs the core's own option validation, so a bad
+        # option fails here, with the core's message, not in a worker.
+        fastseq.load_batch([], self._target_size, **self._load_kwargs)
+
+    def load_images(self, indexes: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Decode and resize the images at `indexes` into a new
+        ``(len(indexes), height, width, channels)`` array: one call into the
+        C core, GIL released, rescale fused into the write.  Raises
+        :class:`fastseq.ImageDecodeError` naming the file and the reason."""
+        paths = self._paths
+        chosen = [paths[i] for i in indexes]
+        kwargs = self._load_kwargs
+        if kwargs["on_error"] == "warn" and defer_warnings_here():
+            # Decoded ahead: the warnings come when the batch is served.
+            x, failures = fastseq.load_batch(chosen, self._target_size,
+                                             **dict(kwargs, on_error="ignore"),
+                                             return_failed=True)
+            for f in failures:
+                # the text of load_batch's own on_error="warn" warning
+                defer_warning(f"fastseq: cannot decode image {f.source!r} (batch index "
+                              f"{f.index}): {f.reason}; its slot is zero-filled",
+                              ImageDecodeWarning)
+            return x
+        # load_batch allocates a fresh, 64-byte aligned batch (out=None).
+        return fastseq.load_batch(chosen, self._target_size, **kwargs)
+
+
+class Iterator(BatchDataset):
+    """Keras' legacy ``keras.preprocessing.image.Iterator`` contract on a
+    :class:`BatchDataset`: ``n``, ``batch_size``, ``shuffle``, ``seed``,
+    ``batch_index``, ``total_batches_seen``, ``index_array``, ``lock``,
+    ``reset()``, the infinite ``next()``, and the overridable
+    ``_get_batches_of_transformed_samples(index_array)``.
+
+    Subclasses call :meth:`_setup_iterator` in their constructor and
+    implement ``_get_batches_of_transformed_samples``, taking the images of
+    `index_array` from ``self._images(index_array)``.
+    """
+
+    def _setup_iterator(self, n: int, batch_size: int, shuffle: bool,
+                        seed: int | None, prefetch: bool) -> None:
+        self.n = n
+        self._setup_order(n, batch_size, shuffle, seed)
+        self._setup_prefetch(prefetch)
+        self.batch_index = 0
+        self.total_batches_seen = 0
+        self.lock = threading.Lock()
+
+    def _get_batches_of_transformed_samples(self, index_array: np.ndarray) -> Any:
+        """The batch of the samples at `index_array` (Keras' legacy hook)."""
+        raise NotImplementedError
+
+    def __getitem__(self, idx: int) -> Any:
+        """Batch `idx` of the current epoch's order.  Past the end it raises
+        an error that is both the ``ValueError`` Keras raises and an
+        ``IndexError``."""
+        index_array = self._request(idx)
+        self.total_batches_seen += 1
+        return self._get_batches_of_transformed_samples(index_array)
+
+    def on_epoch_end(self) -> None:
+        """Redraw the sample order (when ``shuffle=True``)."""
+        self._set_index_array()
+
+    def _set_index_array(self) -> None:
+        self._reshuffle()
+
+    @property
+    def index_array(self) -> np.ndarray:
+        """Sample order of the current epoch (Keras' name)."""
+        return self.indexes
+
+    def reset(self) -> None:
+        """Restart ``next()`` iteration at the first batch."""
+        self.batch_index = 0
+
+    def __iter__(self) -> "Iterator":
+        # Keras' legacy iterators are infinite: next() cycles through the
+        # data, reshuffling at the start of every pass.
+        return self
+
+    def __next__(self) -> Any:
+        with self.lock:
+            if self.batch_index == 0:
+                self._set_index_array()
+            start = self.batch_index * self.batch_size % self.n if self.n else 0
+            if self.n > start + self.batch_size:
+                self.batch_index += 1
+            else:
+                self.batch_index = 0
+            self.total_batches_seen += 1
+            index_array = self.indexes[start:start + self.batch_size]
+        return self._get_batches_of_transformed_samples(index_array)
+
+    def next(self) -> Any:
+        """The next batch (Python 2 era spelling, kept by Keras' users)."""
+        return self.__next__()
+
+    def __getstate__(self) -> dict:
+        # A lock cannot be pickled (spawn/forkserver workers pickle the
+        # dataset); each copy gets its own.
+        state = super().__getstate__()
+        del state["lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
