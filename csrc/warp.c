@@ -11,15 +11,17 @@
  * scipy's uint8 rounding (and Keras' later uint8 truncation before
  * brightness) for values near .5 / integers: a whole unit.  So this file
  * does the same double operations in the same order as scipy:
- *   coordinate  = (r * m0 + c * m1) + m2     (scipy: 0.0 + r*m0 + c*m1, + shift)
+ *   coordinate  = (m2 + r * m0) + c * m1      (scipy 1.17, the reference
+ *                 tested, starts from the offset; older releases added it
+ *                 last, which moves a sum like 16 - 16 - 1e-16 across 0)
  *   boundary    = scipy's map_coordinate, on the double coordinate
  *   weights     = f = cc - floor(cc); w0 = 1 - f; w1 = 1 - w0
  *   sum         = (((v00*wr0)*wc0 + (v01*wr0)*wc1) + (v10*wr1)*wc0) + (v11*wr1)*wc1
  * so results equal scipy's bit for bit (tests/test_warp.py checks it).  As in
  * Pillow's Geometry.c, what depends on one axis only is computed once: the
- * products r*m0, r*m3 per output row and c*m1, c*m4 per output column (an
- * affine coordinate is linear in c along a row), so a pixel costs two adds
- * per axis before its boundary test.  setup.py compiles with
+ * row bases m2 + r*m0, m5 + r*m3 per output row and the products c*m1, c*m4
+ * per output column (an affine coordinate is linear in c along a row), so a
+ * pixel costs one add per axis before its boundary test.  setup.py compiles with
  * -ffp-contract=off: no fused multiply-add may change a rounding.
  */
 #include "warp.h"
@@ -174,8 +176,9 @@ static inline void store(const fs_dst *dst, size_t row, size_t idx, double v) {
 
 /* Channel shift, then brightness, on the warped values `v` (n of them,
  * Keras' array), written to dst. */
-static void photometric(double *v, size_t n, const fs_warp_params *p,
-                        const fs_dst *dst) {
+static int photometric(double *v, size_t n, const fs_warp_params *p,
+                       const fs_dst *dst) {
+    int rescaled = 0;
     size_t i;
     int ch = dst->channels;
     if (p->has_shift) {
@@ -210,7 +213,8 @@ static void photometric(double *v, size_t n, const fs_warp_params *p,
             if (v[i] < mn) mn = v[i];
             if (v[i] > mx) mx = v[i];
         }
-        if (!(mn < 0 || mx > 255)) {
+        rescaled = mn < 0 || mx > 255;
+        if (!rescaled) {
             /* array_to_img(scale=False): astype(uint8) truncates. */
             for (i = 0; i < n; i++) {
                 uint8_t u = (uint8_t)v[i];
@@ -243,6 +247,7 @@ static void photometric(double *v, size_t n, const fs_warp_params *p,
     size_t w = (size_t)dst->width * (size_t)ch;
     for (i = 0; i < n; i++)
         store(dst, i / w, i % w, v[i]);
+    return rescaled;
 }
 
 static inline __attribute__((always_inline)) int
@@ -301,13 +306,13 @@ warp_impl(const void *src, int is_f32, int src_w, int src_h, int channels,
     if (!fs_mul_size(2 * (W + H), sizeof(double), &bytes)) return FS_ERR_OVERFLOW;
     if (grow((void **)&s->terms, &s->terms_cap, bytes)) return FS_ERR_NOMEM;
 
-    /* Per-row terms r*m0, r*m3 and per-column terms c*m1, c*m4, for the
-     * (r, c) Keras computes before its flips. */
+    /* Per-row bases m2 + r*m0, m5 + r*m3 and per-column terms c*m1, c*m4,
+     * for the (r, c) Keras computes before its flips. */
     double *row0 = s->terms, *row1 = row0 + H, *col0 = row1 + H, *col1 = col0 + W;
     for (r = 0; r < H; r++) {
         double rr = (double)(p->flip_v ? H - 1 - r : r);
-        row0[r] = rr * p->m[0];
-        row1[r] = rr * p->m[3];
+        row0[r] = p->m[2] + rr * p->m[0];
+        row1[r] = p->m[5] + rr * p->m[3];
     }
     for (c = 0; c < W; c++) {
         double cc = (double)(p->flip_h ? W - 1 - c : c);
@@ -330,8 +335,8 @@ warp_impl(const void *src, int is_f32, int src_w, int src_h, int channels,
                     px[ch] = load(row, is_f32, sc * channels + ch);
             } else {
                 fs_tap tr, tc;
-                double yr = (row0[r] + col0[c]) + p->m[2];
-                double xc = (row1[r] + col1[c]) + p->m[5];
+                double yr = row0[r] + col0[c];
+                double xc = row1[r] + col1[c];
                 if (!axis_tap(yr, len_r, p->fill_mode, p->order, &tr) ||
                     !axis_tap(xc, len_c, p->fill_mode, p->order, &tc)) {
                     for (ch = 0; ch < channels; ch++) px[ch] = cfill;
@@ -368,7 +373,7 @@ warp_impl(const void *src, int is_f32, int src_w, int src_h, int channels,
             }
         }
     }
-    if (photo) photometric(s->vals, nvals, p, dst);
+    s->brightness_rescaled = photo ? photometric(s->vals, nvals, p, dst) : 0;
     return FS_OK;
 }
 

@@ -72,6 +72,9 @@ typedef struct {
     size_t terms_cap;
     double *vals;           /* the warped image, when photometric steps follow */
     size_t vals_cap;
+    int brightness_rescaled;  /* set by each call: brightness met values
+                                 outside [0, 255] and rescaled them (Keras'
+                                 result then keeps a float64 array's dtype) */
 } fs_warp_scratch;
 
 void fs_warp_scratch_init(fs_warp_scratch *s);

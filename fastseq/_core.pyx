@@ -419,7 +419,8 @@ def warp_affine(object src, object out, object matrix, *, bint warp=True,
     src: C-contiguous (h, w, c) uint8 or float32 array, c in 1, 3, 4; out:
     C-contiguous writeable (H, W, c) uint8 or float32 array (not sharing
     memory with src); matrix: 6 floats, scipy's (row, col) matrix and offset
-    (see csrc/warp.h for every other argument).  Writes `out`; returns None.
+    (see csrc/warp.h for every other argument).  Writes `out`; returns True
+    when the brightness step rescaled values outside [0, 255].
     """
     cdef fs_warp_params p
     cdef fs_dst dst
@@ -429,7 +430,7 @@ def warp_affine(object src, object out, object matrix, *, bint warp=True,
     cdef uint8_t[:, :, ::1] o8
     cdef float[:, :, ::1] o32
     cdef bint is_f32
-    cdef int st, k, w, h, c
+    cdef int st, k, w, h, c, rescaled = 0
     cdef ptrdiff_t stride
     cdef const void *sp = NULL
     if not isinstance(src, np.ndarray) or not isinstance(out, np.ndarray):
@@ -501,9 +502,11 @@ def warp_affine(object src, object out, object matrix, *, bint warp=True,
             st = fs_warp_affine_f32(<const float *>sp, w, h, c, stride, &p, &dst, &scratch)
         else:
             st = fs_warp_affine_u8(<const uint8_t *>sp, w, h, c, stride, &p, &dst, &scratch)
+        rescaled = scratch.brightness_rescaled
         fs_warp_scratch_free(&scratch)
     if st != FS_OK:
         raise _error_for(st, NULL, "<warp>")
+    return bool(rescaled)
 
 
 def _brightness_u8(int v, float factor):

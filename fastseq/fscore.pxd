@@ -151,7 +151,7 @@ cdef extern from "warp.h" nogil:
         double brightness
         int photo_f32
     ctypedef struct fs_warp_scratch:
-        pass
+        int brightness_rescaled
     void fs_warp_scratch_init(fs_warp_scratch *s)
     void fs_warp_scratch_free(fs_warp_scratch *s)
     int fs_warp_affine_u8(const uint8_t *src, int src_w, int src_h, int channels,
