@@ -88,6 +88,12 @@ static inline double fold_wrap(double in, ptrdiff_t len) {
     return in;
 }
 
+/* floor() for |x| < 2^52, without a libm call: the cast truncates toward 0. */
+static inline ptrdiff_t ifloor(double x) {
+    ptrdiff_t t = (ptrdiff_t)x;
+    return (double)t > x ? t - 1 : t;
+}
+
 /* One axis of one sample: the source indices and weights for coordinate
  * `in`, or 0 when the constant mode gives cval (in outside [0, len-1]).
  * After folding, the coordinate lies in (-1, len); a neighbour outside
@@ -115,14 +121,13 @@ static inline int axis_tap(double in, ptrdiff_t len, int mode, int order,
     }
     ptrdiff_t a, b;
     if (order == 0) {
-        a = (ptrdiff_t)floor(in + 0.5);
+        a = ifloor(in + 0.5);
         b = a;
         t->w0 = 1.0;
         t->w1 = 0.0;
     } else {
-        double fl = floor(in);
-        double f = in - fl;
-        a = (ptrdiff_t)fl;
+        a = ifloor(in);
+        double f = in - (double)a;
         b = a + 1;
         t->w0 = 1.0 - f;
         t->w1 = 1.0 - t->w0;
@@ -166,12 +171,17 @@ static inline double load(const void *src, int is_f32, size_t off) {
                   : (double)((const uint8_t *)src)[off];
 }
 
-static inline void store(const fs_dst *dst, size_t row, size_t idx, double v) {
+/* One output row of n samples into dst row `row`. */
+static void store_row(const fs_dst *dst, size_t row, const double *v, size_t n) {
     char *base = (char *)dst->data + (ptrdiff_t)row * dst->row_stride;
-    if (dst->dtype == FS_DTYPE_F32)
-        ((float *)base)[idx] = (float)v * dst->scale + dst->offset;
-    else
-        ((uint8_t *)base)[idx] = (uint8_t)round_u8(v);
+    size_t i;
+    if (dst->dtype == FS_DTYPE_F32) {
+        float *o = (float *)base, sc = dst->scale, of = dst->offset;
+        for (i = 0; i < n; i++) o[i] = (float)v[i] * sc + of;
+    } else {
+        uint8_t *o = (uint8_t *)base;
+        for (i = 0; i < n; i++) o[i] = (uint8_t)round_u8(v[i]);
+    }
 }
 
 /* Channel shift, then brightness, on the warped values `v` (n of them,
@@ -245,9 +255,92 @@ static int photometric(double *v, size_t n, const fs_warp_params *p,
         }
     }
     size_t w = (size_t)dst->width * (size_t)ch;
-    for (i = 0; i < n; i++)
-        store(dst, i / w, i % w, v[i]);
+    for (i = 0; i < n; i += w)
+        store_row(dst, i / w, v + i, w);
     return rescaled;
+}
+
+/*
+ * One output row: o[c * channels + k] = scipy's sum t for output column c.
+ * rb0 / rb1: the row's bases (m2 + r*m0, m5 + r*m3).  Instantiated per
+ * (source type, channels, order) so that the sampling loop has no branch;
+ * a sample whose two coordinates lie in [0, len-1] needs no boundary rule in
+ * any mode (scipy's folding leaves them unchanged), which is most of an
+ * augmented image, so only the others go through axis_tap.
+ */
+static inline __attribute__((always_inline)) void
+warp_row(const char *sbase, ptrdiff_t src_stride, ptrdiff_t len_c, ptrdiff_t len_r,
+         const int is_f32, const int channels, const int order,
+         const fs_warp_params *p, double rb0, double rb1,
+         const double *col0, const double *col1, size_t W, double cfill, double *o) {
+    const double hi_r = (double)(len_r - 1), hi_c = (double)(len_c - 1);
+    size_t c;
+    int k;
+    for (c = 0; c < W; c++, o += channels) {
+        double yr = rb0 + col0[c];
+        double xc = rb1 + col1[c];
+        fs_tap tr, tc;
+        if (yr >= 0 && yr <= hi_r && xc >= 0 && xc <= hi_c) {
+            if (order == 0) {
+                tr.i0 = (ptrdiff_t)(yr + 0.5);
+                tc.i0 = (ptrdiff_t)(xc + 0.5);
+            } else {
+                tr.i0 = (ptrdiff_t)yr;
+                tc.i0 = (ptrdiff_t)xc;
+                tr.w0 = 1.0 - (yr - (double)tr.i0);
+                tr.w1 = 1.0 - tr.w0;
+                tc.w0 = 1.0 - (xc - (double)tc.i0);
+                tc.w1 = 1.0 - tc.w0;
+                /* At exactly len-1 the far neighbour has weight 0. */
+                tr.i1 = tr.i0 + (tr.i0 < len_r - 1);
+                tc.i1 = tc.i0 + (tc.i0 < len_c - 1);
+            }
+        } else if (!axis_tap(yr, len_r, p->fill_mode, order, &tr) ||
+                   !axis_tap(xc, len_c, p->fill_mode, order, &tc)) {
+            for (k = 0; k < channels; k++) o[k] = cfill;
+            continue;
+        }
+        const char *ra = sbase + tr.i0 * src_stride;
+        size_t ca = (size_t)tc.i0 * channels;
+        if (order == 0) {
+            for (k = 0; k < channels; k++) o[k] = load(ra, is_f32, ca + k);
+        } else {
+            const char *rb = sbase + tr.i1 * src_stride;
+            size_t cb = (size_t)tc.i1 * channels;
+            for (k = 0; k < channels; k++) {
+                double t = 0.0;
+                t += load(ra, is_f32, ca + k) * tr.w0 * tc.w0;
+                t += load(ra, is_f32, cb + k) * tr.w0 * tc.w1;
+                t += load(rb, is_f32, ca + k) * tr.w1 * tc.w0;
+                t += load(rb, is_f32, cb + k) * tr.w1 * tc.w1;
+                o[k] = t;
+            }
+        }
+    }
+}
+
+#define FS_WARP_ROW(F32, CH, ORD) \
+    warp_row(sbase, src_stride, src_w, src_h, F32, CH, ORD, p, rb0, rb1, col0, col1, W, cfill, o)
+
+static void warp_row_dispatch(const char *sbase, ptrdiff_t src_stride, int src_w, int src_h,
+                              int is_f32, int channels, const fs_warp_params *p,
+                              double rb0, double rb1, const double *col0,
+                              const double *col1, size_t W, double cfill, double *o) {
+    int key = (is_f32 ? 100 : 0) + channels * 10 + p->order;
+    switch (key) {
+    case 10:  FS_WARP_ROW(0, 1, 0); break;
+    case 11:  FS_WARP_ROW(0, 1, 1); break;
+    case 30:  FS_WARP_ROW(0, 3, 0); break;
+    case 31:  FS_WARP_ROW(0, 3, 1); break;
+    case 40:  FS_WARP_ROW(0, 4, 0); break;
+    case 41:  FS_WARP_ROW(0, 4, 1); break;
+    case 110: FS_WARP_ROW(1, 1, 0); break;
+    case 111: FS_WARP_ROW(1, 1, 1); break;
+    case 130: FS_WARP_ROW(1, 3, 0); break;
+    case 131: FS_WARP_ROW(1, 3, 1); break;
+    case 140: FS_WARP_ROW(1, 4, 0); break;
+    default:  FS_WARP_ROW(1, 4, 1); break;
+    }
 }
 
 static inline __attribute__((always_inline)) int
@@ -303,12 +396,15 @@ warp_impl(const void *src, int is_f32, int src_w, int src_h, int channels,
         if (!fs_mul_size(nvals, sizeof(double), &bytes)) return FS_ERR_OVERFLOW;
         if (grow((void **)&s->vals, &s->vals_cap, bytes)) return FS_ERR_NOMEM;
     }
-    if (!fs_mul_size(2 * (W + H), sizeof(double), &bytes)) return FS_ERR_OVERFLOW;
+    /* terms: 2 per row, 2 per column, and one output row of samples */
+    if (!fs_mul_size(2 * (W + H) + W * (size_t)channels, sizeof(double), &bytes))
+        return FS_ERR_OVERFLOW;
     if (grow((void **)&s->terms, &s->terms_cap, bytes)) return FS_ERR_NOMEM;
 
     /* Per-row bases m2 + r*m0, m5 + r*m3 and per-column terms c*m1, c*m4,
      * for the (r, c) Keras computes before its flips. */
     double *row0 = s->terms, *row1 = row0 + H, *col0 = row1 + H, *col1 = col0 + W;
+    double *rowbuf = col1 + W;
     for (r = 0; r < H; r++) {
         double rr = (double)(p->flip_v ? H - 1 - r : r);
         row0[r] = p->m[2] + rr * p->m[0];
@@ -321,57 +417,29 @@ warp_impl(const void *src, int is_f32, int src_w, int src_h, int channels,
     }
 
     const char *sbase = (const char *)src;
-    const ptrdiff_t len_r = src_h, len_c = src_w;
-    double px[4];
     double cfill = p->quantize_u8 ? round_u8(p->cval) : (double)(float)p->cval;
+    size_t rowlen = W * (size_t)channels;
     for (r = 0; r < H; r++) {
-        size_t sr = p->flip_v ? H - 1 - r : r;
-        for (c = 0; c < W; c++) {
-            size_t sc = p->flip_h ? W - 1 - c : c;
-            int ch;
-            if (!p->warp) {
-                const char *row = sbase + (ptrdiff_t)sr * src_stride;
-                for (ch = 0; ch < channels; ch++)
-                    px[ch] = load(row, is_f32, sc * channels + ch);
-            } else {
-                fs_tap tr, tc;
-                double yr = row0[r] + col0[c];
-                double xc = row1[r] + col1[c];
-                if (!axis_tap(yr, len_r, p->fill_mode, p->order, &tr) ||
-                    !axis_tap(xc, len_c, p->fill_mode, p->order, &tc)) {
-                    for (ch = 0; ch < channels; ch++) px[ch] = cfill;
-                } else {
-                    const char *ra = sbase + tr.i0 * src_stride;
-                    size_t ca = (size_t)tc.i0 * channels;
-                    if (p->order == 0) {
-                        for (ch = 0; ch < channels; ch++)
-                            px[ch] = load(ra, is_f32, ca + ch);
-                    } else {
-                        const char *rb = sbase + tr.i1 * src_stride;
-                        size_t cb = (size_t)tc.i1 * channels;
-                        for (ch = 0; ch < channels; ch++) {
-                            double t = 0.0;
-                            t += load(ra, is_f32, ca + ch) * tr.w0 * tc.w0;
-                            t += load(ra, is_f32, cb + ch) * tr.w0 * tc.w1;
-                            t += load(rb, is_f32, ca + ch) * tr.w1 * tc.w0;
-                            t += load(rb, is_f32, cb + ch) * tr.w1 * tc.w1;
-                            px[ch] = t;
-                        }
-                    }
-                    /* Keras' array dtype: scipy rounds into a uint8 array,
-                     * casts into a float32 one. */
-                    for (ch = 0; ch < channels; ch++)
-                        px[ch] = p->quantize_u8 ? round_u8(px[ch]) : (double)(float)px[ch];
-                }
+        double *o = photo ? s->vals + r * rowlen : rowbuf;
+        if (!p->warp) {
+            /* Keras returns x itself: a copy (flipped), no rounding. */
+            const char *row = sbase + (ptrdiff_t)(p->flip_v ? H - 1 - r : r) * src_stride;
+            for (c = 0; c < W; c++) {
+                size_t sc = p->flip_h ? W - 1 - c : c;
+                for (k = 0; k < (size_t)channels; k++)
+                    o[c * channels + k] = load(row, is_f32, sc * channels + k);
             }
-            if (photo) {
-                double *o = s->vals + (r * W + c) * channels;
-                for (ch = 0; ch < channels; ch++) o[ch] = px[ch];
-            } else {
-                for (ch = 0; ch < channels; ch++)
-                    store(dst, r, c * channels + ch, px[ch]);
-            }
+        } else {
+            warp_row_dispatch(sbase, src_stride, src_w, src_h, is_f32, channels, p,
+                              row0[r], row1[r], col0, col1, W, cfill, o);
+            /* Keras' array dtype: scipy rounds into a uint8 array, casts
+             * into a float32 one (cfill already is either). */
+            if (p->quantize_u8)
+                for (k = 0; k < rowlen; k++) o[k] = round_u8(o[k]);
+            else
+                for (k = 0; k < rowlen; k++) o[k] = (double)(float)o[k];
         }
+        if (!photo) store_row(dst, r, o, rowlen);
     }
     s->brightness_rescaled = photo ? photometric(s->vals, nvals, p, dst) : 0;
     return FS_OK;
