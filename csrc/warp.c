@@ -159,7 +159,7 @@ uint8_t fs_brightness_u8(uint8_t v, float factor) {
     if (factor >= 0.0f && factor <= 1.0f)
         return (uint8_t)(0 + factor * (int)v);
     float t = (float)(0 + factor * (int)v);
-    if (t <= 0.0f) return 0;
+    if (!(t > 0.0f)) return 0;      /* also inf * 0: NaN, where Pillow's cast is undefined */
     if (t >= 255.0f) return 255;
     return (uint8_t)t;
 }
@@ -357,7 +357,7 @@ warp_impl(const void *src, int is_f32, int src_w, int src_h, int channels,
     if (p->order != 0 && p->order != 1) return FS_ERR_ARG;
     if (p->fill_mode < FS_FILL_CONSTANT || p->fill_mode > FS_FILL_WRAP)
         return FS_ERR_ARG;
-    if (!isfinite(p->cval) || !isfinite(p->shift) || !isfinite(p->brightness))
+    if (!isfinite(p->cval) || !isfinite(p->shift) || !isfinite((float)p->brightness))
         return FS_ERR_ARG;
     if (!fs_mul_size((size_t)src_w * elem, (size_t)channels, &rowbytes))
         return FS_ERR_OVERFLOW;

@@ -504,6 +504,11 @@ def warp_affine(object src, object out, object matrix, *, bint warp=True,
             st = fs_warp_affine_u8(<const uint8_t *>sp, w, h, c, stride, &p, &dst, &scratch)
         rescaled = scratch.brightness_rescaled
         fs_warp_scratch_free(&scratch)
+    if st == FS_ERR_ARG:
+        # Only what the kernel alone checks: a non-finite matrix, a transform
+        # reaching beyond 2**52 pixels, warp=False with differing sizes.
+        raise _error_for(st, b"invalid warp arguments (non-finite, beyond 2**52 "
+                             b"pixels, or sizes differ without a warp)", "<warp>")
     if st != FS_OK:
         raise _error_for(st, NULL, "<warp>")
     return bool(rescaled)

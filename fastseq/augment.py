@@ -213,8 +213,10 @@ def apply_transform(x, transform_parameters, *, data_format=None, fill_mode="nea
     bright = p.get("brightness")
     if shift is not None:
         _finite("channel_shift_intensity", shift)
-    if bright is not None:
-        _finite("brightness", bright)
+    if bright is not None and not np.isfinite(np.float32(_finite("brightness", bright))):
+        # Image.blend takes a C float.
+        raise ValueError(f"transform parameter 'brightness' must be finite as a float32, "
+                         f"got {bright!r}")
 
     # The dtype Keras' array has after each step (numpy's promotion rules:
     # a Python float does not widen float32, an np.float64 does).
