@@ -194,6 +194,9 @@ def test_warp_affine_rejects_bad_arguments():
             _core.warp_affine(x, np.empty_like(x), bad)
     with pytest.raises(Exception, match="invalid warp arguments"):
         _core.warp_affine(x, np.empty((4, 5, 3), np.uint8), m, warp=False)
+    # Pillow's blend computes in C float: a factor beyond FLT_MAX is inf there.
+    with pytest.raises(Exception, match="invalid warp arguments"):
+        _core.warp_affine(x, np.empty((4, 4, 3), np.float32), m, brightness=1e39)
 
 
 # --- brightness: Pillow's blend arithmetic ----------------------------------
