@@ -43,7 +43,7 @@ import numpy as np
 from fastseq import _core
 
 __all__ = ["FILL_MODES", "INTERPOLATION_ORDERS", "affine_matrix", "transform_plan",
-           "apply_transform", "get_random_transform"]
+           "apply_transform", "get_random_transform", "random_transform"]
 
 FILL_MODES = ("constant", "nearest", "reflect", "wrap")
 INTERPOLATION_ORDERS = (0, 1)
@@ -325,3 +325,16 @@ def get_random_transform(img_shape, seed=None, *, rng=None, rotation_range=0,
     return {"theta": theta, "tx": tx, "ty": ty, "shear": shear, "zx": zx, "zy": zy,
             "flip_horizontal": flip_h, "flip_vertical": flip_v,
             "channel_shift_intensity": channel_shift, "brightness": brightness}
+
+
+def random_transform(x, seed=None, *, rng=None, data_format=None, fill_mode="nearest",
+                     cval=0.0, interpolation_order=1, **ranges):
+    """Keras' ``ImageDataGenerator(**ranges, ...).random_transform(x, seed)``:
+    get_random_transform for x's shape, then apply_transform (with the
+    documented shift axes, see the module docstring).  `ranges` are the
+    keyword arguments of get_random_transform."""
+    data_format = check_data_format(data_format)
+    x = np.asarray(x)
+    params = get_random_transform(x.shape, seed, rng=rng, data_format=data_format, **ranges)
+    return apply_transform(x, params, data_format=data_format, fill_mode=fill_mode, cval=cval,
+                           interpolation_order=interpolation_order)

@@ -342,6 +342,24 @@ def test_random_draws_equal_keras_with_the_shift_axes_swapped(keras_idg, ranges)
     np.random.set_state(state)
 
 
+@pytest.mark.parametrize("ranges", [
+    dict(rotation_range=25, shear_range=10, zoom_range=0.3, horizontal_flip=True,
+         vertical_flip=True, channel_shift_range=30.0, brightness_range=[0.6, 1.4]),
+    # (No shifts: Keras' swapped shift draws give other images by design.)
+    dict(zoom_range=[0.7, 1.2], rotation_range=90, fill_mode="reflect"),
+])
+def test_random_transform_matches_keras(keras_idg, ndi, ranges):
+    kw = {k: ranges[k] for k in ("fill_mode",) if k in ranges}
+    draw = {k: v for k, v in ranges.items() if k not in kw}
+    x = np.random.default_rng(2).integers(0, 256, (24, 24, 3)).astype(np.float32)
+    state = np.random.get_state()
+    for seed in range(10):
+        ref = keras_idg(**ranges).random_transform(x.copy(), seed=seed)
+        got = augment.random_transform(x, seed, **kw, **draw)
+        _check(got, ref, f"seed {seed}")
+    np.random.set_state(state)
+
+
 def test_random_draws_never_touch_numpys_global_generator():
     state = np.random.get_state()
     a = augment.get_random_transform((8, 8, 3), seed=5, rotation_range=30, zoom_range=0.3)
