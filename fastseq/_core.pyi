@@ -78,3 +78,26 @@ def _resize_plan(
     premultiply: bool = ...,
     src_pad: int = ...,
 ) -> dict[str, Any]: ...
+
+FILL_MODES: dict[str, int]
+
+def warp_affine(
+    src: Any,
+    out: Any,
+    matrix: Any,
+    *,
+    warp: bool = ...,
+    flip_h: bool = ...,
+    flip_v: bool = ...,
+    order: int = ...,
+    fill_mode: str = ...,
+    cval: float = ...,
+    quantize_u8: bool = ...,
+    shift: float | None = ...,
+    shift_f32: bool = ...,
+    brightness: float | None = ...,
+    photo_f32: bool = ...,
+    scale: float = ...,
+    offset: float = ...,
+) -> bool: ...
+def _brightness_u8(v: int, factor: float) -> int: ...

@@ -444,3 +444,123 @@ def _resize_plan(int src_w, int src_h, int channels, box, int filter,
                 "tmp_bytes": plan.tmp_bytes, "tmp2_bytes": plan.tmp2_bytes}
     finally:
         fs_resample_scratch_free(&scratch)
+
+
+# ---------------------------------------------------------------------------
+# Keras' augmentation of one image (csrc/warp.h), for fastseq.augment.
+
+FILL_MODES = {"constant": FS_FILL_CONSTANT, "nearest": FS_FILL_NEAREST,
+              "reflect": FS_FILL_REFLECT, "wrap": FS_FILL_WRAP}
+
+
+def warp_affine(object src, object out, object matrix, *, bint warp=True,
+                bint flip_h=False, bint flip_v=False, int order=1,
+                str fill_mode="nearest", double cval=0.0,
+                bint quantize_u8=False, object shift=None, bint shift_f32=True,
+                object brightness=None, bint photo_f32=True,
+                float scale=1.0, float offset=0.0):
+    """Run fs_warp_affine on one image, on the calling thread, GIL released.
+
+    src: C-contiguous (h, w, c) uint8 or float32 array, c in 1, 3, 4; out:
+    C-contiguous writeable (H, W, c) uint8 or float32 array (not sharing
+    memory with src); matrix: 6 floats, scipy's (row, col) matrix and offset
+    (see csrc/warp.h for every other argument).  Writes `out`; returns True
+    when the brightness step rescaled values outside [0, 255].
+    """
+    cdef fs_warp_params p
+    cdef fs_dst dst
+    cdef fs_warp_scratch scratch
+    cdef const uint8_t[:, :, ::1] s8
+    cdef const float[:, :, ::1] s32
+    cdef uint8_t[:, :, ::1] o8
+    cdef float[:, :, ::1] o32
+    cdef bint is_f32
+    cdef int st, k, w, h, c, rescaled = 0
+    cdef ptrdiff_t stride
+    cdef const void *sp = NULL
+    if not isinstance(src, np.ndarray) or not isinstance(out, np.ndarray):
+        raise TypeError("src and out must be numpy arrays")
+    if src.ndim != 3 or out.ndim != 3:
+        raise ValueError(f"src and out must be (height, width, channels), got "
+                         f"{src.shape} and {out.shape}")
+    if src.shape[0] < 1 or src.shape[1] < 1 or out.shape[0] < 1 or out.shape[1] < 1:
+        raise ValueError(f"src and out must be at least 1x1, got {src.shape} and {out.shape}")
+    if src.dtype == np.uint8:
+        is_f32 = False
+        s8 = src
+        sp = &s8[0, 0, 0]
+    elif src.dtype == np.float32:
+        is_f32 = True
+        s32 = src
+        sp = &s32[0, 0, 0]
+    else:
+        raise TypeError(f"src must be uint8 or float32, got {src.dtype}")
+    h, w, c = src.shape
+    if c not in (1, 3, 4) or out.shape[2] != c:
+        raise ValueError(f"channels must be 1, 3 or 4 and equal in src and out, "
+                         f"got {src.shape} and {out.shape}")
+    if np.shares_memory(src, out):
+        raise ValueError("src and out must not overlap")
+    if out.dtype == np.uint8:
+        o8 = out
+        dst.data = &o8[0, 0, 0]
+        dst.dtype = FS_DTYPE_U8
+        dst.row_stride = <ptrdiff_t>out.shape[1] * c
+    elif out.dtype == np.float32:
+        o32 = out
+        dst.data = &o32[0, 0, 0]
+        dst.dtype = FS_DTYPE_F32
+        dst.row_stride = <ptrdiff_t>out.shape[1] * c * 4
+    else:
+        raise TypeError(f"out must be uint8 or float32, got {out.dtype}")
+    dst.width = out.shape[1]
+    dst.height = out.shape[0]
+    dst.channels = c
+    dst.scale = scale
+    dst.offset = offset
+    if fill_mode not in FILL_MODES:
+        raise ValueError(f"fill_mode must be one of {sorted(FILL_MODES)}, got {fill_mode!r}")
+    if order not in (0, 1):
+        raise ValueError(f"order must be 0 or 1, got {order}")
+    m = [float(v) for v in matrix]
+    if len(m) != 6:
+        raise ValueError(f"matrix must have 6 entries, got {len(m)}")
+    for k in range(6):
+        p.m[k] = m[k]
+    p.warp = warp
+    p.flip_h = flip_h
+    p.flip_v = flip_v
+    p.order = order
+    p.fill_mode = FILL_MODES[fill_mode]
+    p.cval = cval
+    p.quantize_u8 = quantize_u8
+    p.has_shift = shift is not None
+    p.shift = float(shift) if shift is not None else 0.0
+    p.shift_f32 = shift_f32
+    p.has_brightness = brightness is not None
+    p.brightness = float(brightness) if brightness is not None else 0.0
+    p.photo_f32 = photo_f32
+    stride = <ptrdiff_t>w * c * (4 if is_f32 else 1)
+    fs_warp_scratch_init(&scratch)
+    with nogil:
+        if is_f32:
+            st = fs_warp_affine_f32(<const float *>sp, w, h, c, stride, &p, &dst, &scratch)
+        else:
+            st = fs_warp_affine_u8(<const uint8_t *>sp, w, h, c, stride, &p, &dst, &scratch)
+        rescaled = scratch.brightness_rescaled
+        fs_warp_scratch_free(&scratch)
+    if st == FS_ERR_ARG:
+        # Only what the kernel alone checks: a non-finite matrix, a transform
+        # reaching beyond 2**52 pixels, warp=False with differing sizes.
+        raise _error_for(st, b"invalid warp arguments (non-finite, beyond 2**52 "
+                             b"pixels, or sizes differ without a warp)", "<warp>")
+    if st != FS_OK:
+        raise _error_for(st, NULL, "<warp>")
+    return bool(rescaled)
+
+
+def _brightness_u8(int v, float factor):
+    """Test only: fs_brightness_u8, PIL's blend of one sample with black."""
+    if not 0 <= v <= 255:
+        raise ValueError("v must be in 0..255")
+    return fs_brightness_u8(<uint8_t>v, factor)

@@ -61,6 +61,12 @@ cdef extern from "jpeg_decode.h" nogil:
     int fs_jpeg_simd()
 
 cdef extern from "resample.h" nogil:
+    ctypedef struct fs_dst:
+        void *data
+        int width, height, channels
+        ptrdiff_t row_stride
+        int dtype
+        float scale, offset
     ctypedef struct fs_resample_scratch:
         pass
     void fs_resample_scratch_init(fs_resample_scratch *s)
@@ -133,3 +139,35 @@ cdef extern from "batch.h" nogil:
                         fs_pool_job **job)
     int fs_read_file(const char *path, uint64_t max_bytes, int jpeg_only,
                      uint8_t **buf, size_t *cap, size_t *len, char *msg)
+
+cdef extern from "warp.h" nogil:
+    ctypedef enum fs_fill_mode:
+        FS_FILL_CONSTANT
+        FS_FILL_NEAREST
+        FS_FILL_REFLECT
+        FS_FILL_WRAP
+    ctypedef struct fs_warp_params:
+        double m[6]
+        int warp
+        int flip_h, flip_v
+        int order
+        int fill_mode
+        double cval
+        int quantize_u8
+        int has_shift
+        double shift
+        int shift_f32
+        int has_brightness
+        double brightness
+        int photo_f32
+    ctypedef struct fs_warp_scratch:
+        int brightness_rescaled
+    void fs_warp_scratch_init(fs_warp_scratch *s)
+    void fs_warp_scratch_free(fs_warp_scratch *s)
+    int fs_warp_affine_u8(const uint8_t *src, int src_w, int src_h, int channels,
+                          ptrdiff_t src_stride, const fs_warp_params *p,
+                          const fs_dst *dst, fs_warp_scratch *scratch)
+    int fs_warp_affine_f32(const float *src, int src_w, int src_h, int channels,
+                           ptrdiff_t src_stride, const fs_warp_params *p,
+                           const fs_dst *dst, fs_warp_scratch *scratch)
+    uint8_t fs_brightness_u8(uint8_t v, float factor)

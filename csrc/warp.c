@@ -1,0 +1,458 @@
+/*
+ * Keras' legacy augmentation of one image (see warp.h): the affine warp of
+ * scipy.ndimage.affine_transform (orders 0 and 1, modes constant, nearest,
+ * reflect, wrap), Keras' flips, channel shift and PIL brightness.
+ *
+ * Precision.  The issue allows max |diff| <= 1 on the 0-255 scale, but
+ * fixed point buys little here and costs exactness: scipy computes every
+ * source coordinate and every weight in double precision, and Keras' float32
+ * pipeline keeps (float)t of the double sum t.  A 16.16 or 22-bit fixed
+ * point weight would move t by up to ~2^-14 of a sample, which flips
+ * scipy's uint8 rounding (and Keras' later uint8 truncation before
+ * brightness) for values near .5 / integers: a whole unit.  So this file
+ * does the same double operations in the same order as scipy:
+ *   coordinate  = (m2 + r * m0) + c * m1      (scipy 1.17, the reference
+ *                 tested, starts from the offset; older releases added it
+ *                 last, which moves a sum like 16 - 16 - 1e-16 across 0)
+ *   boundary    = scipy's map_coordinate, on the double coordinate
+ *   weights     = f = cc - floor(cc); w0 = 1 - f; w1 = 1 - w0
+ *   sum         = (((v00*wr0)*wc0 + (v01*wr0)*wc1) + (v10*wr1)*wc0) + (v11*wr1)*wc1
+ * so results equal scipy's bit for bit (tests/test_warp.py checks it).  As in
+ * Pillow's Geometry.c, what depends on one axis only is computed once: the
+ * row bases m2 + r*m0, m5 + r*m3 per output row and the products c*m1, c*m4
+ * per output column (an affine coordinate is linear in c along a row), so a
+ * pixel costs one add per axis before its boundary test.  setup.py compiles with
+ * -ffp-contract=off: no fused multiply-add may change a rounding.
+ */
+#include "warp.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Coordinates are kept below 2^52 in magnitude, so that scipy's integer
+ * casts in its reflect / wrap folding (npy_intp of a double) are exact and
+ * defined; a transform reaching further is rejected as FS_ERR_ARG. */
+#define FS_WARP_COORD_MAX 4503599627370496.0   /* 2^52 */
+
+void fs_warp_scratch_init(fs_warp_scratch *s) {
+    memset(s, 0, sizeof(*s));
+}
+
+void fs_warp_scratch_free(fs_warp_scratch *s) {
+    free(s->terms);
+    free(s->vals);
+    fs_warp_scratch_init(s);
+}
+
+static int grow(void **buf, size_t *cap, size_t bytes) {
+    if (bytes <= *cap) return FS_OK;
+    void *p = realloc(*buf, bytes);
+    if (!p) return FS_ERR_NOMEM;
+    *buf = p;
+    *cap = bytes;
+    return FS_OK;
+}
+
+/* ---- scipy's boundary rules on a double coordinate, len >= 1 ---- */
+
+/* Half-sample symmetric, period 2*len. */
+static inline double fold_reflect(double in, ptrdiff_t len) {
+    if (in < 0) {
+        if (len <= 1) return 0.0;
+        ptrdiff_t period = 2 * len;
+        if (in < -period)
+            in = period * (ptrdiff_t)(-in / period) + in;
+        in = in < -len ? in + period : -in - 1;
+    } else if (in > len - 1) {
+        if (len <= 1) return 0.0;
+        ptrdiff_t period = 2 * len;
+        in -= period * (ptrdiff_t)(in / period);
+        if (in >= len) in = period - in - 1;
+    }
+    return in;
+}
+
+/* scipy's 'wrap': period len - 1, so that samples 0 and len-1 are both
+ * reached from outside (e.g. len 4: -1 -> 2, -3 -> 3, 6 -> 0). */
+static inline double fold_wrap(double in, ptrdiff_t len) {
+    if (in < 0) {
+        if (len <= 1) return 0.0;
+        ptrdiff_t period = len - 1;
+        in += period * ((ptrdiff_t)(-in / period) + 1);
+    } else if (in > len - 1) {
+        if (len <= 1) return 0.0;
+        ptrdiff_t period = len - 1;
+        in -= period * (ptrdiff_t)(in / period);
+    }
+    return in;
+}
+
+/* floor() for |x| < 2^52, without a libm call: the cast truncates toward 0. */
+static inline ptrdiff_t ifloor(double x) {
+    ptrdiff_t t = (ptrdiff_t)x;
+    return (double)t > x ? t - 1 : t;
+}
+
+/* One axis of one sample: the source indices and weights for coordinate
+ * `in`, or 0 when the constant mode gives cval (in outside [0, len-1]).
+ * After folding, the coordinate lies in (-1, len); a neighbour outside
+ * [0, len-1] is mapped half-sample symmetrically for reflect (scipy's rule,
+ * e.g. -0.25 reads samples 0 and 0) and clamped otherwise, where its weight
+ * is 0 (the coordinate is exactly len-1). */
+typedef struct { ptrdiff_t i0, i1; double w0, w1; } fs_tap;
+
+static inline int axis_tap(double in, ptrdiff_t len, int mode, int order,
+                           fs_tap *t) {
+    switch (mode) {
+    case FS_FILL_CONSTANT:
+        if (in < 0 || in > (double)(len - 1)) return 0;
+        break;
+    case FS_FILL_NEAREST:
+        if (in < 0) in = 0;
+        else if (in > (double)(len - 1)) in = (double)(len - 1);
+        break;
+    case FS_FILL_REFLECT:
+        in = fold_reflect(in, len);
+        break;
+    default:
+        in = fold_wrap(in, len);
+        break;
+    }
+    ptrdiff_t a, b;
+    if (order == 0) {
+        a = ifloor(in + 0.5);
+        b = a;
+        t->w0 = 1.0;
+        t->w1 = 0.0;
+    } else {
+        a = ifloor(in);
+        double f = in - (double)a;
+        b = a + 1;
+        t->w0 = 1.0 - f;
+        t->w1 = 1.0 - t->w0;
+    }
+    if (mode == FS_FILL_REFLECT) {
+        if (a < 0) a = -a - 1;
+        if (b >= len) b = 2 * len - 1 - b;
+    }
+    if (a < 0) a = 0;
+    if (a >= len) a = len - 1;
+    if (b < 0) b = 0;
+    if (b >= len) b = len - 1;
+    t->i0 = a;
+    t->i1 = b;
+    return 1;
+}
+
+/* scipy's store into a uint8 array: round half up, clamp to 0..255. */
+static inline double round_u8(double t) {
+    t = t > 0 ? t + 0.5 : 0;
+    if (t > 255.0) t = 255.0;
+    return (double)(uint8_t)t;
+}
+
+uint8_t fs_brightness_u8(uint8_t v, float factor) {
+    /* ImagingBlend(black, im, factor): float arithmetic on int samples,
+     * truncated; only a factor outside [0, 1] needs the clip.  Factors 0
+     * and 1 are Pillow's copy shortcuts, equal to the formula. */
+    if (factor >= 0.0f && factor <= 1.0f)
+        return (uint8_t)(0 + factor * (int)v);
+    float t = (float)(0 + factor * (int)v);
+    if (!(t > 0.0f)) return 0;      /* also inf * 0: NaN, where Pillow's cast is undefined */
+    if (t >= 255.0f) return 255;
+    return (uint8_t)t;
+}
+
+/* ---- the pipeline ---- */
+
+static inline double load(const void *src, int is_f32, size_t off) {
+    return is_f32 ? (double)((const float *)src)[off]
+                  : (double)((const uint8_t *)src)[off];
+}
+
+/* One output row of n samples into dst row `row`. */
+static void store_row(const fs_dst *dst, size_t row, const double *v, size_t n) {
+    char *base = (char *)dst->data + (ptrdiff_t)row * dst->row_stride;
+    size_t i;
+    if (dst->dtype == FS_DTYPE_F32) {
+        float *o = (float *)base, sc = dst->scale, of = dst->offset;
+        for (i = 0; i < n; i++) o[i] = (float)v[i] * sc + of;
+    } else {
+        uint8_t *o = (uint8_t *)base;
+        for (i = 0; i < n; i++) o[i] = (uint8_t)round_u8(v[i]);
+    }
+}
+
+/* Channel shift, then brightness, on the warped values `v` (n of them,
+ * Keras' array), written to dst. */
+static int photometric(double *v, size_t n, const fs_warp_params *p,
+                       const fs_dst *dst) {
+    int rescaled = 0;
+    size_t i;
+    int ch = dst->channels;
+    if (p->has_shift) {
+        /* apply_channel_shift: min and max of the whole image, all channels.
+         * Both are exact in either precision (they are values of v). */
+        double mn = v[0], mx = v[0];
+        for (i = 1; i < n; i++) {
+            if (v[i] < mn) mn = v[i];
+            if (v[i] > mx) mx = v[i];
+        }
+        if (p->shift_f32) {
+            float s = (float)p->shift, fmn = (float)mn, fmx = (float)mx;
+            for (i = 0; i < n; i++) {
+                float a = (float)v[i] + s;
+                if (a < fmn) a = fmn;
+                if (a > fmx) a = fmx;
+                v[i] = a;
+            }
+        } else {
+            for (i = 0; i < n; i++) {
+                double a = v[i] + p->shift;
+                if (a < mn) a = mn;
+                if (a > mx) a = mx;
+                v[i] = a;
+            }
+        }
+    }
+    if (p->has_brightness) {
+        float factor = (float)p->brightness;   /* Image.blend takes a C float */
+        double mn = v[0], mx = v[0];
+        for (i = 1; i < n; i++) {
+            if (v[i] < mn) mn = v[i];
+            if (v[i] > mx) mx = v[i];
+        }
+        rescaled = mn < 0 || mx > 255;
+        if (!rescaled) {
+            /* array_to_img(scale=False): astype(uint8) truncates. */
+            for (i = 0; i < n; i++) {
+                uint8_t u = (uint8_t)v[i];
+                v[i] = (ch == 4 && i % 4 == 3) ? u : fs_brightness_u8(u, factor);
+            }
+        } else if (p->photo_f32) {
+            /* array_to_img(scale=True) then x / 255 * (max - min) + min,
+             * numpy float32 arithmetic throughout. */
+            float fmn = (float)mn, range = (float)mx - fmn;
+            for (i = 0; i < n; i++) {
+                float y = (float)v[i] - fmn;
+                if (range != 0) { y /= range; y *= 255.0f; } else { y *= 255.0f; }
+                uint8_t u = (uint8_t)y;
+                uint8_t b = (ch == 4 && i % 4 == 3) ? u : fs_brightness_u8(u, factor);
+                v[i] = (float)((float)b / 255.0f * range) + fmn;
+            }
+        } else {
+            /* The same on a float64 array; img_to_array's float32 result
+             * divided by 255 stays float32, then meets float64 scalars. */
+            double range = mx - mn;
+            for (i = 0; i < n; i++) {
+                double y = v[i] - mn;
+                if (range != 0) { y /= range; y *= 255.0; } else { y *= 255.0; }
+                uint8_t u = (uint8_t)y;
+                uint8_t b = (ch == 4 && i % 4 == 3) ? u : fs_brightness_u8(u, factor);
+                v[i] = (double)((float)b / 255.0f) * range + mn;
+            }
+        }
+    }
+    size_t w = (size_t)dst->width * (size_t)ch;
+    for (i = 0; i < n; i += w)
+        store_row(dst, i / w, v + i, w);
+    return rescaled;
+}
+
+/*
+ * One output row: o[c * channels + k] = scipy's sum t for output column c.
+ * rb0 / rb1: the row's bases (m2 + r*m0, m5 + r*m3).  Instantiated per
+ * (source type, channels, order) so that the sampling loop has no branch;
+ * a sample whose two coordinates lie in [0, len-1] needs no boundary rule in
+ * any mode (scipy's folding leaves them unchanged), which is most of an
+ * augmented image, so only the others go through axis_tap.
+ */
+static inline __attribute__((always_inline)) void
+warp_row(const char *sbase, ptrdiff_t src_stride, ptrdiff_t len_c, ptrdiff_t len_r,
+         const int is_f32, const int channels, const int order,
+         const fs_warp_params *p, double rb0, double rb1,
+         const double *col0, const double *col1, size_t W, double cfill, double *o) {
+    const double hi_r = (double)(len_r - 1), hi_c = (double)(len_c - 1);
+    size_t c;
+    int k;
+    for (c = 0; c < W; c++, o += channels) {
+        double yr = rb0 + col0[c];
+        double xc = rb1 + col1[c];
+        fs_tap tr, tc;
+        if (yr >= 0 && yr <= hi_r && xc >= 0 && xc <= hi_c) {
+            if (order == 0) {
+                tr.i0 = (ptrdiff_t)(yr + 0.5);
+                tc.i0 = (ptrdiff_t)(xc + 0.5);
+            } else {
+                tr.i0 = (ptrdiff_t)yr;
+                tc.i0 = (ptrdiff_t)xc;
+                tr.w0 = 1.0 - (yr - (double)tr.i0);
+                tr.w1 = 1.0 - tr.w0;
+                tc.w0 = 1.0 - (xc - (double)tc.i0);
+                tc.w1 = 1.0 - tc.w0;
+                /* At exactly len-1 the far neighbour has weight 0. */
+                tr.i1 = tr.i0 + (tr.i0 < len_r - 1);
+                tc.i1 = tc.i0 + (tc.i0 < len_c - 1);
+            }
+        } else if (!axis_tap(yr, len_r, p->fill_mode, order, &tr) ||
+                   !axis_tap(xc, len_c, p->fill_mode, order, &tc)) {
+            for (k = 0; k < channels; k++) o[k] = cfill;
+            continue;
+        }
+        const char *ra = sbase + tr.i0 * src_stride;
+        size_t ca = (size_t)tc.i0 * channels;
+        if (order == 0) {
+            for (k = 0; k < channels; k++) o[k] = load(ra, is_f32, ca + k);
+        } else {
+            const char *rb = sbase + tr.i1 * src_stride;
+            size_t cb = (size_t)tc.i1 * channels;
+            for (k = 0; k < channels; k++) {
+                double t = 0.0;
+                t += load(ra, is_f32, ca + k) * tr.w0 * tc.w0;
+                t += load(ra, is_f32, cb + k) * tr.w0 * tc.w1;
+                t += load(rb, is_f32, ca + k) * tr.w1 * tc.w0;
+                t += load(rb, is_f32, cb + k) * tr.w1 * tc.w1;
+                o[k] = t;
+            }
+        }
+    }
+}
+
+#define FS_WARP_ROW(F32, CH, ORD) \
+    warp_row(sbase, src_stride, src_w, src_h, F32, CH, ORD, p, rb0, rb1, col0, col1, W, cfill, o)
+
+static void warp_row_dispatch(const char *sbase, ptrdiff_t src_stride, int src_w, int src_h,
+                              int is_f32, int channels, const fs_warp_params *p,
+                              double rb0, double rb1, const double *col0,
+                              const double *col1, size_t W, double cfill, double *o) {
+    int key = (is_f32 ? 100 : 0) + channels * 10 + p->order;
+    switch (key) {
+    case 10:  FS_WARP_ROW(0, 1, 0); break;
+    case 11:  FS_WARP_ROW(0, 1, 1); break;
+    case 30:  FS_WARP_ROW(0, 3, 0); break;
+    case 31:  FS_WARP_ROW(0, 3, 1); break;
+    case 40:  FS_WARP_ROW(0, 4, 0); break;
+    case 41:  FS_WARP_ROW(0, 4, 1); break;
+    case 110: FS_WARP_ROW(1, 1, 0); break;
+    case 111: FS_WARP_ROW(1, 1, 1); break;
+    case 130: FS_WARP_ROW(1, 3, 0); break;
+    case 131: FS_WARP_ROW(1, 3, 1); break;
+    case 140: FS_WARP_ROW(1, 4, 0); break;
+    default:  FS_WARP_ROW(1, 4, 1); break;
+    }
+}
+
+static inline __attribute__((always_inline)) int
+warp_impl(const void *src, int is_f32, int src_w, int src_h, int channels,
+          ptrdiff_t src_stride, const fs_warp_params *p, const fs_dst *dst,
+          fs_warp_scratch *s) {
+    size_t elem = is_f32 ? 4 : 1, rowbytes, nvals, bytes, r, c, k;
+    if (!src || !p || !dst || !dst->data || !s) return FS_ERR_ARG;
+    if (src_w < 1 || src_h < 1 || dst->width < 1 || dst->height < 1)
+        return FS_ERR_ARG;
+    if (channels != 1 && channels != 3 && channels != 4) return FS_ERR_ARG;
+    if (dst->channels != channels) return FS_ERR_ARG;
+    if (dst->dtype != FS_DTYPE_U8 && dst->dtype != FS_DTYPE_F32) return FS_ERR_ARG;
+    if (p->order != 0 && p->order != 1) return FS_ERR_ARG;
+    if (p->fill_mode < FS_FILL_CONSTANT || p->fill_mode > FS_FILL_WRAP)
+        return FS_ERR_ARG;
+    if (!isfinite(p->cval) || !isfinite(p->shift) || !isfinite((float)p->brightness))
+        return FS_ERR_ARG;
+    if (!fs_mul_size((size_t)src_w * elem, (size_t)channels, &rowbytes))
+        return FS_ERR_OVERFLOW;
+    if (src_stride < 0 || (size_t)src_stride < rowbytes) return FS_ERR_ARG;
+    if (is_f32 && (src_stride % 4 != 0 || ((uintptr_t)src) % 4 != 0))
+        return FS_ERR_ARG;
+    if (dst->dtype == FS_DTYPE_F32 &&
+        (dst->row_stride % 4 != 0 || ((uintptr_t)dst->data) % 4 != 0))
+        return FS_ERR_ARG;
+    {
+        size_t drow;
+        if (!fs_mul_size((size_t)dst->width * (dst->dtype == FS_DTYPE_F32 ? 4 : 1),
+                         (size_t)channels, &drow))
+            return FS_ERR_OVERFLOW;
+        if (dst->row_stride < 0 || (size_t)dst->row_stride < drow) return FS_ERR_ARG;
+    }
+    if (!p->warp && (dst->width != src_w || dst->height != src_h))
+        return FS_ERR_ARG;
+    if (p->warp) {
+        /* Every coordinate the output reaches, bounded per axis. */
+        for (k = 0; k < 2; k++) {
+            const double *m = p->m + 3 * k;
+            if (!isfinite(m[0]) || !isfinite(m[1]) || !isfinite(m[2]))
+                return FS_ERR_ARG;
+            double reach = fabs(m[0]) * (dst->height - 1) +
+                           fabs(m[1]) * (dst->width - 1) + fabs(m[2]);
+            if (!(reach < FS_WARP_COORD_MAX)) return FS_ERR_ARG;
+        }
+    }
+
+    /* Everything is allocated before the first pixel is written. */
+    int photo = p->has_shift || p->has_brightness;
+    size_t W = (size_t)dst->width, H = (size_t)dst->height;
+    if (!fs_mul_size(W * H, (size_t)channels, &nvals)) return FS_ERR_OVERFLOW;
+    if (photo) {
+        if (!fs_mul_size(nvals, sizeof(double), &bytes)) return FS_ERR_OVERFLOW;
+        if (grow((void **)&s->vals, &s->vals_cap, bytes)) return FS_ERR_NOMEM;
+    }
+    /* terms: 2 per row, 2 per column, and one output row of samples */
+    if (!fs_mul_size(2 * (W + H) + W * (size_t)channels, sizeof(double), &bytes))
+        return FS_ERR_OVERFLOW;
+    if (grow((void **)&s->terms, &s->terms_cap, bytes)) return FS_ERR_NOMEM;
+
+    /* Per-row bases m2 + r*m0, m5 + r*m3 and per-column terms c*m1, c*m4,
+     * for the (r, c) Keras computes before its flips. */
+    double *row0 = s->terms, *row1 = row0 + H, *col0 = row1 + H, *col1 = col0 + W;
+    double *rowbuf = col1 + W;
+    for (r = 0; r < H; r++) {
+        double rr = (double)(p->flip_v ? H - 1 - r : r);
+        row0[r] = p->m[2] + rr * p->m[0];
+        row1[r] = p->m[5] + rr * p->m[3];
+    }
+    for (c = 0; c < W; c++) {
+        double cc = (double)(p->flip_h ? W - 1 - c : c);
+        col0[c] = cc * p->m[1];
+        col1[c] = cc * p->m[4];
+    }
+
+    const char *sbase = (const char *)src;
+    double cfill = p->quantize_u8 ? round_u8(p->cval) : (double)(float)p->cval;
+    size_t rowlen = W * (size_t)channels;
+    for (r = 0; r < H; r++) {
+        double *o = photo ? s->vals + r * rowlen : rowbuf;
+        if (!p->warp) {
+            /* Keras returns x itself: a copy (flipped), no rounding. */
+            const char *row = sbase + (ptrdiff_t)(p->flip_v ? H - 1 - r : r) * src_stride;
+            for (c = 0; c < W; c++) {
+                size_t sc = p->flip_h ? W - 1 - c : c;
+                for (k = 0; k < (size_t)channels; k++)
+                    o[c * channels + k] = load(row, is_f32, sc * channels + k);
+            }
+        } else {
+            warp_row_dispatch(sbase, src_stride, src_w, src_h, is_f32, channels, p,
+                              row0[r], row1[r], col0, col1, W, cfill, o);
+            /* Keras' array dtype: scipy rounds into a uint8 array, casts
+             * into a float32 one (cfill already is either). */
+            if (p->quantize_u8)
+                for (k = 0; k < rowlen; k++) o[k] = round_u8(o[k]);
+            else
+                for (k = 0; k < rowlen; k++) o[k] = (double)(float)o[k];
+        }
+        if (!photo) store_row(dst, r, o, rowlen);
+    }
+    s->brightness_rescaled = photo ? photometric(s->vals, nvals, p, dst) : 0;
+    return FS_OK;
+}
+
+int fs_warp_affine_u8(const uint8_t *src, int src_w, int src_h, int channels,
+                      ptrdiff_t src_stride, const fs_warp_params *p,
+                      const fs_dst *dst, fs_warp_scratch *scratch) {
+    return warp_impl(src, 0, src_w, src_h, channels, src_stride, p, dst, scratch);
+}
+
+int fs_warp_affine_f32(const float *src, int src_w, int src_h, int channels,
+                       ptrdiff_t src_stride, const fs_warp_params *p,
+                       const fs_dst *dst, fs_warp_scratch *scratch) {
+    return warp_impl(src, 1, src_w, src_h, channels, src_stride, p, dst, scratch);
+}
