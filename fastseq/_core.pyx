@@ -292,3 +292,17 @@ def set_resize_simd(bint enable):
     code (False).  Results are identical; this exists for tests and
     benchmarks.  Returns the instruction set now in use."""
     return _RESIZE_SIMD_NAMES[fs_resample_set_simd(enable)]
+
+
+def set_resize_pass_order(int order):
+    """Reproduce this Pillow's resize pass order (0: Pillow 9.2-12.2,
+    1: Pillow 12.3, 2: Pillow 13; see csrc/resample.c).  fastseq.core sets
+    it once, from the installed Pillow; returns the order now in force."""
+    if order not in (0, 1, 2):
+        raise ValueError(f"pass order must be 0, 1 or 2, got {order}")
+    return fs_resample_set_pass_order(order)
+
+
+def resize_pass_order():
+    """The Pillow resize pass order in force (see set_resize_pass_order)."""
+    return fs_resample_set_pass_order(-1)
