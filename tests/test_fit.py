@@ -90,10 +90,20 @@ CHILD = textwrap.dedent(r'''
         def call(self, x):
             return self.dense(self.pool(x))
 
-        def train_step(self, data):
-            x, y = data[0], data[1]
-            self.epochs[-1].append(([digest(r) for r in x.numpy()], y.numpy().tolist()))
-            return super().train_step(data)
+        def record(self, data):
+            x, y = np.asarray(data[0]), np.asarray(data[1])
+            self.epochs[-1].append(([digest(r) for r in x], y.tolist()))
+
+        # run_eagerly, so the batches are concrete arrays on every backend;
+        # the JAX trainer passes its state first.
+        if keras.backend.backend() == "jax":
+            def train_step(self, state, data):
+                self.record(data)
+                return super().train_step(state, data)
+        else:
+            def train_step(self, data):
+                self.record(data)
+                return super().train_step(data)
 
     class EpochMarks(keras.callbacks.Callback):
         def __init__(self, recorder):

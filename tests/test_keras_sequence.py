@@ -4,6 +4,7 @@ classes, through the PyDataset adapter's tf.data dataset that fit uses."""
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 
 import numpy as np
@@ -299,6 +300,12 @@ def test_name_mangled_data_generation_is_the_private_driver(files):
 
 # -- buffer safety (issue section 5) --------------------------------------------------
 
+needs_tf = pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow") is None,
+    reason="needs TensorFlow: iterates the PyDataset adapter's tf.data dataset "
+           "(get_tf_dataset), the TensorFlow backend's fit path")
+
+
 def _collect_through_adapter(dataset, epochs=2, extra_prefetch=8):
     """Iterate `dataset` as model.fit does on the TensorFlow backend: the
     PyDataset adapter's tf.data dataset (enqueuer threads when workers > 1,
@@ -317,6 +324,7 @@ def _collect_through_adapter(dataset, epochs=2, extra_prefetch=8):
     return held
 
 
+@needs_tf
 @pytest.mark.parametrize("workers,max_queue_size", [(1, 10), (2, 2), (2, 16)])
 def test_batches_handed_to_keras_are_never_overwritten_sequence(files, workers,
                                                                 max_queue_size):
@@ -333,6 +341,7 @@ def test_batches_handed_to_keras_are_never_overwritten_sequence(files, workers,
         np.testing.assert_array_equal(y, eye[labels[order]])
 
 
+@needs_tf
 @pytest.mark.parametrize("workers", [1, 3])
 def test_batches_handed_to_keras_are_never_overwritten_directory(files, workers):
     paths, _ = files
@@ -390,6 +399,7 @@ class _ReusesBuffers(fastseq.ImageSequence):
         return out
 
 
+@needs_tf
 @pytest.mark.parametrize("workers", [1, 2])
 def test_the_buffer_check_catches_reused_buffers(files, workers):
     """Guards the tests above: the same check fails for a loader that
