@@ -1,7 +1,7 @@
 /*
  * Pillow-compatible resampling and colour conversion for 8-bit images.
  *
- * Everything here reproduces Pillow 13's integer and floating-point
+ * Everything here reproduces Pillow's (9.2 to 13) integer and floating-point
  * arithmetic step for step, so that results are bit-identical to
  * `Image.resize` / `Image.convert`:
  *
@@ -12,9 +12,10 @@
  *     integral origin whose size equals the output size is a plain crop; the
  *     NEAREST filter goes through the affine transform (ImagingScaleAffine);
  *     every other filter goes through ImagingResample.
- *   - ImagingResample (libImaging/Resample.c): separable convolution,
- *     horizontal pass first (only over the source rows the vertical pass
- *     reads), then vertical; a pass is skipped when its axis is unchanged;
+ *   - ImagingResample (libImaging/Resample.c): separable convolution, one
+ *     pass per axis, in the order of the installed Pillow (see "Pass order"
+ *     below), the first pass only over the source rows or columns the second
+ *     reads; a pass is skipped when its axis is unchanged;
  *     coefficients are computed in double, normalised, and rounded to signed
  *     fixed point with PREC_BITS fractional bits; each pass rounds its result
  *     to 8 bits (clip to 0..255).
@@ -872,18 +873,41 @@ static void span_and_shift(int *bounds, int n, int *first, int *last) {
 }
 
 /*
- * Pass order.  Pillow 13 resizes horizontally first, except when the height
- * shrinks by more than twice as many pixels as the width does:
- *     ysize < in_h  &&  in_h - ysize > 2 * (in_w - xsize)
- * in which case it resizes vertically first (Pillow over the full source
- * width; we only over the columns the horizontal pass reads).
- * Each pass rounds to 8 bits, so the order changes results and must match.
- * (Pillow evaluates 2 * (in_w - xsize) in int; we use 64 bits, which only
- * differs for widths beyond 2^30.)
+ * Pass order.  Each pass rounds to 8 bits, so the order changes results and
+ * must match the installed Pillow's (Python picks it once, from
+ * PIL.__version__, through fs_resample_set_pass_order):
+ *   FS_PASS_ORDER_PILLOW_9  (Pillow 9.2 - 12.2): horizontal pass first, always.
+ *   FS_PASS_ORDER_PILLOW_12_3 (Pillow 12.3): Image.resize runs two resizes,
+ *     vertical first, when the source is more than 100 times taller than
+ *     wide and the height shrinks:  in_h > 100 * in_w  &&  ysize < in_h.
+ *   FS_PASS_ORDER_PILLOW_13 (Pillow 13, the default): vertical first when
+ *     the height shrinks by more than twice as many pixels as the width:
+ *         ysize < in_h  &&  in_h - ysize > 2 * (in_w - xsize)
+ *     (Pillow evaluates 2 * (in_w - xsize) in int; we use 64 bits, which
+ *     only differs for widths beyond 2^30.)
+ * Pillow's vertical-first pass covers the full source width; ours only the
+ * columns the horizontal pass reads, which gives the same values there.
+ * The 8-bit arithmetic of both passes is otherwise the same in every one of
+ * these Pillow versions.  Like g_simd, changed only between batches.
  */
+static int g_pass_order = FS_PASS_ORDER_PILLOW_13;
+
+int fs_resample_set_pass_order(int order) {
+    if (order >= FS_PASS_ORDER_PILLOW_9 && order <= FS_PASS_ORDER_PILLOW_13)
+        __atomic_store_n(&g_pass_order, order, __ATOMIC_RELAXED);
+    return __atomic_load_n(&g_pass_order, __ATOMIC_RELAXED);
+}
+
 static int vertical_first(int in_w, int in_h, int xsize, int ysize) {
-    return ysize < in_h &&
-           (int64_t)in_h - ysize > 2 * ((int64_t)in_w - (int64_t)xsize);
+    switch (__atomic_load_n(&g_pass_order, __ATOMIC_RELAXED)) {
+    case FS_PASS_ORDER_PILLOW_9:
+        return 0;
+    case FS_PASS_ORDER_PILLOW_12_3:
+        return ysize < in_h && (int64_t)in_h > 100 * (int64_t)in_w;
+    default:
+        return ysize < in_h &&
+               (int64_t)in_h - ysize > 2 * ((int64_t)in_w - (int64_t)xsize);
+    }
 }
 
 /* Byte sizes of the execute step's buffers (fs_resize_plan) for a source

@@ -149,6 +149,16 @@ int fs_resize_plan_init(fs_resize_plan *plan, int src_w, int src_h,
 int fs_resample_simd(void);
 int fs_resample_set_simd(int enable);
 
+/* Which Pillow's resize pass order to reproduce (see resample.c, "Pass
+ * order"); fastseq/core.py sets it from the installed Pillow's version.
+ * An unknown value changes nothing; returns the order now in force. */
+enum {
+    FS_PASS_ORDER_PILLOW_9 = 0,     /* Pillow 9.2 - 12.2: horizontal first */
+    FS_PASS_ORDER_PILLOW_12_3 = 1,  /* Pillow 12.3: tall images vertical first */
+    FS_PASS_ORDER_PILLOW_13 = 2     /* Pillow 13 (default) */
+};
+int fs_resample_set_pass_order(int order);
+
 /*
  * Pillow's colour conversions, row by row, used after a JPEG decode:
  * FS_MODE_RGB -> FS_MODE_L, FS_MODE_CMYK -> FS_MODE_RGB / FS_MODE_RGBA /

@@ -7,6 +7,56 @@ Keras classes (:class:`ImageSequence`, :class:`ImageDataGenerator`,
 
 __version__ = "0.1.0"
 
+
+def _built_extensions(pkg_dir):
+    import importlib.machinery
+    import os
+
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    try:
+        return [n for n in os.listdir(pkg_dir) if n.startswith("_core.") and n.endswith(suffixes)]
+    except OSError:
+        return []
+
+
+def _extension_missing() -> ImportError:
+    """The error for a fastseq/ folder without its compiled extension: a
+    source checkout, imported because the current directory comes first on
+    sys.path (``python -m``, ``python -c``, a bare ``python``)."""
+    import os
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    parent = os.path.dirname(here)
+    shadowed = ""
+    for entry in sys.path:
+        d = os.path.abspath(entry or os.curdir)
+        if d != parent and _built_extensions(os.path.join(d, "fastseq")):
+            shadowed = (f" It shadows the built fastseq in {d}, because {parent} "
+                        "comes first on sys.path.")
+            break
+    return ImportError(
+        f"fastseq's compiled extension is not built in {here}: you are importing "
+        f"the source checkout.{shadowed} Install with `pip install .` and run from "
+        "outside the checkout (or run the installed `fastseq` command, e.g. "
+        "`.venv/bin/fastseq bench`), or build in place with "
+        "`python setup.py build_ext --inplace`.",
+        name="fastseq._core", path=here)
+
+
+try:
+    from fastseq import _core  # noqa: E402,F401
+except ImportError:
+    # A missing extension would otherwise surface as "cannot import name
+    # '_core' from partially initialized module 'fastseq' (most likely due
+    # to a circular import)".  An extension that exists but fails to load
+    # (a missing libjpeg, a wrong Python) keeps its own, precise error.
+    import os as _os
+
+    if _built_extensions(_os.path.dirname(_os.path.abspath(__file__))):
+        raise
+    raise _extension_missing() from None
+
 from fastseq.core import (  # noqa: E402
     COLOR_MODES,
     DEFAULT_MAX_FILE_BYTES,

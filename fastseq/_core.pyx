@@ -564,3 +564,17 @@ def _brightness_u8(int v, float factor):
     if not 0 <= v <= 255:
         raise ValueError("v must be in 0..255")
     return fs_brightness_u8(<uint8_t>v, factor)
+
+
+def set_resize_pass_order(int order):
+    """Reproduce this Pillow's resize pass order (0: Pillow 9.2-12.2,
+    1: Pillow 12.3, 2: Pillow 13; see csrc/resample.c).  fastseq.core sets
+    it once, from the installed Pillow; returns the order now in force."""
+    if order not in (0, 1, 2):
+        raise ValueError(f"pass order must be 0, 1 or 2, got {order}")
+    return fs_resample_set_pass_order(order)
+
+
+def resize_pass_order():
+    """The Pillow resize pass order in force (see set_resize_pass_order)."""
+    return fs_resample_set_pass_order(-1)

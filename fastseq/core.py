@@ -531,3 +531,26 @@ def info() -> dict:
 
 
 _core.set_num_threads(_default_threads())
+
+
+def _pillow_pass_order(version: str) -> int:
+    """The resize pass order of this Pillow version (csrc/resample.c,
+    "Pass order"): 0 before 12.3, 1 for 12.3, 2 from 13 on.  The 8-bit
+    resampling arithmetic is otherwise the same from Pillow 9.2 to 13."""
+    try:
+        major, minor = (int(p) for p in version.split(".")[:2])
+    except ValueError:
+        return 2
+    if major >= 13:
+        return 2
+    return 1 if (major, minor) >= (12, 3) else 0
+
+
+def _set_pass_order() -> int:
+    import PIL      # PIL/__init__.py alone: it imports no image code
+
+    return _core.set_resize_pass_order(_pillow_pass_order(PIL.__version__))
+
+
+_set_pass_order()
+

@@ -89,6 +89,7 @@ cdef extern from "resample.h" nogil:
                             int out_w, int out_h, fs_resample_scratch *scratch)
     int fs_resample_simd()
     int fs_resample_set_simd(int enable)
+    int fs_resample_set_pass_order(int order)
     int fs_convert_rows(const uint8_t *inp, ptrdiff_t in_stride, int in_mode,
                         uint8_t *out, ptrdiff_t out_stride, int out_mode,
                         int width, int height)

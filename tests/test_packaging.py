@@ -153,6 +153,76 @@ def test_build_ext_stops_before_compiling(tmp_path):
     assert not (src / "fastseq" / "_core.c").exists()
 
 
+# ------------------------------------- importing a checkout without its build
+
+def _run_in(cwd, *args):
+    # A newcomer's shell: no PYTHONPATH, and not conftest's PYTHONSAFEPATH.
+    env = _clean_env()
+    env.pop("PYTHONPATH", None)
+    env.pop("PYTHONSAFEPATH", None)
+    return subprocess.run(list(args), cwd=str(cwd), capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+@needs_tree
+@pytest.mark.parametrize("how", [["-c", "import fastseq"], ["-m", "fastseq", "bench"]],
+                         ids=["import", "python-m"])
+def test_unbuilt_checkout_says_what_happened_and_what_to_run(tmp_path, how):
+    # A fresh clone: the staged copy has no compiled extension, and python -c
+    # / python -m put its root (the working directory) first on sys.path.
+    src = _stage(tmp_path / "src")
+    assert not list((src / "fastseq").glob("_core*.so"))
+    r = _run_in(src, sys.executable, *how)
+    assert r.returncode != 0
+    err = r.stderr
+    assert (f"ImportError: fastseq's compiled extension is not built in {src / 'fastseq'}: "
+            "you are importing the source checkout.") in err, err
+    for needle in ("`pip install .`", "run from outside the checkout",
+                   "`.venv/bin/fastseq bench`", "`python setup.py build_ext --inplace`"):
+        assert needle in err, f"{needle!r} missing from:\n{err}"
+    assert "circular" not in err and "partially initialized" not in err, err
+
+
+@needs_tree
+def test_broken_extension_keeps_its_own_error(tmp_path):
+    # An extension that is there but cannot load (here: not a shared object)
+    # must not be reported as "not built".
+    src = _stage(tmp_path / "src")
+    import importlib.machinery
+
+    (src / "fastseq" / f"_core{importlib.machinery.EXTENSION_SUFFIXES[0]}").write_bytes(b"junk")
+    r = _run_in(src, sys.executable, "-c", "import fastseq")
+    assert r.returncode != 0
+    assert "ImportError" in r.stderr and "not built" not in r.stderr, r.stderr
+
+
+def _console_script():
+    script = pathlib.Path(sys.executable).parent / "fastseq"
+    if not script.is_file():
+        pytest.skip(f"no installed `fastseq` command beside {sys.executable} "
+                    "(fastseq is not pip-installed in this Python)")
+    return script
+
+
+@pytest.mark.parametrize("args", [["info"], ["--help"]])
+def test_console_script_runs_at_the_checkout_root(args):
+    # The README's main command runs `.venv/bin/fastseq bench` at the root of
+    # the clone: a console script puts its own folder, not the working
+    # directory, on sys.path, so the installed package is the one imported.
+    r = _run_in(REPO, str(_console_script()), *args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ("libjpeg-turbo" if args == ["info"] else "fastseq bench") in r.stdout
+
+
+@needs_tree
+def test_console_script_ignores_an_unbuilt_checkout_in_cwd(tmp_path):
+    # Same, where the working directory is certainly an unbuilt checkout.
+    src = _stage(tmp_path / "src")
+    r = _run_in(src, str(_console_script()), "info")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "libjpeg-turbo" in r.stdout
+
+
 # ------------------------------------------------------------- cibuildwheel
 
 def _identifiers(platform, **env):

@@ -284,3 +284,78 @@ def test_grayscale_jpeg_as_rgb_float32_and_crop(gray_jpeg, filt):
     y0, x0 = (h - crop_h) // 2, (w - crop_w) // 2
     np.testing.assert_array_equal(
         crop, pil_reference(gray_jpeg, tgt, filt, "RGB", box=(x0, y0, x0 + crop_w, y0 + crop_h)))
+
+
+# ------------------------------------------------------------ pass order
+# Pillow's two resize passes each round to 8 bits, so their order shows in
+# the pixels, and it changed: 9.2-12.2 always horizontal first, 12.3 vertical
+# first for sources over 100x taller than wide, 13 vertical first when the
+# height shrinks by more than twice as many pixels as the width.  fastseq
+# reproduces the installed Pillow's order (fastseq.core picks it from
+# PIL.__version__).  The references below are built from two single-axis
+# resizes, which every Pillow computes the same way, so all three orders are
+# checked against whichever Pillow is installed.
+
+from fastseq import _core  # noqa: E402
+from fastseq.core import _pillow_pass_order  # noqa: E402
+
+# (source h, w) -> target (h, w), and which orders resize vertically first.
+PASS_ORDER_CASES = [
+    ((700, 90), (32, 224), {2}),        # Pillow 13's rule only
+    ((1010, 10), (1000, 1), {1}),       # Pillow 12.3's rule only (> 100x tall)
+    ((1010, 10), (300, 5), {1, 2}),     # both rules
+    ((375, 500), (100, 133), set()),    # horizontal first everywhere
+]
+
+
+@pytest.mark.parametrize("version,order", [
+    ("9.2.0", 0), ("10.4.0", 0), ("12.2.0", 0), ("12.3.0", 1), ("12.3.1", 1),
+    ("13.0.0", 2), ("13.1.0.dev0", 2), ("14.0.0", 2), ("unparseable", 2)])
+def test_pass_order_from_pillow_version(version, order):
+    assert _pillow_pass_order(version) == order
+
+
+def test_pass_order_in_force_is_the_installed_pillows():
+    import PIL
+
+    assert _core.resize_pass_order() == _pillow_pass_order(PIL.__version__)
+
+
+@pytest.fixture
+def restore_pass_order():
+    before = _core.resize_pass_order()
+    yield
+    assert _core.set_resize_pass_order(before) == before
+
+
+def _two_passes(data, tgt, filt, vertical_first):
+    f = FILTERS[filt]
+    with Image.open(io.BytesIO(data)) as im:
+        im = im.convert("RGB")
+        w0, h0 = im.size
+        if vertical_first:
+            r = im.resize((w0, tgt[0]), f).resize((tgt[1], tgt[0]), f)
+        else:
+            r = im.resize((tgt[1], h0), f).resize((tgt[1], tgt[0]), f)
+        return np.asarray(r)
+
+
+@pytest.mark.parametrize("filt", ["bilinear", "bicubic", "lanczos"])
+@pytest.mark.parametrize("src,tgt,vfirst", PASS_ORDER_CASES,
+                         ids=lambda v: "x".join(map(str, v)) if isinstance(v, tuple) else None)
+def test_each_pass_order_matches_pillow(restore_pass_order, src, tgt, vfirst, filt):
+    data = encode(photo_like(*src, seed=7), "JPEG", quality=90)
+    refs = {v: _two_passes(data, tgt, filt, v) for v in (False, True)}
+    if vfirst:
+        # The case is only a check of the order if the two orders differ.
+        assert np.abs(refs[True].astype(int) - refs[False]).max() > 0
+    for order in (0, 1, 2):
+        assert _core.set_resize_pass_order(order) == order
+        got = fastseq.decode_batch([data], tgt, interpolation=filt, dct_scaling=False)[0]
+        diff = np.abs(got.astype(int) - refs[order in vfirst]).max()
+        assert diff == 0, f"order {order}: {src}->{tgt} {filt}: max |diff| {diff}"
+
+
+def test_unknown_pass_order_is_refused(restore_pass_order):
+    with pytest.raises(ValueError, match="pass order must be 0, 1 or 2"):
+        _core.set_resize_pass_order(3)
