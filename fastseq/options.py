@@ -88,7 +88,7 @@ class DecodeOptions:
         unknown = set(kwargs) - set(DEFAULTS)
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        args = dict(DEFAULTS, target_size=target_size, **kwargs)
+        args = {"target_size": target_size, **DEFAULTS, **kwargs}
         set_ = super().__setattr__
         set_("_args", MappingProxyType(args))
         height, width = _check_target_size(target_size)
