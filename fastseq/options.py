@@ -9,7 +9,7 @@ built here, once, and nothing is re-validated per batch.
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -53,12 +53,7 @@ COLOR_MODES = {"grayscale": (_core.MODE_L, 1, "L"),
 _ON_ERROR = ("raise", "warn", "ignore")
 _MAX_SIDE = 1 << 16
 
-#: The public options, in the order of load_batch's keyword arguments.
-OPTION_NAMES = ("target_size", "color_mode", "interpolation", "dtype", "rescale",
-                "offset", "dct_scaling", "keep_aspect_ratio", "on_error",
-                "max_pixels", "max_scans", "allow_truncated", "max_file_bytes",
-                "max_memory", "max_scan_pixels")
-#: load_batch's defaults for them.
+#: load_batch's defaults of the options other than target_size.
 DEFAULTS = MappingProxyType(dict(
     color_mode="rgb", interpolation="bilinear", dtype="uint8", rescale=None,
     offset=0.0, dct_scaling=True, keep_aspect_ratio=False, on_error="raise",
@@ -143,11 +138,6 @@ class DecodeOptions:
     def shape(self, n: int) -> tuple[int, int, int, int]:
         """The shape of a batch of `n` images."""
         return (n, self.height, self.width, self.channels)
-
-    @property
-    def arguments(self) -> Mapping[str, Any]:
-        """The keyword arguments it was built from (defaults filled in)."""
-        return self._args
 
     def __reduce__(self):
         args = dict(self._args)

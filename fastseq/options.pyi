@@ -12,7 +12,6 @@ DEFAULT_MAX_MEMORY: int
 DEFAULT_MAX_SCAN_PIXELS: int
 INTERPOLATIONS: dict[str, int]
 COLOR_MODES: dict[str, tuple[int, int, str]]
-OPTION_NAMES: tuple[str, ...]
 DEFAULTS: MappingProxyType[str, Any]
 
 class DecodeOptions:
@@ -50,8 +49,6 @@ class DecodeOptions:
         max_scan_pixels: int | None = ...,
     ) -> None: ...
     def shape(self, n: int) -> tuple[int, int, int, int]: ...
-    @property
-    def arguments(self) -> Mapping[str, Any]: ...
 
 def check_limits(
     max_pixels: int | None,
