@@ -213,6 +213,77 @@ static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     return st;
 }
 
+/* What libjpeg produces for `out_mode` from a `src_mode` JPEG: the one
+ * place this choice is made.  A conversion (Pillow's formulas) follows when
+ * the two differ and libjpeg cannot produce `out_mode` itself. */
+static int decode_mode_for(const fs_batch_opts *o, int out_mode, int src_mode) {
+    if (o->decode_only) return src_mode;
+    if (src_mode == FS_MODE_CMYK) return FS_MODE_CMYK;
+    if (out_mode == FS_MODE_L)
+        return src_mode == FS_MODE_L ? FS_MODE_L : FS_MODE_RGB;
+    /* An L image written as RGB is resized as L (a third of the work) and
+     * the resampler copies it into the three channels; at full size there
+     * is no resampler step, and libjpeg expands it. */
+    if (out_mode == FS_MODE_RGB && src_mode == FS_MODE_L && !o->full_size)
+        return FS_MODE_L;
+    return out_mode;
+}
+
+/* decode_image's pass: the whole image at its own size straight into the
+ * slot, through a conversion buffer only when libjpeg cannot produce the
+ * output mode.  The memory counted is what is allocated: the output (the
+ * caller allocates it after the header_only pass) plus that buffer. */
+static int run_full_size(fs_worker *w, const fs_batch_opts *o, fs_task *t,
+                         const fs_jpeg_info *info) {
+    int out_mode = o->out_mode == FS_MODE_SOURCE ? info->mode : o->out_mode;
+    if (out_mode == FS_MODE_CMYK && info->mode != FS_MODE_CMYK) {
+        fs_jpeg_abort(w->jpeg);
+        snprintf(t->msg, FS_MSG_LEN, "CMYK output needs a CMYK JPEG");
+        return FS_ERR_ARG;
+    }
+    int decode_mode = decode_mode_for(o, out_mode, info->mode);
+    int dc = fs_mode_channels(decode_mode), oc = fs_mode_channels(out_mode);
+    /* Under 2^34 pixels (65535^2), times at most 8 bytes. */
+    uint64_t pixels = (uint64_t)info->width * (uint64_t)info->height;
+    int st = fs_jpeg_check_memory(w->jpeg, info,
+                                  pixels * (uint64_t)(oc + (decode_mode != out_mode ? dc : 0)),
+                                  t->msg, FS_MSG_LEN);
+    if (st != FS_OK) return st;
+    if (o->header_only) {
+        fs_jpeg_abort(w->jpeg);
+        return FS_OK;
+    }
+    if (info->width != o->out_width || info->height != o->out_height ||
+        out_mode != o->out_mode || o->out_dtype != FS_DTYPE_U8 || !t->out) {
+        fs_jpeg_abort(w->jpeg);
+        snprintf(t->msg, FS_MSG_LEN, "full-size output does not match the image");
+        return FS_ERR_ARG;
+    }
+    if (decode_mode == out_mode)
+        return fs_jpeg_decode(w->jpeg, 1, decode_mode, (uint8_t *)t->out,
+                              o->out_row_stride, t->msg, FS_MSG_LEN);
+    size_t rowbytes, total;
+    if (!fs_mul_size((size_t)info->width, (size_t)dc, &rowbytes) ||
+        !fs_mul_size(rowbytes, (size_t)info->height, &total)) {
+        fs_jpeg_abort(w->jpeg);
+        snprintf(t->msg, FS_MSG_LEN, "image too large");
+        return FS_ERR_OVERFLOW;
+    }
+    if (!grow(&w->pix, &w->pix_cap, total)) {
+        fs_jpeg_abort(w->jpeg);
+        snprintf(t->msg, FS_MSG_LEN, "out of memory for %dx%d pixels",
+                 info->width, info->height);
+        return FS_ERR_NOMEM;
+    }
+    st = fs_jpeg_decode(w->jpeg, 1, decode_mode, w->pix, (ptrdiff_t)rowbytes,
+                        t->msg, FS_MSG_LEN);
+    if (st != FS_OK) return st;
+    st = fs_convert_rows(w->pix, (ptrdiff_t)rowbytes, decode_mode, (uint8_t *)t->out,
+                         o->out_row_stride, out_mode, info->width, info->height);
+    if (st != FS_OK) snprintf(t->msg, FS_MSG_LEN, "unsupported colour conversion");
+    return st;
+}
+
 static int run_jpeg(fs_worker *w, const fs_batch_opts *o, fs_task *t,
                     const uint8_t *data, size_t len) {
     fs_jpeg_info info;
@@ -221,17 +292,10 @@ static int run_jpeg(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     if (st != FS_OK) return st;
     t->src_width = info.width;
     t->src_height = info.height;
+    t->src_mode = info.mode;
+    if (o->full_size) return run_full_size(w, o, t, &info);
 
-    /* What libjpeg produces; a conversion (Pillow's formulas) follows when
-     * libjpeg cannot produce the requested mode itself. */
-    int decode_mode;
-    if (o->decode_only) decode_mode = info.mode;
-    else if (info.mode == FS_MODE_CMYK) decode_mode = FS_MODE_CMYK;
-    else if (o->out_mode == FS_MODE_L)
-        decode_mode = info.mode == FS_MODE_L ? FS_MODE_L : FS_MODE_RGB;
-    else if (o->out_mode == FS_MODE_RGB && info.mode == FS_MODE_L)
-        decode_mode = FS_MODE_L;  /* resized as L, written as RGB */
-    else decode_mode = o->out_mode;
+    int decode_mode = decode_mode_for(o, o->out_mode, info.mode);
     /* The mode the resampler reads: the output mode after a conversion, or
      * L for an L image written as RGB (fs_resize_u8 copies it into the three
      * channels). */
@@ -302,6 +366,7 @@ static void batch_task(void *vctx, size_t index, void **local) {
     t->msg[0] = '\0';
     t->src_width = t->src_height = 0;
     t->dct_denom = 1;
+    t->src_mode = -1;
     fs_worker *w = worker_get(local);
     int st;
     if (!w) {
@@ -339,7 +404,7 @@ static void batch_task(void *vctx, size_t index, void **local) {
         trim(&w->pix, &w->pix_cap);
     }
     t->status = st;
-    if (st != FS_OK && !o->decode_only)
+    if (st != FS_OK && t->out)
         memset(t->out, 0, (size_t)o->out_row_stride * (size_t)o->out_height);
 }
 

@@ -30,12 +30,18 @@ typedef struct {
     int status;                  /* fs_status; FS_ERR_NOT_JPEG = use fallback */
     int src_width, src_height;   /* full-size dimensions, when known */
     int dct_denom;               /* DCT scale used (1 = full decode) */
+    int src_mode;                /* a JPEG's own fs_mode, from its header */
     char msg[FS_MSG_LEN];
 } fs_task;
 
+/* out_mode of a header_only batch: whatever mode the file has. */
+#define FS_MODE_SOURCE (-1)
+
 typedef struct {
     int out_width, out_height;
-    int out_mode;                /* FS_MODE_L, FS_MODE_RGB, FS_MODE_RGBA */
+    int out_mode;                /* FS_MODE_L, FS_MODE_RGB, FS_MODE_RGBA; with
+                                    full_size also FS_MODE_CMYK (CMYK JPEGs
+                                    only), with header_only FS_MODE_SOURCE */
     int out_dtype;               /* fs_dtype */
     float scale, offset;         /* FS_DTYPE_F32: v * scale + offset */
     ptrdiff_t out_row_stride;    /* bytes between rows of one slot */
@@ -43,6 +49,12 @@ typedef struct {
     int dct_scaling;             /* allow libjpeg's 1/2, 1/4, 1/8 scaled decode */
     int keep_aspect_ratio;       /* centre-crop to the target aspect (Keras) */
     int decode_only;             /* benchmark: full-size decode, no resize */
+    int full_size;               /* decode_image: each slot is the image at its
+                                    own size (out_width x out_height must be
+                                    it), uint8; no crop, DCT scaling or resize */
+    int header_only;             /* with full_size: read the header and check
+                                    the limits and the memory a full_size
+                                    decode needs; no decode, no output */
     fs_limits limits;
 } fs_batch_opts;
 

@@ -67,11 +67,10 @@ from fastseq.core import (  # noqa: E402
     INTERPOLATIONS,
     decode_batch,
     decode_image,
-    get_num_threads,
     info,
     load_batch,
-    set_num_threads,
 )
+from fastseq.threads import get_num_threads, set_num_threads  # noqa: E402
 from fastseq.errors import DecodeFailure, ImageDecodeError, ImageDecodeWarning  # noqa: E402
 
 # The Keras classes live in fastseq.keras (imported lazily below).

@@ -10,11 +10,10 @@ from fastseq.core import (
     INTERPOLATIONS as INTERPOLATIONS,
     decode_batch as decode_batch,
     decode_image as decode_image,
-    get_num_threads as get_num_threads,
     info as info,
     load_batch as load_batch,
-    set_num_threads as set_num_threads,
 )
+from fastseq.threads import get_num_threads as get_num_threads, set_num_threads as set_num_threads
 from fastseq.errors import (
     DecodeFailure as DecodeFailure,
     ImageDecodeError as ImageDecodeError,

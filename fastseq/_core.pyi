@@ -2,12 +2,11 @@
 
 from typing import Any
 
-from typing_extensions import Buffer
-
 MODE_L: int
 MODE_RGB: int
 MODE_RGBA: int
 MODE_CMYK: int
+MODE_SOURCE: int
 DTYPE_U8: int
 DTYPE_F32: int
 SRC_FILE: int
@@ -20,44 +19,42 @@ def status_code(status: int) -> str:
     """ImageDecodeError.code of a C status: "memory", "too_large", "internal",
     "io", "empty", "not_image", "decode", "truncated", "too_many_pixels",
     "too_many_scans", "not_regular_file", "memory_limit", "work_limit"."""
+class BatchOptions:
+    """The C form of a batch's options (fs_batch_opts), checked once."""
+    channels: int
+    slot_bytes: int
+    def __init__(
+        self,
+        out_width: int,
+        out_height: int,
+        out_mode: int,
+        dtype: int,
+        *,
+        scale: float = ...,
+        offset: float = ...,
+        filter: int = ...,
+        dct_scaling: bool = ...,
+        keep_aspect_ratio: bool = ...,
+        max_pixels: int = ...,
+        max_scans: int = ...,
+        allow_truncated: bool = ...,
+        max_file_bytes: int = ...,
+        max_memory: int = ...,
+        max_scan_pixels: int = ...,
+        decode_only: bool = ...,
+        full_size: bool = ...,
+        header_only: bool = ...,
+    ) -> None: ...
+
 def run_batch(
     kind: int,
     sources: list[Any],
     out: Any,
     slots: list[int],
-    *,
-    out_width: int,
-    out_height: int,
-    out_mode: int,
-    dtype: int,
-    scale: float = ...,
-    offset: float = ...,
-    filter: int = ...,
-    dct_scaling: bool = ...,
-    keep_aspect_ratio: bool = ...,
-    max_pixels: int = ...,
-    max_scans: int = ...,
-    allow_truncated: bool = ...,
-    max_file_bytes: int = ...,
-    max_memory: int = ...,
-    max_scan_pixels: int = ...,
-    decode_only: bool = ...,
+    opts: BatchOptions,
     premultiply: list[bool] | None = ...,
-) -> list[tuple[int, int, str, int, int, int]]: ...
-def decode_jpeg(
-    data: Buffer,
-    color_mode_id: int | None = ...,
-    *,
-    max_pixels: int = ...,
-    max_scans: int = ...,
-    allow_truncated: bool = ...,
-    max_file_bytes: int = ...,
-    max_memory: int = ...,
-    max_scan_pixels: int = ...,
-    source: str = ...,
-) -> Any: ...
+) -> list[tuple[int, int, str, int, int, int, int]]: ...
 def read_file(path: bytes, max_file_bytes: int = ..., source: str = ...) -> bytes: ...
-def is_jpeg(data: Buffer) -> bool: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def pool_stats() -> dict[str, int]: ...

@@ -8,22 +8,23 @@ in `_error_for` only.
 """
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport uint8_t, uint64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy
 
 import numpy as np
 
 from fastseq.fscore cimport *
-from fastseq.errors import ImageDecodeError, DecodeFailure
+from fastseq.errors import ImageDecodeError
 
 # Public constants mirrored from the C headers.
 MODE_L = FS_MODE_L
 MODE_RGB = FS_MODE_RGB
 MODE_RGBA = FS_MODE_RGBA
 MODE_CMYK = FS_MODE_CMYK
+MODE_SOURCE = FS_MODE_SOURCE
 DTYPE_U8 = FS_DTYPE_U8
 DTYPE_F32 = FS_DTYPE_F32
 SRC_FILE = FS_SRC_FILE
@@ -68,17 +69,64 @@ cdef _error_for(int status, const char *msg, str source, object index=None):
                             status_code(status), index)
 
 
-cdef fs_limits _limits(uint64_t max_pixels, int max_scans, bint allow_truncated,
-                       uint64_t max_file_bytes, uint64_t max_memory,
-                       uint64_t max_scan_pixels):
-    cdef fs_limits lim
-    lim.max_pixels = max_pixels
-    lim.max_scans = max_scans
-    lim.allow_truncated = allow_truncated
-    lim.max_file_bytes = max_file_bytes
-    lim.max_memory = max_memory
-    lim.max_scan_pixels = max_scan_pixels
-    return lim
+@cython.auto_pickle(False)
+cdef class BatchOptions:
+    """A batch's options in the C form the batch driver reads (an
+    fs_batch_opts), checked once when built and then reused for every
+    batch.  fastseq.options.DecodeOptions builds it from validated public
+    options; this checks only what the C code relies on.
+
+    full_size: decode_image's pass (csrc/batch.h); out_mode may then be
+    MODE_CMYK, and with header_only MODE_SOURCE (no output is written).
+    """
+    cdef fs_batch_opts c
+    cdef readonly int channels
+    cdef readonly size_t slot_bytes
+
+    def __cinit__(self, int out_width, int out_height, int out_mode, int dtype, *,
+                  float scale=1.0, float offset=0.0, int filter=2,
+                  bint dct_scaling=True, bint keep_aspect_ratio=False,
+                  uint64_t max_pixels=0, int max_scans=0, bint allow_truncated=False,
+                  uint64_t max_file_bytes=0, uint64_t max_memory=0,
+                  uint64_t max_scan_pixels=0, bint decode_only=False,
+                  bint full_size=False, bint header_only=False):
+        if out_mode == FS_MODE_SOURCE and header_only and full_size:
+            self.channels = 0
+        elif out_mode == FS_MODE_CMYK and not full_size:
+            raise ValueError("CMYK output is for full-size decodes only")
+        else:
+            self.channels = fs_mode_channels(out_mode)
+            if self.channels == 0:
+                raise ValueError("invalid output mode")
+        if header_only and not full_size:
+            raise ValueError("header_only needs full_size")
+        if dtype not in (FS_DTYPE_U8, FS_DTYPE_F32) or (full_size and dtype != FS_DTYPE_U8):
+            raise ValueError("invalid output dtype")
+        if not 0 <= filter <= 5:
+            raise ValueError("invalid filter")
+        if out_width < 1 or out_height < 1:
+            raise ValueError(f"output size must be at least 1x1, got {out_width}x{out_height}")
+        self.c.out_width = out_width
+        self.c.out_height = out_height
+        self.c.out_mode = out_mode
+        self.c.out_dtype = dtype
+        self.c.scale = scale
+        self.c.offset = offset
+        self.c.out_row_stride = (<ptrdiff_t>out_width * self.channels
+                                 * (4 if dtype == FS_DTYPE_F32 else 1))
+        self.c.filter = filter
+        self.c.dct_scaling = dct_scaling
+        self.c.keep_aspect_ratio = keep_aspect_ratio
+        self.c.decode_only = decode_only
+        self.c.full_size = full_size
+        self.c.header_only = header_only
+        self.c.limits.max_pixels = max_pixels
+        self.c.limits.max_scans = max_scans
+        self.c.limits.allow_truncated = allow_truncated
+        self.c.limits.max_file_bytes = max_file_bytes
+        self.c.limits.max_memory = max_memory
+        self.c.limits.max_scan_pixels = max_scan_pixels
+        self.slot_bytes = <size_t>self.c.out_row_stride * <size_t>out_height
 
 
 # run_batch waits for the pool in slices of this length, with the GIL
@@ -87,66 +135,42 @@ cdef fs_limits _limits(uint64_t max_pixels, int max_scans, bint allow_truncated,
 cdef int _WAIT_SLICE_MS = 50
 
 
-def run_batch(int kind, list sources, object out, list slots, *,
-              int out_width, int out_height, int out_mode, int dtype,
-              float scale=1.0, float offset=0.0, int filter=2,
-              bint dct_scaling=True, bint keep_aspect_ratio=False,
-              uint64_t max_pixels=0, int max_scans=0,
-              bint allow_truncated=False, uint64_t max_file_bytes=0,
-              uint64_t max_memory=0, uint64_t max_scan_pixels=0,
-              bint decode_only=False, list premultiply=None):
-    """Decode `sources` into `out[slots[i]]` on the pool.
+def run_batch(int kind, list sources, object out, list slots, BatchOptions opts,
+              list premultiply=None):
+    """Decode `sources` into `out[slots[i]]` on the pool, as `opts` says.
 
     kind: SRC_FILE (sources are bytes paths), SRC_MEMORY (bytes-like
     encoded images) or SRC_PIXELS (C-contiguous uint8 arrays (h, w, c) in the
     output mode).  `out` must already be validated (C-contiguous, writeable,
-    shape (N, out_height, out_width, c), dtype matching `dtype`), or None with
-    decode_only.  Returns [(slot, status, message, src_w, src_h, denom), ...]
-    for every source: the caller maps statuses to exceptions/warnings.
+    shape (N, out_height, out_width, c), dtype matching the options), or
+    None with decode_only or header_only.  Returns [(slot, status, message,
+    src_w, src_h, denom, src_mode), ...] for every source: the caller maps
+    statuses to exceptions/warnings.
     """
     cdef Py_ssize_t n = len(sources), i, nbuf = 0
     cdef fs_task *tasks = NULL
     cdef Py_buffer *bufs = NULL
     cdef Py_buffer outbuf
     cdef bint have_out = False
-    cdef fs_batch_opts opts
     cdef int st
     cdef char *base = NULL
-    cdef size_t slot_bytes = 0
-    cdef int channels = fs_mode_channels(out_mode)
+    cdef size_t slot_bytes = opts.slot_bytes
+    cdef int channels = opts.channels
     cdef fs_pool_job *job = NULL
     cdef int finished = 0
-    if channels == 0 or out_mode == FS_MODE_CMYK:
-        raise ValueError("invalid output mode")
     if len(slots) != n:
         raise ValueError("slots and sources differ in length")
-    if out_width < 1 or out_height < 1:
-        raise ValueError(f"output size must be at least 1x1, got {out_width}x{out_height}")
-    opts.out_width = out_width
-    opts.out_height = out_height
-    opts.out_mode = out_mode
-    opts.out_dtype = dtype
-    opts.scale = scale
-    opts.offset = offset
-    opts.out_row_stride = <ptrdiff_t>out_width * channels * (4 if dtype == FS_DTYPE_F32 else 1)
-    opts.filter = filter
-    opts.dct_scaling = dct_scaling
-    opts.keep_aspect_ratio = keep_aspect_ratio
-    opts.decode_only = decode_only
-    opts.limits = _limits(max_pixels, max_scans, allow_truncated, max_file_bytes,
-                          max_memory, max_scan_pixels)
-    slot_bytes = <size_t>opts.out_row_stride * <size_t>out_height
     if n == 0:
         return []
     try:
-        if out is not None:
+        if out is not None and not opts.c.header_only:
             PyObject_GetBuffer(out, &outbuf, PyBUF_WRITABLE)   # C-contiguous, checked by caller
             have_out = True
             base = <char *>outbuf.buf
             if <size_t>outbuf.len < slot_bytes * <size_t>(max(slots) + 1) or min(slots) < 0:
                 raise ValueError("output buffer too small for the slots")
-        elif not decode_only:
-            raise ValueError("out is required unless decode_only")
+        elif not (opts.c.decode_only or opts.c.header_only):
+            raise ValueError("out is required unless decode_only or header_only")
         tasks = <fs_task *>calloc(n, sizeof(fs_task))
         bufs = <Py_buffer *>calloc(n, sizeof(Py_buffer))
         if tasks == NULL or bufs == NULL:
@@ -160,6 +184,8 @@ def run_batch(int kind, list sources, object out, list slots, *,
                     raise TypeError("paths must be passed as bytes (os.fsencode)")
                 tasks[i].path = PyBytes_AS_STRING(src)
             else:
+                if kind == FS_SRC_PIXELS and opts.c.full_size:
+                    raise ValueError("pixel sources are resized, not decoded at full size")
                 PyObject_GetBuffer(src, &bufs[nbuf], PyBUF_SIMPLE)
                 nbuf += 1
                 tasks[i].data = <const uint8_t *>bufs[nbuf - 1].buf
@@ -173,7 +199,7 @@ def run_batch(int kind, list sources, object out, list slots, *,
                     tasks[i].pix_stride = <ptrdiff_t>w * c
                     tasks[i].premultiply_alpha = bool(premultiply[i]) if premultiply else 0
         with nogil:
-            st = fs_batch_submit(&opts, tasks, <size_t>n, &job)
+            st = fs_batch_submit(&opts.c, tasks, <size_t>n, &job)
         if st != FS_OK:
             raise _error_for(st, NULL, "")
         try:
@@ -187,12 +213,14 @@ def run_batch(int kind, list sources, object out, list slots, *,
             raise
         return [(slots[i], tasks[i].status,
                  (<char *>tasks[i].msg).decode("utf-8", "replace") if tasks[i].status else "",
-                 tasks[i].src_width, tasks[i].src_height, tasks[i].dct_denom)
+                 tasks[i].src_width, tasks[i].src_height, tasks[i].dct_denom,
+                 tasks[i].src_mode)
                 for i in range(n)]
     finally:
         if job != NULL:
             # Waits for the images in flight: the workers write into `out`
-            # and read the buffers released below.
+            # and read the buffers released below.  `opts` outlives this
+            # call: the caller holds it.
             with nogil:
                 fs_pool_release(job)
         for i in range(nbuf):
@@ -203,91 +231,6 @@ def run_batch(int kind, list sources, object out, list slots, *,
         free(tasks)
 
 
-def decode_jpeg(object data, object color_mode_id=None, *, uint64_t max_pixels=0,
-                int max_scans=0, bint allow_truncated=False, uint64_t max_file_bytes=0,
-                uint64_t max_memory=0, uint64_t max_scan_pixels=0,
-                str source="<buffer>"):
-    """Decode one JPEG at full size: an (H, W, C) uint8 array.
-
-    color_mode_id None keeps the file's own layout (L, RGB, or CMYK in
-    Pillow's inverted convention); MODE_L / MODE_RGB / MODE_RGBA convert
-    with Pillow's formulas.  Runs on the calling thread, GIL released.
-    """
-    cdef Py_buffer buf
-    cdef fs_jpeg *j = NULL
-    cdef fs_jpeg_info info
-    cdef fs_limits lim = _limits(max_pixels, max_scans, allow_truncated,
-                                 max_file_bytes, max_memory, max_scan_pixels)
-    cdef char msg[320]
-    cdef int st, out_mode, dec_mode, dc, oc
-    cdef uint8_t *tmp = NULL
-    cdef uint8_t *dst
-    cdef uint8_t[:, :, ::1] view
-    cdef bint got = False
-    msg[0] = 0
-    PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE)
-    got = True
-    try:
-        if max_file_bytes and <uint64_t>buf.len > max_file_bytes:
-            reason = f"input is {buf.len} bytes, over max_file_bytes={max_file_bytes}".encode()
-            raise _error_for(FS_ERR_FILE_TOO_LARGE, reason, source)
-        j = fs_jpeg_new()
-        if j == NULL:
-            raise MemoryError()
-        with nogil:
-            st = fs_jpeg_read_header(j, <const uint8_t *>buf.buf, <size_t>buf.len,
-                                     &lim, &info, msg, sizeof(msg))
-        if st != FS_OK:
-            raise _error_for(st, msg, source)
-        out_mode = info.mode if color_mode_id is None else color_mode_id
-        if out_mode not in (FS_MODE_L, FS_MODE_RGB, FS_MODE_RGBA, FS_MODE_CMYK):
-            fs_jpeg_abort(j)
-            raise ValueError("invalid color mode")
-        if out_mode == FS_MODE_CMYK and info.mode != FS_MODE_CMYK:
-            fs_jpeg_abort(j)
-            raise ValueError("CMYK output needs a CMYK JPEG")
-        if info.mode == FS_MODE_CMYK:
-            dec_mode = FS_MODE_CMYK
-        elif out_mode == FS_MODE_L and info.mode != FS_MODE_L:
-            dec_mode = FS_MODE_RGB
-        else:
-            dec_mode = out_mode
-        dc = fs_mode_channels(dec_mode)
-        oc = fs_mode_channels(out_mode)
-        st = fs_jpeg_check_memory(
-            j, &info, <uint64_t>info.width * info.height * (oc + (dc if dec_mode != out_mode else 0)),
-            msg, sizeof(msg))
-        if st != FS_OK:
-            raise _error_for(st, msg, source)
-        arr = np.empty((info.height, info.width, oc), dtype=np.uint8)
-        view = arr
-        dst = &view[0, 0, 0] if arr.size else NULL
-        if dec_mode != out_mode:
-            tmp = <uint8_t *>calloc(<size_t>info.width * info.height * dc + 1, 1)
-            if tmp == NULL:
-                fs_jpeg_abort(j)
-                raise MemoryError()
-        with nogil:
-            if tmp != NULL:
-                st = fs_jpeg_decode(j, 1, dec_mode, tmp, <ptrdiff_t>info.width * dc,
-                                    msg, sizeof(msg))
-                if st == FS_OK:
-                    st = fs_convert_rows(tmp, <ptrdiff_t>info.width * dc, dec_mode,
-                                         dst, <ptrdiff_t>info.width * oc, out_mode,
-                                         info.width, info.height)
-            else:
-                st = fs_jpeg_decode(j, 1, dec_mode, dst, <ptrdiff_t>info.width * oc,
-                                    msg, sizeof(msg))
-        if st != FS_OK:
-            raise _error_for(st, msg, source)
-        return arr
-    finally:
-        free(tmp)
-        fs_jpeg_free(j)
-        if got:
-            PyBuffer_Release(&buf)
-
-
 def read_file(bytes path, uint64_t max_file_bytes=0, str source=""):
     """The bytes of the regular file at `path` (os.fsencode'd), read by the
     same C code as load_batch: a FIFO, device, socket, directory or /proc
@@ -295,7 +238,7 @@ def read_file(bytes path, uint64_t max_file_bytes=0, str source=""):
     before anything is allocated."""
     cdef uint8_t *buf = NULL
     cdef size_t cap = 0, n = 0
-    cdef char msg[320]
+    cdef char msg[FS_MSG_LEN]
     cdef const char *cpath = PyBytes_AS_STRING(path)
     cdef int st
     msg[0] = 0
@@ -307,15 +250,6 @@ def read_file(bytes path, uint64_t max_file_bytes=0, str source=""):
         return PyBytes_FromStringAndSize(<char *>buf, n)
     finally:
         free(buf)
-
-
-def is_jpeg(object data):
-    cdef Py_buffer buf
-    PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE)
-    try:
-        return bool(fs_is_jpeg(<const uint8_t *>buf.buf, <size_t>buf.len))
-    finally:
-        PyBuffer_Release(&buf)
 
 
 def set_num_threads(object n):
@@ -333,7 +267,7 @@ def set_num_threads(object n):
 
 def get_num_threads():
     """The pool size the next batch uses (in a forked child: its share of
-    the parent's threads, see set_num_threads in core.py)."""
+    the parent's threads, see set_num_threads in threads.py)."""
     return fs_pool_get_threads()
 
 

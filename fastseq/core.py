@@ -12,173 +12,33 @@ from __future__ import annotations
 import io
 import os
 import stat
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
 
 from fastseq import _core
 from fastseq.errors import DecodeFailure, ImageDecodeError, ImageDecodeWarning
+from fastseq.options import (
+    COLOR_MODES,
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_MEMORY,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_SCAN_PIXELS,
+    DEFAULT_MAX_SCANS,
+    INTERPOLATIONS,
+    DecodeOptions,
+    check_limits,
+)
+from fastseq.threads import get_num_threads
 
 __all__ = [
-    "load_batch", "decode_batch", "decode_image", "set_num_threads",
-    "get_num_threads", "info", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_SCANS",
-    "DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_MEMORY", "DEFAULT_MAX_SCAN_PIXELS",
-    "INTERPOLATIONS", "COLOR_MODES",
+    "load_batch", "decode_batch", "decode_image", "info", "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_SCANS", "DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_MEMORY",
+    "DEFAULT_MAX_SCAN_PIXELS", "INTERPOLATIONS", "COLOR_MODES",
 ]
-
-#: Pillow's decompression-bomb *error* threshold (2 * Image.MAX_IMAGE_PIXELS).
-DEFAULT_MAX_PIXELS = 178_956_970
-#: libjpeg-turbo's own default limit on progressive scans (TurboJPEG API).
-DEFAULT_MAX_SCANS = 500
-#: 2 GiB.  No image within DEFAULT_MAX_PIXELS needs more: the largest
-#: layouts are uncompressed 16-bit RGBA (8 bytes a pixel: 1.43 GB at the
-#: pixel limit) and JPEGs of pure noise at quality 100 (measured: 4.1 bytes a
-#: pixel for 4:4:4 RGB, 6.3 for CMYK: 1.13 GB); photos are 0.2-2 bytes a pixel.
-DEFAULT_MAX_FILE_BYTES = 2 << 30
-#: 2.5 GiB per image being decoded.  The most a JPEG within DEFAULT_MAX_PIXELS
-#: needs is a progressive 4-component 4:4:4 one: libjpeg's coefficient buffer
-#: (64 coefficients of 2 bytes per 8x8 block of each component: 8 bytes a
-#: pixel) plus fastseq's 4-byte pixels, 12 * 178,956,970 = 2.15 GB.
-DEFAULT_MAX_MEMORY = 5 << 29
-#: 16 full passes over an image at DEFAULT_MAX_PIXELS, counted in component
-#: samples summed over scans (a 3-component 4:4:4 scan of a W x H image
-#: counts 3*W*H).  libjpeg's standard progressive script codes each Y sample
-#: in 6 scans and each chroma sample in 4: 14 * W*H for 4:4:4, 8 * W*H for
-#: 4:2:0, below this at the pixel limit.  Its script for other colour spaces
-#: (6 scans per component) reaches it for a 4-component progressive file
-#: above 2/3 of the pixel limit.  README "Limits" gives the measured worst
-#: case it allows.
-DEFAULT_MAX_SCAN_PIXELS = 16 * DEFAULT_MAX_PIXELS
-
-INTERPOLATIONS = {"nearest": 0, "box": 1, "bilinear": 2, "hamming": 3,
-                  "bicubic": 4, "lanczos": 5}
-COLOR_MODES = {"grayscale": (_core.MODE_L, 1, "L"),
-               "rgb": (_core.MODE_RGB, 3, "RGB"),
-               "rgba": (_core.MODE_RGBA, 4, "RGBA")}
-_ON_ERROR = ("raise", "warn", "ignore")
-_MAX_SIDE = 1 << 16
-
-
-class _Options:
-    """Validated options shared by load_batch and decode_batch."""
-
-    __slots__ = ("height", "width", "mode", "channels", "pil_mode", "dtype",
-                 "dtype_id", "scale", "offset", "filter", "dct_scaling",
-                 "keep_aspect_ratio", "on_error", "limits")
-
-    def __init__(self, target_size, color_mode, interpolation, dtype, rescale,
-                 offset, dct_scaling, keep_aspect_ratio, on_error, max_pixels,
-                 max_scans, allow_truncated, max_file_bytes, max_memory,
-                 max_scan_pixels):
-        self.height, self.width = _check_target_size(target_size)
-        if color_mode not in COLOR_MODES:
-            raise ValueError(f"color_mode must be one of {sorted(COLOR_MODES)}, "
-                             f"got {color_mode!r}")
-        self.mode, self.channels, self.pil_mode = COLOR_MODES[color_mode]
-        if interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, "
-                             f"got {interpolation!r}")
-        self.filter = INTERPOLATIONS[interpolation]
-        try:
-            dt = np.dtype(dtype)
-        except TypeError:
-            raise TypeError(f"dtype must be 'uint8' or 'float32', got {dtype!r}") from None
-        if dt == np.uint8:
-            if rescale is not None or offset:
-                raise ValueError("rescale/offset need dtype='float32' "
-                                 "(a uint8 batch holds raw pixel values)")
-            self.dtype_id, self.scale, self.offset = _core.DTYPE_U8, 1.0, 0.0
-        elif dt == np.float32:
-            self.dtype_id = _core.DTYPE_F32
-            self.scale, self.offset = _check_rescale(rescale, offset)
-        else:
-            raise TypeError(f"dtype must be 'uint8' or 'float32', got {dt}")
-        self.dtype = dt
-        if on_error not in _ON_ERROR:
-            raise ValueError(f"on_error must be one of {_ON_ERROR}, got {on_error!r}")
-        self.on_error = on_error
-        self.dct_scaling = bool(dct_scaling)
-        self.keep_aspect_ratio = bool(keep_aspect_ratio)
-        self.limits = _check_limits(max_pixels, max_scans, allow_truncated,
-                                    max_file_bytes, max_memory, max_scan_pixels)
-
-    def shape(self, n):
-        return (n, self.height, self.width, self.channels)
-
-    def c_kwargs(self):
-        return dict(out_width=self.width, out_height=self.height,
-                    out_mode=self.mode, dtype=self.dtype_id, scale=self.scale,
-                    offset=self.offset, filter=self.filter,
-                    dct_scaling=self.dct_scaling,
-                    keep_aspect_ratio=self.keep_aspect_ratio, **self.limits)
-
-
-_OPTION_NAMES = ("target_size", "color_mode", "interpolation", "dtype", "rescale",
-                 "offset", "dct_scaling", "keep_aspect_ratio", "on_error",
-                 "max_pixels", "max_scans", "allow_truncated", "max_file_bytes",
-                 "max_memory", "max_scan_pixels")
-
-
-def _option_args(args):
-    return {k: args[k] for k in _OPTION_NAMES}
-
-
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def _check_rescale(rescale, offset):
-    """(scale, offset) as floats such that every output value
-    ``v * scale + offset`` (0 <= v <= 255) is a finite float32, or raise."""
-    try:
-        scale = 1.0 if rescale is None else float(rescale)
-        off = float(offset)
-    except (TypeError, ValueError):
-        raise TypeError(f"rescale and offset must be real numbers, got {rescale!r} "
-                        f"and {offset!r}") from None
-    if not (np.isfinite(scale) and np.isfinite(off)
-            and abs(scale) * 255 + abs(off) <= _FLOAT32_MAX):
-        raise ValueError("rescale and offset must be finite numbers with "
-                         f"255 * |rescale| + |offset| <= {_FLOAT32_MAX:.7g} (the float32 "
-                         f"range), got rescale={rescale!r}, offset={offset!r}")
-    return scale, off
-
-
-# (name, largest accepted value): the C types the limits travel as.
-_LIMIT_RANGES = (("max_pixels", 2**64 - 1), ("max_scans", 2**31 - 1),
-                 ("max_file_bytes", 2**63 - 1), ("max_memory", 2**64 - 1),
-                 ("max_scan_pixels", 2**64 - 1))
-
-
-def _check_limits(max_pixels, max_scans, allow_truncated, max_file_bytes,
-                  max_memory, max_scan_pixels):
-    """The one validator of the resource limits (load_batch, decode_batch,
-    decode_image): a dict of run_batch/decode_jpeg keyword arguments, with
-    None (no limit) as 0."""
-    given = locals()
-    out = {"allow_truncated": bool(allow_truncated)}
-    for name, hi in _LIMIT_RANGES:
-        v = given[name]
-        if v is None:
-            v = 0
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= hi:
-            raise ValueError(f"{name} must be None (no limit) or an int between 0 "
-                             f"and {hi}, got {given[name]!r}")
-        out[name] = int(v)
-    return out
-
-
-def _check_target_size(target_size):
-    try:
-        h, w = target_size
-        ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                 for v in (h, w))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok or not (0 < h <= _MAX_SIDE and 0 < w <= _MAX_SIDE):
-        raise ValueError("target_size must be a (height, width) pair of ints "
-                         f"between 1 and {_MAX_SIDE}, got {target_size!r}")
-    return int(h), int(w)
 
 
 def validate_out(out, shape, dtype):
@@ -246,12 +106,55 @@ def _open_for_pillow(path, max_file_bytes, name):
     return f
 
 
+class _MemoryReader(io.RawIOBase):
+    """A read-only, seekable binary file over a bytes-like object, without
+    copying it (io.BytesIO copies anything but bytes): what Pillow reads an
+    in-memory image from."""
+
+    def __init__(self, buf):
+        self._mv = memoryview(buf).cast("B")
+        self._pos = 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self._pos
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._mv)}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def read(self, size=-1):
+        n = len(self._mv)
+        end = n if size is None or size < 0 else min(n, self._pos + size)
+        data = self._mv[self._pos:end].tobytes() if end > self._pos else b""
+        self._pos = max(self._pos, end)
+        return data
+
+    def readinto(self, b):
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def close(self):
+        self._mv.release()
+        super().close()
+
+
 def _pillow_array(source, pil_mode, limits, name=""):
     """Fallback: decode a non-JPEG image with Pillow, converted to `pil_mode`
     (None keeps the file's mode) as Keras' load_img converts it.  `source` is
-    a path (str) or the encoded bytes.  Every failure (any Exception from
-    Pillow or its plugins) becomes an ImageDecodeError naming `name`.
-    Returns an array of shape (h, w, channels)."""
+    a path (str) or a C-contiguous bytes-like object, read in place.  Every
+    failure (any Exception from Pillow or its plugins) becomes an
+    ImageDecodeError naming `name`.  Returns an array of shape (h, w,
+    channels).  Thread-safe: the fallback pool runs it."""
     from PIL import Image, UnidentifiedImageError
 
     max_pixels = limits["max_pixels"]
@@ -259,10 +162,12 @@ def _pillow_array(source, pil_mode, limits, name=""):
     if isinstance(source, str):
         source = _open_for_pillow(source, max_file_bytes, name)
     else:
-        if max_file_bytes and len(source) > max_file_bytes:
-            raise ImageDecodeError(name, f"input is {len(source)} bytes, over "
+        source = _MemoryReader(source)
+        size = len(source._mv)
+        if max_file_bytes and size > max_file_bytes:
+            source.close()
+            raise ImageDecodeError(name, f"input is {size} bytes, over "
                                    f"max_file_bytes={max_file_bytes}", "too_large")
-        source = io.BytesIO(source)
     try:
         with source, Image.open(source) as im:
             w, h = im.size
@@ -288,49 +193,133 @@ def _pillow_array(source, pil_mode, limits, name=""):
     return arr.reshape(arr.shape[0], arr.shape[1], -1)
 
 
+# The Pillow decodes of a batch's non-JPEG inputs run on this thread pool
+# (Pillow releases the GIL while it decodes), as many threads as fastseq's
+# own pool; created at the first such batch, and again after a fork or a
+# set_num_threads.
+_fallback_lock = threading.Lock()
+_fallback_pool = None          # (size, ThreadPoolExecutor)
+
+
+def _forget_fallback_pool():
+    # In a forked child the pool's threads do not exist and the lock may be
+    # held by a thread that does not either.
+    global _fallback_lock, _fallback_pool
+    _fallback_lock = threading.Lock()
+    _fallback_pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_fallback_pool)
+
+
+def _fallback_executor():
+    global _fallback_pool
+    n = get_num_threads()
+    with _fallback_lock:
+        if _fallback_pool is None or _fallback_pool[0] != n:
+            old = _fallback_pool
+            _fallback_pool = (n, ThreadPoolExecutor(n, thread_name_prefix="fastseq-pillow"))
+            if old is not None:
+                old[1].shutdown(wait=False)
+        return _fallback_pool[1]
+
+
+def _fallback_decode(slots, opener, names, opts):
+    """Pillow-decode the non-JPEG inputs at `slots`, in parallel: for each,
+    (uint8 pixels in the output mode, premultiply?) or an ImageDecodeError."""
+    def one(slot):
+        try:
+            arr = _pillow_array(opener(slot), opts.pil_mode, opts.limits, names(slot))
+        except ImageDecodeError as e:
+            return e
+        # Pillow resizes RGBA premultiplied; with opaque alpha that is a
+        # no-op, so only real transparency pays for it.
+        premul = opts.channels == 4 and bool((arr[..., 3] != 255).any())
+        return np.ascontiguousarray(arr, dtype=np.uint8), premul
+
+    if len(slots) == 1:
+        return [one(slots[0])]
+    futures = [_fallback_executor().submit(one, slot) for slot in slots]
+    try:
+        return [f.result() for f in futures]
+    except BaseException:       # Ctrl-C: drop the decodes not started
+        for f in futures:
+            f.cancel()
+        raise
+
+
 def _run(kind, sources, names, out, opts, opener):
-    """Run one batch: native pass, Pillow fallback for non-JPEG inputs, then
-    error reporting as `opts.on_error` says.  Returns the failures."""
-    n = len(sources)
-    results = _core.run_batch(kind, sources, out, list(range(n)), **opts.c_kwargs())
+    """Run one batch into `out`: the native pass, then the Pillow fallback
+    for non-JPEG inputs (`opener(slot)` gives what _pillow_array reads).
+    Returns the failures, sorted by index, not yet reported."""
+    results = _core.run_batch(kind, sources, out, list(range(len(sources))), opts.c)
     failures = []
-    fb_slots, fb_pixels, fb_premul = [], [], []
-    for slot, status, msg, _w, _h, _d in results:
-        if status == 0:
-            continue
+    fallback = []
+    for slot, status, msg, _w, _h, _d, _m in results:
         if status == _core.STATUS_NOT_JPEG:
-            try:
-                arr = _pillow_array(opener(slot), opts.pil_mode, opts.limits, names(slot))
-            except ImageDecodeError as e:
-                out[slot] = 0
-                failures.append(DecodeFailure(slot, names(slot), e.code, e.reason))
-                continue
-            fb_slots.append(slot)
-            fb_pixels.append(np.ascontiguousarray(arr, dtype=np.uint8))
-            # Pillow resizes RGBA premultiplied; with opaque alpha that is a
-            # no-op, so only real transparency pays for it.
-            fb_premul.append(opts.channels == 4 and bool((arr[..., 3] != 255).any()))
-        else:
+            fallback.append(slot)
+        elif status:
             failures.append(DecodeFailure(slot, names(slot), _core.status_code(status), msg))
+    fb_slots, fb_pixels, fb_premul = [], [], []
+    for slot, got in zip(fallback, _fallback_decode(fallback, opener, names, opts)):
+        if isinstance(got, ImageDecodeError):
+            out[slot] = 0
+            failures.append(DecodeFailure(slot, names(slot), got.code, got.reason))
+        else:
+            fb_slots.append(slot)
+            fb_pixels.append(got[0])
+            fb_premul.append(got[1])
     if fb_slots:
-        kw = opts.c_kwargs()
-        kw["dct_scaling"] = False
-        res = _core.run_batch(_core.SRC_PIXELS, fb_pixels, out, fb_slots,
-                              premultiply=fb_premul, **kw)
-        for slot, status, msg, _w, _h, _d in res:
+        res = _core.run_batch(_core.SRC_PIXELS, fb_pixels, out, fb_slots, opts.c,
+                              premultiply=fb_premul)
+        for slot, status, msg, _w, _h, _d, _m in res:
             if status:
                 failures.append(DecodeFailure(slot, names(slot), _core.status_code(status), msg))
     failures.sort(key=lambda f: f.index)
-    if failures:
-        if opts.on_error == "raise":
-            f = failures[0]
-            raise ImageDecodeError(f.source, f.reason, f.code, f.index, failures)
-        if opts.on_error == "warn":
-            for f in failures:
-                warnings.warn(f"fastseq: cannot decode image {f.source!r} "
-                              f"(batch index {f.index}): {f.reason}; its slot is zero-filled",
-                              ImageDecodeWarning, stacklevel=3)
     return failures
+
+
+def report_failures(failures, on_error, stacklevel=3):
+    """Act on a batch's failures as `on_error` says: raise for the first,
+    warn for each (attributed `stacklevel` frames up: by default the caller
+    of _report's caller), or nothing."""
+    if not failures or on_error == "ignore":
+        return
+    if on_error == "raise":
+        f = failures[0]
+        raise ImageDecodeError(f.source, f.reason, f.code, f.index, failures)
+    for f in failures:
+        warnings.warn(f"fastseq: cannot decode image {f.source!r} "
+                      f"(batch index {f.index}): {f.reason}; its slot is zero-filled",
+                      ImageDecodeWarning, stacklevel=stacklevel)
+
+
+def encode_paths(paths) -> list[bytes]:
+    """Paths as the C core takes them (os.fsencode), checked: str, bytes or
+    os.PathLike, without NUL bytes."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        raise TypeError("paths must be a sequence of paths, not a single path")
+    paths = list(paths)
+    try:
+        encoded = [os.fsencode(p) for p in paths]
+    except TypeError:
+        bad = next(p for p in paths if not isinstance(p, (str, bytes, os.PathLike)))
+        raise TypeError(f"paths must be str, bytes or os.PathLike, got {type(bad).__name__}") from None
+    for p, e in zip(paths, encoded):
+        if b"\0" in e:
+            raise ValueError(f"path contains a NUL byte: {p!r}")
+    return encoded
+
+
+def load_files(encoded, options, out=None):
+    """The one way a batch of files is loaded (load_batch, the Keras
+    iterators): `encoded` from encode_paths, `options` a DecodeOptions, `out`
+    None (a new aligned batch) or an array to validate and fill.  Returns
+    (out, failures); the caller reports the failures (report_failures)."""
+    out = _prepare_out(out, options, len(encoded))
+    names = lambda i: os.fsdecode(encoded[i])   # noqa: E731
+    return out, _run(_core.SRC_FILE, encoded, names, out, options, opener=names)
 
 
 def load_batch(paths: Sequence, target_size, *, out=None, color_mode="rgb",
@@ -376,21 +365,14 @@ def load_batch(paths: Sequence, target_size, *, out=None, color_mode="rgb",
     return_failed : also return the list of DecodeFailure (index, source,
         code, reason) of the images that failed.
     """
-    opts = _Options(**_option_args(locals()))
-    if isinstance(paths, (str, bytes, os.PathLike)):
-        raise TypeError("paths must be a sequence of paths, not a single path")
-    paths = list(paths)
-    try:
-        encoded = [os.fsencode(p) for p in paths]
-    except TypeError:
-        bad = next(p for p in paths if not isinstance(p, (str, bytes, os.PathLike)))
-        raise TypeError(f"paths must be str, bytes or os.PathLike, got {type(bad).__name__}") from None
-    for p, e in zip(paths, encoded):
-        if b"\0" in e:
-            raise ValueError(f"path contains a NUL byte: {p!r}")
-    out = _prepare_out(out, opts, len(paths))
-    names = lambda i: os.fsdecode(encoded[i])   # noqa: E731
-    failures = _run(_core.SRC_FILE, encoded, names, out, opts, opener=names)
+    opts = DecodeOptions(target_size, color_mode=color_mode, interpolation=interpolation,
+                         dtype=dtype, rescale=rescale, offset=offset,
+                         dct_scaling=dct_scaling, keep_aspect_ratio=keep_aspect_ratio,
+                         on_error=on_error, max_pixels=max_pixels, max_scans=max_scans,
+                         allow_truncated=allow_truncated, max_file_bytes=max_file_bytes,
+                         max_memory=max_memory, max_scan_pixels=max_scan_pixels)
+    out, failures = load_files(encode_paths(paths), opts, out)
+    report_failures(failures, opts.on_error)
     return (out, failures) if return_failed else out
 
 
@@ -404,15 +386,22 @@ def decode_batch(buffers: Sequence, target_size, *, out=None, color_mode="rgb",
     """Like :func:`load_batch`, for encoded images held in memory (any
     bytes-like objects: bytes, bytearray, memoryview, mmap, uint8 arrays).
     Failed images are named ``"<buffer N>"``."""
-    opts = _Options(**_option_args(locals()))
+    opts = DecodeOptions(target_size, color_mode=color_mode, interpolation=interpolation,
+                         dtype=dtype, rescale=rescale, offset=offset,
+                         dct_scaling=dct_scaling, keep_aspect_ratio=keep_aspect_ratio,
+                         on_error=on_error, max_pixels=max_pixels, max_scans=max_scans,
+                         allow_truncated=allow_truncated, max_file_bytes=max_file_bytes,
+                         max_memory=max_memory, max_scan_pixels=max_scan_pixels)
     if isinstance(buffers, (bytes, bytearray, memoryview)):
         raise TypeError("buffers must be a sequence of bytes-like objects, not a single buffer")
     buffers = list(buffers)
     for i, b in enumerate(buffers):
         _check_buffer(b, f"buffers[{i}]")
     out = _prepare_out(out, opts, len(buffers))
+    # The fallback reads each non-JPEG buffer in place (no copy).
     failures = _run(_core.SRC_MEMORY, buffers, lambda i: f"<buffer {i}>", out, opts,
-                    opener=lambda i: memoryview(buffers[i]).cast("B").tobytes())
+                    opener=buffers.__getitem__)
+    report_failures(failures, opts.on_error)
     return (out, failures) if return_failed else out
 
 
@@ -444,8 +433,8 @@ def decode_image(source, color_mode=None, *, max_pixels=DEFAULT_MAX_PIXELS,
     if color_mode is not None and color_mode not in COLOR_MODES:
         raise ValueError(f"color_mode must be None or one of {sorted(COLOR_MODES)}, "
                          f"got {color_mode!r}")
-    limits = _check_limits(max_pixels, max_scans, allow_truncated, max_file_bytes,
-                           max_memory, max_scan_pixels)
+    limits = check_limits(max_pixels, max_scans, allow_truncated, max_file_bytes,
+                          max_memory, max_scan_pixels)
     if isinstance(source, (str, os.PathLike)):
         name = os.fsdecode(source)
         path = os.fsencode(source)
@@ -457,60 +446,25 @@ def decode_image(source, color_mode=None, *, max_pixels=DEFAULT_MAX_PIXELS,
         name = "<buffer>"
         _check_buffer(source, "source")
         data = source
-        if len(memoryview(data)) == 0:
-            raise ImageDecodeError(name, "empty input", "empty")
-    mode_id = None if color_mode is None else COLOR_MODES[color_mode][0]
-    if _core.is_jpeg(data):
-        return _core.decode_jpeg(data, mode_id, source=name, **limits)
-    pil_mode = None if color_mode is None else COLOR_MODES[color_mode][2]
-    return _pillow_array(memoryview(data).cast("B").tobytes() if not isinstance(data, bytes)
-                         else data, pil_mode, limits, name)
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask where the OS has
-    one, else all of them)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-def _default_threads():
-    env = os.environ.get("FASTSEQ_NUM_THREADS")
-    if env:
-        try:
-            n = int(env)
-            if n >= 1:
-                return min(n, _core.MAX_THREADS)
-        except ValueError:
-            pass
-        warnings.warn(f"ignoring invalid FASTSEQ_NUM_THREADS={env!r}", RuntimeWarning)
-    return usable_cpus()
-
-
-def set_num_threads(n: int) -> None:
-    """Resize fastseq's native thread pool (waits for running batches).
-
-    n: an int from 1 to 1024 (ValueError outside, TypeError for a non-int).
-    In a forked child, an explicit call replaces the child's share of the
-    parent's threads (see get_num_threads)."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"number of threads must be an int, got {type(n).__name__}")
-    _core.set_num_threads(int(n))
-
-
-def get_num_threads() -> int:
-    """Size of fastseq's native thread pool.
-
-    In a child forked from a process that had imported fastseq (Keras'
-    use_multiprocessing=True, multiprocessing's fork context) the parent's
-    size is shared out: max(1, parent size // live children of the parent),
-    fixed at the child's first batch or first call of this function, so that
-    the children together use the threads the parent would.  On Linux the
-    children are counted from /proc; elsewhere each child keeps the parent's
-    size."""
-    return _core.get_num_threads()
+    # The batch path with one image: a header-only pass (limits, and the
+    # memory the decode needs, checked before anything is allocated) gives
+    # the size and layout; then a full-size pass decodes into the array.
+    mode = _core.MODE_SOURCE if color_mode is None else COLOR_MODES[color_mode][0]
+    probe = _core.BatchOptions(1, 1, mode, _core.DTYPE_U8, full_size=True,
+                               header_only=True, **limits)
+    [(_, status, msg, w, h, _, src_mode)] = _core.run_batch(
+        _core.SRC_MEMORY, [data], None, [0], probe)
+    if status == _core.STATUS_NOT_JPEG:
+        pil_mode = None if color_mode is None else COLOR_MODES[color_mode][2]
+        return _pillow_array(data, pil_mode, limits, name)
+    if status == 0:
+        full = _core.BatchOptions(w, h, src_mode if color_mode is None else mode,
+                                  _core.DTYPE_U8, full_size=True, **limits)
+        out = np.empty((h, w, full.channels), np.uint8)
+        [(_, status, msg, *_)] = _core.run_batch(_core.SRC_MEMORY, [data], out, [0], full)
+        if status == 0:
+            return out
+    raise ImageDecodeError(name, msg or f"error {status}", _core.status_code(status))
 
 
 def info() -> dict:
@@ -529,8 +483,6 @@ def info() -> dict:
         "pillow": PIL.__version__,
     }
 
-
-_core.set_num_threads(_default_threads())
 
 
 def _pillow_pass_order(version: str) -> int:

@@ -29,13 +29,10 @@ cdef extern from "fs_common.h" nogil:
     ctypedef enum fs_dtype:
         FS_DTYPE_U8
         FS_DTYPE_F32
-    int FS_MSG_LEN
+    enum: FS_MSG_LEN
     int fs_mode_channels(int mode)
-    int fs_mul_size(size_t a, size_t b, size_t *out)
 
 cdef extern from "jpeg_decode.h" nogil:
-    ctypedef struct fs_jpeg:
-        pass
     ctypedef struct fs_limits:
         uint64_t max_pixels
         int max_scans
@@ -43,20 +40,6 @@ cdef extern from "jpeg_decode.h" nogil:
         uint64_t max_file_bytes
         uint64_t max_memory
         uint64_t max_scan_pixels
-    ctypedef struct fs_jpeg_info:
-        int width, height, components, mode, progressive
-        uint64_t coef_bytes
-    int fs_is_jpeg(const uint8_t *data, size_t len)
-    fs_jpeg *fs_jpeg_new()
-    void fs_jpeg_free(fs_jpeg *j)
-    int fs_jpeg_read_header(fs_jpeg *j, const uint8_t *data, size_t len,
-                            const fs_limits *limits, fs_jpeg_info *info,
-                            char *msg, size_t msglen)
-    int fs_jpeg_decode(fs_jpeg *j, int denom, int out_mode, uint8_t *out,
-                       ptrdiff_t stride, char *msg, size_t msglen)
-    int fs_jpeg_check_memory(fs_jpeg *j, const fs_jpeg_info *info,
-                             uint64_t pixel_bytes, char *msg, size_t msglen)
-    void fs_jpeg_abort(fs_jpeg *j)
     const char *fs_jpeg_version()
     int fs_jpeg_simd()
 
@@ -90,9 +73,6 @@ cdef extern from "resample.h" nogil:
     int fs_resample_simd()
     int fs_resample_set_simd(int enable)
     int fs_resample_set_pass_order(int order)
-    int fs_convert_rows(const uint8_t *inp, ptrdiff_t in_stride, int in_mode,
-                        uint8_t *out, ptrdiff_t out_stride, int out_mode,
-                        int width, int height)
 
 cdef extern from "pool.h" nogil:
     ctypedef struct fs_pool_job:
@@ -114,6 +94,7 @@ cdef extern from "batch.h" nogil:
         FS_SRC_FILE
         FS_SRC_MEMORY
         FS_SRC_PIXELS
+    enum: FS_MODE_SOURCE
     ctypedef struct fs_task:
         int kind
         const char *path
@@ -126,7 +107,8 @@ cdef extern from "batch.h" nogil:
         int status
         int src_width, src_height
         int dct_denom
-        char msg[320]
+        int src_mode
+        char msg[FS_MSG_LEN]
     ctypedef struct fs_batch_opts:
         int out_width, out_height, out_mode, out_dtype
         float scale, offset
@@ -135,6 +117,8 @@ cdef extern from "batch.h" nogil:
         int dct_scaling
         int keep_aspect_ratio
         int decode_only
+        int full_size
+        int header_only
         fs_limits limits
     int fs_batch_submit(const fs_batch_opts *opts, fs_task *tasks, size_t n,
                         fs_pool_job **job)

@@ -54,10 +54,10 @@ SIZES = [
 def _resize(a: np.ndarray, size_hw, filt_code: int) -> np.ndarray:
     c = a.shape[2]
     out = np.zeros((1, size_hw[0], size_hw[1], c), np.uint8)
-    res = _core.run_batch(_core.SRC_PIXELS, [np.ascontiguousarray(a)], out, [0],
-                          out_width=size_hw[1], out_height=size_hw[0],
-                          out_mode=MODES[c][0], dtype=_core.DTYPE_U8,
-                          filter=filt_code, premultiply=[False])
+    opts = _core.BatchOptions(size_hw[1], size_hw[0], MODES[c][0], _core.DTYPE_U8,
+                              filter=filt_code)
+    res = _core.run_batch(_core.SRC_PIXELS, [np.ascontiguousarray(a)], out, [0], opts,
+                          premultiply=[False])
     assert res[0][1] == 0, res
     return out[0]
 

@@ -319,7 +319,7 @@ def _generate(root, plan, seed, progress, workers):
 
     root.mkdir(parents=True)
     if workers is None:
-        from fastseq.core import usable_cpus
+        from fastseq.threads import usable_cpus
         workers = usable_cpus()
     # Big images first, so the pool's tail is small images.
     order = sorted(range(len(plan)), key=lambda i: -plan[i]["width"] * plan[i]["height"])

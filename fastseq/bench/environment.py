@@ -37,7 +37,7 @@ def collect_environment():
     import PIL
 
     import fastseq
-    from fastseq.core import usable_cpus
+    from fastseq.threads import usable_cpus
 
     inf = fastseq.info()
     cores = usable_cpus()

@@ -64,7 +64,7 @@ from typing import Any
 
 import numpy as np
 
-from fastseq.core import usable_cpus
+from fastseq.threads import usable_cpus
 
 __all__ = ["run_fit_benchmark", "run_listing_benchmark", "LOADERS", "format_fit_table"]
 

@@ -105,14 +105,13 @@ def bare_decode(paths, *, max_pixels=DEFAULT_MAX_PIXELS,
     of any libjpeg-turbo loader).  Returns how many decoded; non-JPEGs are
     skipped."""
     encoded = [os.fsencode(p) for p in paths]
-    res = _core.run_batch(_core.SRC_FILE, encoded, None, list(range(len(encoded))),
-                          out_width=1, out_height=1, out_mode=_core.MODE_RGB,
-                          dtype=_core.DTYPE_U8, max_pixels=max_pixels or 0,
-                          max_scans=max_scans or 0,
-                          max_file_bytes=fastseq.DEFAULT_MAX_FILE_BYTES,
-                          max_memory=fastseq.DEFAULT_MAX_MEMORY,
-                          max_scan_pixels=fastseq.DEFAULT_MAX_SCAN_PIXELS,
-                          decode_only=True)
+    opts = _core.BatchOptions(1, 1, _core.MODE_RGB, _core.DTYPE_U8,
+                              max_pixels=max_pixels or 0, max_scans=max_scans or 0,
+                              max_file_bytes=fastseq.DEFAULT_MAX_FILE_BYTES,
+                              max_memory=fastseq.DEFAULT_MAX_MEMORY,
+                              max_scan_pixels=fastseq.DEFAULT_MAX_SCAN_PIXELS,
+                              decode_only=True)
+    res = _core.run_batch(_core.SRC_FILE, encoded, None, list(range(len(encoded))), opts)
     return sum(1 for r in res if r[1] == 0)
 
 

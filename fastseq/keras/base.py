@@ -53,8 +53,8 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-import fastseq
-from fastseq.core import aligned_empty
+from fastseq.core import aligned_empty, encode_paths, load_files, report_failures
+from fastseq.options import DecodeOptions
 from fastseq.errors import ImageDecodeWarning
 from fastseq.keras.prefetch import MISS, Prefetcher, defer_warning, defer_warnings_here
 
@@ -238,36 +238,33 @@ class ImageFiles:
                         interpolation: str, dtype: str, rescale: float | None,
                         dct_scaling: bool, keep_aspect_ratio: bool,
                         on_error: str) -> None:
-        self._load_kwargs = dict(
-            color_mode=color_mode, interpolation=interpolation, dtype=dtype,
-            rescale=rescale, dct_scaling=bool(dct_scaling),
+        # Validated once (the core's own messages, here rather than in a
+        # worker) and reused by every batch, as are the encoded paths.
+        self._options = DecodeOptions(
+            tuple(target_size), color_mode=color_mode, interpolation=interpolation,
+            dtype=dtype, rescale=rescale, dct_scaling=bool(dct_scaling),
             keep_aspect_ratio=bool(keep_aspect_ratio), on_error=on_error)
-        self._target_size = tuple(target_size)
-        # An empty batch runs the core's own option validation, so a bad
-        # option fails here, with the core's message, not in a worker.
-        fastseq.load_batch([], self._target_size, **self._load_kwargs)
+        self._encoded = encode_paths(self._paths)
 
     def load_images(self, indexes: Sequence[int] | np.ndarray) -> np.ndarray:
         """Decode and resize the images at `indexes` into a new
         ``(len(indexes), height, width, channels)`` array: one call into the
         C core, GIL released, rescale fused into the write.  Raises
         :class:`fastseq.ImageDecodeError` naming the file and the reason."""
-        paths = self._paths
-        chosen = [paths[i] for i in indexes]
-        kwargs = self._load_kwargs
-        if kwargs["on_error"] == "warn" and defer_warnings_here():
+        encoded = self._encoded
+        # A fresh, 64-byte aligned batch (out=None).
+        x, failures = load_files([encoded[i] for i in indexes], self._options)
+        on_error = self._options.on_error
+        if failures and on_error == "warn" and defer_warnings_here():
             # Decoded ahead: the warnings come when the batch is served.
-            x, failures = fastseq.load_batch(chosen, self._target_size,
-                                             **dict(kwargs, on_error="ignore"),
-                                             return_failed=True)
             for f in failures:
                 # the text of load_batch's own on_error="warn" warning
                 defer_warning(f"fastseq: cannot decode image {f.source!r} (batch index "
                               f"{f.index}): {f.reason}; its slot is zero-filled",
                               ImageDecodeWarning)
-            return x
-        # load_batch allocates a fresh, 64-byte aligned batch (out=None).
-        return fastseq.load_batch(chosen, self._target_size, **kwargs)
+        else:
+            report_failures(failures, on_error, stacklevel=3)
+        return x
 
 
 class Iterator(BatchDataset):

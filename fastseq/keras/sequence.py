@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fastseq.core import COLOR_MODES
+from fastseq.options import COLOR_MODES
 from fastseq.keras.base import BatchDataset, ImageFiles
 
 __all__ = ["ImageSequence"]
