@@ -31,7 +31,7 @@ from setuptools.command.build_ext import build_ext as _build_ext
 ENV_VARS = ("FASTSEQ_JPEG_STATIC", "FASTSEQ_JPEG_INCLUDE", "FASTSEQ_JPEG_LIBDIR",
             "FASTSEQ_JPEG_LIBS")
 
-# The C sources of the extension (besides fastseq/_core.pyx).
+# The C sources of the extension (besides fastseq/_native.pyx).
 CSRC = ["csrc/jpeg_decode.c", "csrc/resample.c", "csrc/resample_simd.c", "csrc/pool.c", "csrc/batch.c", "csrc/warp.c"]
 
 # Where compilers look for headers when no directory is given.
@@ -169,9 +169,9 @@ def extensions():
                           "-fvisibility=hidden", "-Wall", "-Wno-unused-function"]
     extra_link_args = ["-pthread"]
     return [Extension(
-        "fastseq._core",
-        sources=["fastseq/_core.pyx"] + CSRC,
-        depends=["fastseq/fscore.pxd"],
+        "fastseq._native",
+        sources=["fastseq/_native.pyx"] + CSRC,
+        depends=["fastseq/csrc.pxd"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=extra_compile_args,
         extra_link_args=extra_link_args,

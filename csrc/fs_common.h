@@ -3,7 +3,7 @@
  *
  * Every kernel in csrc/ is plain C (no Python.h).  Kernels take pointers,
  * sizes and strides, and return one of the status codes below; only the
- * Cython layer (fastseq/_core.pyx) turns a status into a Python exception,
+ * Cython layer (fastseq/_native.pyx) turns a status into a Python exception,
  * in one place (`_raise_status`).
  */
 #ifndef FS_COMMON_H

@@ -150,7 +150,7 @@ int fs_resample_simd(void);
 int fs_resample_set_simd(int enable);
 
 /* Which Pillow's resize pass order to reproduce (see resample.c, "Pass
- * order"); fastseq/core.py sets it from the installed Pillow's version.
+ * order"); fastseq/batch.py sets it from the installed Pillow's version.
  * An unknown value changes nothing; returns the order now in force. */
 enum {
     FS_PASS_ORDER_PILLOW_9 = 0,     /* Pillow 9.2 - 12.2: horizontal first */

@@ -14,7 +14,7 @@ def _built_extensions(pkg_dir):
 
     suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
     try:
-        return [n for n in os.listdir(pkg_dir) if n.startswith("_core.") and n.endswith(suffixes)]
+        return [n for n in os.listdir(pkg_dir) if n.startswith("_native.") and n.endswith(suffixes)]
     except OSError:
         return []
 
@@ -41,14 +41,14 @@ def _extension_missing() -> ImportError:
         "outside the checkout (or run the installed `fastseq` command, e.g. "
         "`.venv/bin/fastseq bench`), or build in place with "
         "`python setup.py build_ext --inplace`.",
-        name="fastseq._core", path=here)
+        name="fastseq._native", path=here)
 
 
 try:
-    from fastseq import _core  # noqa: E402,F401
+    from fastseq import _native  # noqa: E402,F401
 except ImportError:
     # A missing extension would otherwise surface as "cannot import name
-    # '_core' from partially initialized module 'fastseq' (most likely due
+    # '_native' from partially initialized module 'fastseq' (most likely due
     # to a circular import)".  An extension that exists but fails to load
     # (a missing libjpeg, a wrong Python) keeps its own, precise error.
     import os as _os
@@ -57,7 +57,7 @@ except ImportError:
         raise
     raise _extension_missing() from None
 
-from fastseq.core import (  # noqa: E402
+from fastseq.batch import (  # noqa: E402
     COLOR_MODES,
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_MEMORY,

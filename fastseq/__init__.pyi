@@ -1,6 +1,6 @@
 # Public API of fastseq, for type checkers (the Keras classes are loaded
 # lazily by __getattr__ at run time).
-from fastseq.core import (
+from fastseq.batch import (
     COLOR_MODES as COLOR_MODES,
     DEFAULT_MAX_FILE_BYTES as DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_MEMORY as DEFAULT_MAX_MEMORY,

@@ -3,7 +3,7 @@
 The functions here reproduce ``ImageDataGenerator.get_random_transform`` and
 ``ImageDataGenerator.apply_transform`` of Keras' legacy preprocessing module
 (``keras/src/legacy/preprocessing/image.py``) on numpy arrays, without scipy:
-the pixel work is ``fastseq._core.warp_affine`` (csrc/warp.c), which repeats
+the pixel work is ``fastseq._native.warp_affine`` (csrc/warp.c), which repeats
 scipy.ndimage.affine_transform's double-precision arithmetic, so results equal
 Keras' (tests/test_warp.py measures it).
 
@@ -40,7 +40,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from fastseq import _core
+from fastseq import _native
 
 __all__ = ["FILL_MODES", "INTERPOLATION_ORDERS", "affine_matrix", "transform_plan",
            "apply_transform", "get_random_transform", "random_transform"]
@@ -243,7 +243,7 @@ def apply_transform(x, transform_parameters, *, data_format=None, fill_mode="nea
     src = np.ascontiguousarray(xl, dtype=src_dtype)
     out = np.empty((rows, cols, channels), out_dtype)
     m = plan.matrix
-    rescaled = _core.warp_affine(src, out, m.ravel() if m is not None else (1, 0, 0, 0, 1, 0),
+    rescaled = _native.warp_affine(src, out, m.ravel() if m is not None else (1, 0, 0, 0, 1, 0),
                       warp=m is not None, flip_h=plan.flip_h, flip_v=plan.flip_v,
                       order=order, fill_mode=fill_mode, cval=cval,
                       quantize_u8=src_dtype == np.uint8,

@@ -2,7 +2,7 @@
 
 load_batch and decode_batch build one per call from their keyword
 arguments, the Keras iterators one in their constructor, and every batch
-then runs on it: its C form (``_core.BatchOptions``, an fs_batch_opts) is
+then runs on it: its C form (``_native.BatchOptions``, an fs_batch_opts) is
 built here, once, and nothing is re-validated per batch.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from fastseq import _core
+from fastseq import _native
 
 __all__ = [
     "DecodeOptions", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_SCANS",
@@ -47,9 +47,9 @@ DEFAULT_MAX_SCAN_PIXELS = 16 * DEFAULT_MAX_PIXELS
 
 INTERPOLATIONS = {"nearest": 0, "box": 1, "bilinear": 2, "hamming": 3,
                   "bicubic": 4, "lanczos": 5}
-COLOR_MODES = {"grayscale": (_core.MODE_L, 1, "L"),
-               "rgb": (_core.MODE_RGB, 3, "RGB"),
-               "rgba": (_core.MODE_RGBA, 4, "RGBA")}
+COLOR_MODES = {"grayscale": (_native.MODE_L, 1, "L"),
+               "rgb": (_native.MODE_RGB, 3, "RGB"),
+               "rgba": (_native.MODE_RGBA, 4, "RGBA")}
 _ON_ERROR = ("raise", "warn", "ignore")
 _MAX_SIDE = 1 << 16
 
@@ -71,7 +71,7 @@ class DecodeOptions:
     the colour mode, ``dtype`` (a numpy dtype), ``scale``, ``offset``,
     ``filter``, ``dct_scaling``, ``keep_aspect_ratio``, ``on_error``,
     ``limits`` (a read-only mapping of the limits, None given as 0) and
-    ``c``, the ``_core.BatchOptions`` every batch hands to the C core.
+    ``c``, the ``_native.BatchOptions`` every batch hands to the C core.
     Pickles as its arguments (rebuilt, and re-validated, on unpickling).
     """
 
@@ -105,9 +105,9 @@ class DecodeOptions:
             if rescale is not None or offset:
                 raise ValueError("rescale/offset need dtype='float32' "
                                  "(a uint8 batch holds raw pixel values)")
-            dtype_id, scale, off = _core.DTYPE_U8, 1.0, 0.0
+            dtype_id, scale, off = _native.DTYPE_U8, 1.0, 0.0
         elif dt == np.float32:
-            dtype_id = _core.DTYPE_F32
+            dtype_id = _native.DTYPE_F32
             scale, off = _check_rescale(rescale, offset)
         else:
             raise TypeError(f"dtype must be 'uint8' or 'float32', got {dt}")
@@ -125,7 +125,7 @@ class DecodeOptions:
                             ("keep_aspect_ratio", bool(args["keep_aspect_ratio"])),
                             ("on_error", on_error), ("limits", MappingProxyType(limits))):
             set_(name, value)
-        set_("c", _core.BatchOptions(width, height, mode, dtype_id, scale=scale, offset=off,
+        set_("c", _native.BatchOptions(width, height, mode, dtype_id, scale=scale, offset=off,
                                      filter=self.filter, dct_scaling=self.dct_scaling,
                                      keep_aspect_ratio=self.keep_aspect_ratio, **limits))
 
@@ -190,7 +190,7 @@ _LIMIT_RANGES = (("max_pixels", 2**64 - 1), ("max_scans", 2**31 - 1),
 def check_limits(max_pixels, max_scans, allow_truncated, max_file_bytes,
                  max_memory, max_scan_pixels):
     """The one validator of the resource limits (load_batch, decode_batch,
-    decode_image): a dict of _core.BatchOptions keyword arguments, with
+    decode_image): a dict of _native.BatchOptions keyword arguments, with
     None (no limit) as 0."""
     given = locals()
     out = {"allow_truncated": bool(allow_truncated)}

@@ -3,7 +3,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from fastseq._core import BatchOptions
+from fastseq._native import BatchOptions
 
 DEFAULT_MAX_PIXELS: int
 DEFAULT_MAX_SCANS: int

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from fastseq import _core
+from fastseq import _native
 
 __all__ = ["usable_cpus", "set_num_threads", "get_num_threads"]
 
@@ -31,7 +31,7 @@ def _default_threads() -> int:
         try:
             n = int(env)
             if n >= 1:
-                return min(n, _core.MAX_THREADS)
+                return min(n, _native.MAX_THREADS)
         except ValueError:
             pass
         warnings.warn(f"ignoring invalid FASTSEQ_NUM_THREADS={env!r}", RuntimeWarning)
@@ -46,7 +46,7 @@ def set_num_threads(n: int) -> None:
     parent's threads (see get_num_threads)."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"number of threads must be an int, got {type(n).__name__}")
-    _core.set_num_threads(int(n))
+    _native.set_num_threads(int(n))
 
 
 def get_num_threads() -> int:
@@ -59,7 +59,7 @@ def get_num_threads() -> int:
     the children together use the threads the parent would.  On Linux the
     children are counted from /proc; elsewhere each child keeps the parent's
     size."""
-    return _core.get_num_threads()
+    return _native.get_num_threads()
 
 
-_core.set_num_threads(_default_threads())
+_native.set_num_threads(_default_threads())

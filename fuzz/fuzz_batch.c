@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     o.limits.max_pixels = DEFAULT_MAX_PIXELS;
     o.limits.max_scans = DEFAULT_MAX_SCANS;
     o.limits.allow_truncated = (data[2] >> 5) & 1;
-    /* fastseq's defaults (fastseq/core.py), except max_memory: 512 MiB keeps
+    /* fastseq's defaults (fastseq/batch.py), except max_memory: 512 MiB keeps
      * one decode under libFuzzer's -rss_limit_mb, so a header that claims a
      * huge image is refused by the limit rather than reported as an OOM. */
     o.limits.max_file_bytes = (uint64_t)2 << 30;

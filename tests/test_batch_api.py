@@ -202,9 +202,9 @@ def _header_libjpeg_turbo_version():
 
 
 def _links_shared_libjpeg():
-    from fastseq import _core
+    from fastseq import _native
     try:
-        deps = subprocess.run(["ldd", _core.__file__], capture_output=True, text=True).stdout
+        deps = subprocess.run(["ldd", _native.__file__], capture_output=True, text=True).stdout
     except OSError:
         return False
     return "libjpeg" in deps

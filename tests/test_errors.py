@@ -639,8 +639,8 @@ def test_largest_rescale_is_finite(good_jpeg):
 
 
 def test_status_codes_are_distinct():
-    from fastseq import _core
-    codes = {s: _core.status_code(s) for s in range(1, 16) if s != 11}
+    from fastseq import _native
+    codes = {s: _native.status_code(s) for s in range(1, 16) if s != 11}
     assert codes == {1: "memory", 2: "too_large", 3: "internal", 4: "io", 5: "empty",
                      6: "not_image", 7: "decode", 8: "truncated", 9: "too_many_pixels",
                      10: "too_many_scans", 12: "too_large", 13: "not_regular_file",

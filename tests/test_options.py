@@ -1,5 +1,5 @@
 """The options object (fastseq.options.DecodeOptions, its C form
-_core.BatchOptions), decode_image's full-size pass on the batch driver, and
+_native.BatchOptions), decode_image's full-size pass on the batch driver, and
 the parallel Pillow fallback."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 import fastseq
-from fastseq import _core, core
+from fastseq import _native
+from fastseq import batch as batch_api
 from fastseq.options import DecodeOptions
 from conftest import encode, photo_like
 
@@ -57,22 +58,22 @@ def test_keras_iterator_validates_once(tmp_path, monkeypatch):
         raise AssertionError("options re-validated for a batch")
 
     monkeypatch.setattr("fastseq.options.DecodeOptions.__init__", refuse)
-    monkeypatch.setattr("fastseq.core.encode_paths", refuse)
+    monkeypatch.setattr("fastseq.batch.encode_paths", refuse)
     x = seq[1]
     np.testing.assert_array_equal(x[0] if isinstance(x, tuple) else x, want)
 
 
 def test_batch_options_refuse_what_the_c_core_cannot_do():
     with pytest.raises(ValueError, match="full-size decodes only"):
-        _core.BatchOptions(4, 4, _core.MODE_CMYK, _core.DTYPE_U8)
+        _native.BatchOptions(4, 4, _native.MODE_CMYK, _native.DTYPE_U8)
     with pytest.raises(ValueError, match="invalid output mode"):
-        _core.BatchOptions(4, 4, _core.MODE_SOURCE, _core.DTYPE_U8, full_size=True)
+        _native.BatchOptions(4, 4, _native.MODE_SOURCE, _native.DTYPE_U8, full_size=True)
     with pytest.raises(ValueError, match="header_only needs full_size"):
-        _core.BatchOptions(4, 4, _core.MODE_RGB, _core.DTYPE_U8, header_only=True)
+        _native.BatchOptions(4, 4, _native.MODE_RGB, _native.DTYPE_U8, header_only=True)
     with pytest.raises(ValueError, match="invalid output dtype"):
-        _core.BatchOptions(4, 4, _core.MODE_RGB, _core.DTYPE_F32, full_size=True)
+        _native.BatchOptions(4, 4, _native.MODE_RGB, _native.DTYPE_F32, full_size=True)
     with pytest.raises(ValueError, match="at least 1x1"):
-        _core.BatchOptions(0, 4, _core.MODE_RGB, _core.DTYPE_U8)
+        _native.BatchOptions(0, 4, _native.MODE_RGB, _native.DTYPE_U8)
 
 
 def _cmyk_jpeg():
@@ -88,25 +89,25 @@ def test_header_pass_reports_size_and_layout_without_decoding(layout):
         data = _cmyk_jpeg()
     else:
         data = encode(photo_like(24, 36, seed=3, channels=1 if layout == "L" else 3))
-    probe = _core.BatchOptions(1, 1, _core.MODE_SOURCE, _core.DTYPE_U8, full_size=True,
+    probe = _native.BatchOptions(1, 1, _native.MODE_SOURCE, _native.DTYPE_U8, full_size=True,
                                header_only=True)
-    [(slot, status, msg, w, h, denom, mode)] = _core.run_batch(
-        _core.SRC_MEMORY, [data], None, [0], probe)
+    [(slot, status, msg, w, h, denom, mode)] = _native.run_batch(
+        _native.SRC_MEMORY, [data], None, [0], probe)
     assert (slot, status, msg, w, h, denom) == (0, 0, "", 36, 24, 1)
-    assert mode == {"L": _core.MODE_L, "RGB": _core.MODE_RGB, "CMYK": _core.MODE_CMYK}[layout]
+    assert mode == {"L": _native.MODE_L, "RGB": _native.MODE_RGB, "CMYK": _native.MODE_CMYK}[layout]
 
 
 def test_full_size_pass_refuses_a_slot_of_another_size_or_layout():
     data = encode(photo_like(24, 36, seed=3))
     out = np.full((1, 24, 35, 3), 7, np.uint8)
-    wrong = _core.BatchOptions(35, 24, _core.MODE_RGB, _core.DTYPE_U8, full_size=True)
-    [res] = _core.run_batch(_core.SRC_MEMORY, [data], out, [0], wrong)
+    wrong = _native.BatchOptions(35, 24, _native.MODE_RGB, _native.DTYPE_U8, full_size=True)
+    [res] = _native.run_batch(_native.SRC_MEMORY, [data], out, [0], wrong)
     assert res[2] == "full-size output does not match the image"
-    assert _core.status_code(res[1]) == "internal"
+    assert _native.status_code(res[1]) == "internal"
     assert not out.any()                      # a failed slot is zero-filled
-    cmyk = _core.BatchOptions(36, 24, _core.MODE_CMYK, _core.DTYPE_U8, full_size=True)
+    cmyk = _native.BatchOptions(36, 24, _native.MODE_CMYK, _native.DTYPE_U8, full_size=True)
     out = np.empty((1, 24, 36, 4), np.uint8)
-    [res] = _core.run_batch(_core.SRC_MEMORY, [data], out, [0], cmyk)
+    [res] = _native.run_batch(_native.SRC_MEMORY, [data], out, [0], cmyk)
     assert res[2] == "CMYK output needs a CMYK JPEG"
 
 
@@ -131,7 +132,7 @@ def test_fallback_decodes_in_parallel(tmp_path, monkeypatch):
         paths.append(str(p))
     want = fastseq.load_batch(paths, (10, 10))
     barrier = threading.Barrier(2, timeout=10)
-    real = core._pillow_array
+    real = batch_api._pillow_array
 
     def meet(*args, **kwargs):
         barrier.wait()
@@ -153,7 +154,7 @@ def test_fallback_reads_any_buffer(wrap):
     want = fastseq.decode_batch([data], (9, 11))
     got = fastseq.decode_batch([wrap(data)], (9, 11))
     np.testing.assert_array_equal(got, want)
-    reader = core._MemoryReader(wrap(data))
+    reader = batch_api._MemoryReader(wrap(data))
     assert reader.read(8) == data[:8] and reader.tell() == 8
     assert reader.seek(-4, io.SEEK_END) == len(data) - 4 and reader.read() == data[-4:]
     assert reader.read() == b""
@@ -162,7 +163,7 @@ def test_fallback_reads_any_buffer(wrap):
 
 def test_memory_reader_does_not_copy():
     buf = bytearray(b"0123456789")
-    reader = core._MemoryReader(buf)
+    reader = batch_api._MemoryReader(buf)
     buf[5] = ord("x")             # seen through the reader: the same memory
     assert reader.read() == b"01234x6789"
     reader.close()

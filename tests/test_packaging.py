@@ -80,8 +80,8 @@ def test_sdist_carries_sources_and_no_build_output(tmp_path):
     missing = sorted(f for f in tree if any(fnmatch.fnmatch(f, p) for p in need)
                      and f not in names)
     assert not missing, f"the sdist lacks {missing}"
-    for f in ("LICENSE", "setup.py", "pyproject.toml", "fastseq/_core.pyx",
-              "fastseq/fscore.pxd", "fastseq/py.typed"):
+    for f in ("LICENSE", "setup.py", "pyproject.toml", "fastseq/_native.pyx",
+              "fastseq/csrc.pxd", "fastseq/py.typed"):
         assert f in names
     # setup.py's list of C sources must all be shipped.
     for line in (src / "setup.py").read_text().splitlines():
@@ -90,7 +90,7 @@ def test_sdist_carries_sources_and_no_build_output(tmp_path):
             assert csrc and all(c in names for c in csrc if c), (csrc, sorted(names))
     junk = sorted(n for n in names
                   if any(fnmatch.fnmatch(n, p) for p in ("*.so", "*.o", "*.pyc", "*.pyd",
-                                                          "*.dylib", "fastseq/_core.c")))
+                                                          "*.dylib", "fastseq/_native.c")))
     assert not junk, f"the sdist carries build output {junk}"
 
 
@@ -150,7 +150,7 @@ def test_build_ext_stops_before_compiling(tmp_path):
                        capture_output=True, text=True,
                        env=_clean_env(FASTSEQ_JPEG_INCLUDE="/nonexistent"))
     _assert_instructions(r)
-    assert not (src / "fastseq" / "_core.c").exists()
+    assert not (src / "fastseq" / "_native.c").exists()
 
 
 # ------------------------------------- importing a checkout without its build
@@ -171,7 +171,7 @@ def test_unbuilt_checkout_says_what_happened_and_what_to_run(tmp_path, how):
     # A fresh clone: the staged copy has no compiled extension, and python -c
     # / python -m put its root (the working directory) first on sys.path.
     src = _stage(tmp_path / "src")
-    assert not list((src / "fastseq").glob("_core*.so"))
+    assert not list((src / "fastseq").glob("_native*.so"))
     r = _run_in(src, sys.executable, *how)
     assert r.returncode != 0
     err = r.stderr
@@ -190,7 +190,7 @@ def test_broken_extension_keeps_its_own_error(tmp_path):
     src = _stage(tmp_path / "src")
     import importlib.machinery
 
-    (src / "fastseq" / f"_core{importlib.machinery.EXTENSION_SUFFIXES[0]}").write_bytes(b"junk")
+    (src / "fastseq" / f"_native{importlib.machinery.EXTENSION_SUFFIXES[0]}").write_bytes(b"junk")
     r = _run_in(src, sys.executable, "-c", "import fastseq")
     assert r.returncode != 0
     assert "ImportError" in r.stderr and "not built" not in r.stderr, r.stderr
@@ -261,7 +261,7 @@ EXPECT = {k: v for k, v in os.environ.items() if k.startswith("FASTSEQ_EXPECT_")
                                        "(FASTSEQ_EXPECT_*): checks a built wheel")
 def test_installed_wheel_embeds_the_pinned_codec():
     import fastseq
-    from fastseq import _core
+    from fastseq import _native
 
     pkg = pathlib.Path(fastseq.__file__).resolve().parent
     assert not (pkg.parent / "setup.py").exists(), f"fastseq imported from a source tree: {pkg}"
@@ -272,7 +272,7 @@ def test_installed_wheel_embeds_the_pinned_codec():
     if EXPECT.get("FASTSEQ_EXPECT_SIMD") == "1":
         assert info["simd_built"], info
     if EXPECT.get("FASTSEQ_EXPECT_STATIC_JPEG") == "1":
-        ext = pathlib.Path(_core.__file__)
+        ext = pathlib.Path(_native.__file__)
         if sys.platform.startswith("linux"):
             deps = subprocess.run(["ldd", str(ext)], capture_output=True, text=True).stdout
         elif sys.platform == "darwin":

@@ -291,13 +291,13 @@ def test_grayscale_jpeg_as_rgb_float32_and_crop(gray_jpeg, filt):
 # the pixels, and it changed: 9.2-12.2 always horizontal first, 12.3 vertical
 # first for sources over 100x taller than wide, 13 vertical first when the
 # height shrinks by more than twice as many pixels as the width.  fastseq
-# reproduces the installed Pillow's order (fastseq.core picks it from
+# reproduces the installed Pillow's order (fastseq.batch picks it from
 # PIL.__version__).  The references below are built from two single-axis
 # resizes, which every Pillow computes the same way, so all three orders are
 # checked against whichever Pillow is installed.
 
-from fastseq import _core  # noqa: E402
-from fastseq.core import _pillow_pass_order  # noqa: E402
+from fastseq import _native  # noqa: E402
+from fastseq.batch import _pillow_pass_order  # noqa: E402
 
 # (source h, w) -> target (h, w), and which orders resize vertically first.
 PASS_ORDER_CASES = [
@@ -318,14 +318,14 @@ def test_pass_order_from_pillow_version(version, order):
 def test_pass_order_in_force_is_the_installed_pillows():
     import PIL
 
-    assert _core.resize_pass_order() == _pillow_pass_order(PIL.__version__)
+    assert _native.resize_pass_order() == _pillow_pass_order(PIL.__version__)
 
 
 @pytest.fixture
 def restore_pass_order():
-    before = _core.resize_pass_order()
+    before = _native.resize_pass_order()
     yield
-    assert _core.set_resize_pass_order(before) == before
+    assert _native.set_resize_pass_order(before) == before
 
 
 def _two_passes(data, tgt, filt, vertical_first):
@@ -350,7 +350,7 @@ def test_each_pass_order_matches_pillow(restore_pass_order, src, tgt, vfirst, fi
         # The case is only a check of the order if the two orders differ.
         assert np.abs(refs[True].astype(int) - refs[False]).max() > 0
     for order in (0, 1, 2):
-        assert _core.set_resize_pass_order(order) == order
+        assert _native.set_resize_pass_order(order) == order
         got = fastseq.decode_batch([data], tgt, interpolation=filt, dct_scaling=False)[0]
         diff = np.abs(got.astype(int) - refs[order in vfirst]).max()
         assert diff == 0, f"order {order}: {src}->{tgt} {filt}: max |diff| {diff}"
@@ -358,4 +358,4 @@ def test_each_pass_order_matches_pillow(restore_pass_order, src, tgt, vfirst, fi
 
 def test_unknown_pass_order_is_refused(restore_pass_order):
     with pytest.raises(ValueError, match="pass order must be 0, 1 or 2"):
-        _core.set_resize_pass_order(3)
+        _native.set_resize_pass_order(3)

@@ -27,7 +27,7 @@ import math
 import numpy as np
 import pytest
 
-from fastseq import _core
+from fastseq import _native
 from fastseq.errors import ImageDecodeError
 
 PRECISION_BITS = 32 - 8 - 2
@@ -139,7 +139,7 @@ CASES = [
 def test_plan_coefficients_are_pillows(src, box, out, filt):
     (sw, sh), (ow, oh) = src, out
     box = box or (0, 0, sw, sh)
-    plan = _core._resize_plan(sw, sh, 3, box, FILTERS[filt][0], ow, oh)
+    plan = _native._resize_plan(sw, sh, 3, box, FILTERS[filt][0], ow, oh)
     for name, in_size, in0, in1, out_size in (("h", sw, box[0], box[2], ow),
                                               ("v", sh, box[1], box[3], oh)):
         ax = plan[name]
@@ -172,22 +172,22 @@ ORDER = [((500, 375), (224, 224), False), ((300, 900), (224, 224), True),
 
 @pytest.mark.parametrize("src,out,vfirst", ORDER)
 def test_plan_pass_order(src, out, vfirst):
-    plan = _core._resize_plan(*src, 3, (0, 0, *src), 2, *out)
+    plan = _native._resize_plan(*src, 3, (0, 0, *src), 2, *out)
     assert plan["vertical_first"] is vfirst
 
 
 @pytest.fixture
 def simd_off():
-    _core.set_resize_simd(False)
+    _native.set_resize_simd(False)
     try:
         yield
     finally:
-        _core.set_resize_simd(True)
+        _native.set_resize_simd(True)
 
 
 @pytest.mark.parametrize("channels", [1, 3, 4])
 def test_plan_without_simd_is_scalar(simd_off, channels):
-    plan = _core._resize_plan(500, 375, channels, (0, 0, 500, 375), 4, 224, 224)
+    plan = _native._resize_plan(500, 375, channels, (0, 0, 500, 375), 4, 224, 224)
     assert (plan["h_kernel"], plan["v_kernel"]) == ("scalar", "scalar")
 
 
@@ -200,17 +200,17 @@ KERNELS = [((500, 375, 1), (224, 224), "quads"),   # 2.2x: windows fit quads
            ((1000, 41, 1), (33, 50), "scalar")]     # 30x: no quad fits, no L pixel kernel
 
 
-@pytest.mark.skipif(_core.set_resize_simd(True) == "none", reason="no AVX2")
+@pytest.mark.skipif(_native.set_resize_simd(True) == "none", reason="no AVX2")
 @pytest.mark.parametrize("src,out,kernel", KERNELS)
 def test_plan_kernel_choice_with_avx2(src, out, kernel):
     w, h, c = src
-    plan = _core._resize_plan(w, h, c, (0, 0, w, h), 2, *out)
+    plan = _native._resize_plan(w, h, c, (0, 0, w, h), 2, *out)
     assert (plan["h_kernel"], plan["v_kernel"]) == (kernel, "avx2")
 
 
 def test_plan_premultiplies_only_rgba():
-    assert _core._resize_plan(50, 40, 4, (0, 0, 50, 40), 2, 20, 20, premultiply=True)["premultiply"]
-    assert not _core._resize_plan(50, 40, 3, (0, 0, 50, 40), 2, 20, 20, premultiply=True)["premultiply"]
+    assert _native._resize_plan(50, 40, 4, (0, 0, 50, 40), 2, 20, 20, premultiply=True)["premultiply"]
+    assert not _native._resize_plan(50, 40, 3, (0, 0, 50, 40), 2, 20, 20, premultiply=True)["premultiply"]
 
 
 def test_plan_rejects_a_kernel_too_wide_to_size():
@@ -218,7 +218,7 @@ def test_plan_rejects_a_kernel_too_wide_to_size():
     # source pixels) cannot be counted in an int; refused before allocating.
     n = 2**31 - 1
     with pytest.raises(ImageDecodeError) as e:
-        _core._resize_plan(n, 1, 1, (0, 0, n, 1), 5, 1, 1)
+        _native._resize_plan(n, 1, 1, (0, 0, n, 1), 5, 1, 1)
     assert e.value.code == "too_large"
 
 
@@ -226,4 +226,4 @@ def test_plan_rejects_a_kernel_too_wide_to_size():
                                  (0, float("nan"), 10, 10)])
 def test_plan_rejects_boxes_pillow_rejects(box):
     with pytest.raises(ImageDecodeError):
-        _core._resize_plan(10, 10, 3, box, 2, 5, 5)
+        _native._resize_plan(10, 10, 3, box, 2, 5, 5)

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastseq import _core
+from fastseq import _native
 from conftest import photo_like
 
 FILTERS = {"box": (1, Image.Resampling.BOX), "bilinear": (2, Image.Resampling.BILINEAR),
@@ -34,7 +34,7 @@ FILTERS = {"box": (1, Image.Resampling.BOX), "bilinear": (2, Image.Resampling.BI
            "lanczos": (5, Image.Resampling.LANCZOS)}
 # Channels -> (fastseq mode, the Pillow mode whose resize is per channel).
 # 4 channels are compared without premultiplication, i.e. Pillow's "RGBa".
-MODES = {1: (_core.MODE_L, "L"), 3: (_core.MODE_RGB, "RGB"), 4: (_core.MODE_RGBA, "RGBa")}
+MODES = {1: (_native.MODE_L, "L"), 3: (_native.MODE_RGB, "RGB"), 4: (_native.MODE_RGBA, "RGBa")}
 
 # (source h, w) -> target (h, w)
 SIZES = [
@@ -54,9 +54,9 @@ SIZES = [
 def _resize(a: np.ndarray, size_hw, filt_code: int) -> np.ndarray:
     c = a.shape[2]
     out = np.zeros((1, size_hw[0], size_hw[1], c), np.uint8)
-    opts = _core.BatchOptions(size_hw[1], size_hw[0], MODES[c][0], _core.DTYPE_U8,
+    opts = _native.BatchOptions(size_hw[1], size_hw[0], MODES[c][0], _native.DTYPE_U8,
                               filter=filt_code)
-    res = _core.run_batch(_core.SRC_PIXELS, [np.ascontiguousarray(a)], out, [0], opts,
+    res = _native.run_batch(_native.SRC_PIXELS, [np.ascontiguousarray(a)], out, [0], opts,
                           premultiply=[False])
     assert res[0][1] == 0, res
     return out[0]
@@ -72,11 +72,11 @@ def _pillow(a: np.ndarray, size_hw, pil_filter) -> np.ndarray:
 @pytest.fixture
 def simd_off():
     """Run the scalar resampler for the duration of a test."""
-    _core.set_resize_simd(False)
+    _native.set_resize_simd(False)
     try:
         yield
     finally:
-        _core.set_resize_simd(True)
+        _native.set_resize_simd(True)
 
 
 def expected_resize_simd() -> str:
@@ -100,7 +100,7 @@ def test_simd_switch_reports_the_level():
     """The dispatcher picks the CPU's level: a detection that silently fell
     back to the scalar code would leave every SIMD test comparing scalar
     with scalar."""
-    detected = _core.set_resize_simd(True)
+    detected = _native.set_resize_simd(True)
     want = expected_resize_simd()
     if want is None:
         assert detected in ("avx2", "none")
@@ -108,13 +108,13 @@ def test_simd_switch_reports_the_level():
         assert detected == want, f"resize SIMD level {detected!r}, expected {want!r} here"
     import fastseq
     assert fastseq.info()["resize_simd"] == detected
-    assert _core.resize_simd() == detected
+    assert _native.resize_simd() == detected
     try:
-        assert _core.set_resize_simd(False) == "none"
-        assert _core.resize_simd() == "none"
+        assert _native.set_resize_simd(False) == "none"
+        assert _native.resize_simd() == "none"
     finally:
-        _core.set_resize_simd(True)
-    assert _core.resize_simd() == detected
+        _native.set_resize_simd(True)
+    assert _native.resize_simd() == detected
 
 
 def _images(src_hw, channels, seed):
@@ -131,16 +131,16 @@ def _images(src_hw, channels, seed):
 @pytest.mark.parametrize("channels", [1, 3, 4])
 @pytest.mark.parametrize("src,dst", SIZES, ids=[f"{s[0]}x{s[1]}-{d[0]}x{d[1]}" for s, d in SIZES])
 def test_simd_and_scalar_equal_pillow(src, dst, channels):
-    level = _core.resize_simd()
+    level = _native.resize_simd()
     for i, (kind, a) in enumerate(_images(src, channels, seed=src[0] * 7 + dst[1]).items()):
         for name, (code, pil_filter) in FILTERS.items():
             ref = _pillow(a, dst, pil_filter)
             fast = _resize(a, dst, code)
-            _core.set_resize_simd(False)
+            _native.set_resize_simd(False)
             try:
                 scalar = _resize(a, dst, code)
             finally:
-                _core.set_resize_simd(True)
+                _native.set_resize_simd(True)
             for label, got in ((level, fast), ("scalar", scalar)):
                 diff = np.abs(got.astype(int) - ref).max()
                 assert diff == 0, f"{label} {kind} {name} {src}->{dst} C={channels}: max |diff| {diff}"
@@ -163,7 +163,7 @@ def test_random_shapes_match_pillow():
 
 def test_scalar_path_matches_pillow(simd_off):
     """The portable code alone (what non-x86 builds run)."""
-    assert _core.resize_simd() == "none"
+    assert _native.resize_simd() == "none"
     a = photo_like(375, 500, seed=3)
     for name, (code, pil_filter) in FILTERS.items():
         np.testing.assert_array_equal(_resize(a, (224, 224), code),

@@ -103,17 +103,17 @@ def test_concurrent_callers_share_one_pool(files):
     n = fastseq.get_num_threads()
     try:
         fastseq.set_num_threads(2)        # a fresh pool: fresh statistics
-        from fastseq import _core
-        created = _core.pool_stats()["pools_created"]   # the next batch creates it
-        assert _core.pool_stats()["live_threads"] == 0
+        from fastseq import _native
+        created = _native.pool_stats()["pools_created"]   # the next batch creates it
+        assert _native.pool_stats()["live_threads"] == 0
         threads = [threading.Thread(target=fastseq.load_batch, args=(files, (64, 64)))
                    for _ in range(6)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        from fastseq import _core
-        s = _core.pool_stats()
+        from fastseq import _native
+        s = _native.pool_stats()
         assert s["live_threads"] == 2
         assert 1 <= s["peak_busy"] <= 2        # never more busy than the pool size
         assert s["pools_created"] == created + 1   # the six callers shared one pool
@@ -153,8 +153,8 @@ def test_set_num_threads_while_batches_run(files):
 def _child_load(paths, q):
     try:
         b = fastseq.load_batch(paths, (48, 48))
-        from fastseq import _core
-        q.put((b, _core.pool_stats(), fastseq.get_num_threads()))
+        from fastseq import _native
+        q.put((b, _native.pool_stats(), fastseq.get_num_threads()))
     except BaseException as e:           # pragma: no cover
         q.put(e)
 
@@ -238,9 +238,9 @@ def test_crash_in_a_worker_reaches_faulthandler(name, text):
     r = _run(f"""
         import faulthandler, signal, sys
         import fastseq
-        from fastseq import _core
+        from fastseq import _native
         faulthandler.enable()
-        _core._debug_crash_in_worker(signal.{name})
+        _native._debug_crash_in_worker(signal.{name})
         print("survived")
     """)
     sig = getattr(signal, name)
@@ -250,9 +250,9 @@ def test_crash_in_a_worker_reaches_faulthandler(name, text):
 
 
 def test_debug_crash_rejects_other_signals():
-    from fastseq import _core
+    from fastseq import _native
     with pytest.raises(ValueError, match="not a crash signal"):
-        _core._debug_crash_in_worker(signal.SIGINT)
+        _native._debug_crash_in_worker(signal.SIGINT)
 
 
 def _mask_bits(names):
@@ -308,11 +308,11 @@ def test_ctrl_c_stops_a_batch_early(big_files):
         import os, signal, sys, threading, time
         import numpy as np
         import fastseq
-        from fastseq import _core
+        from fastseq import _native
         paths = {big_files!r}
         size = (224, 224)
         ref = fastseq.load_batch(paths, size, dct_scaling=False)
-        before = _core.pool_stats()
+        before = _native.pool_stats()
         timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
         t0 = time.perf_counter()
         timer.start()
@@ -322,7 +322,7 @@ def test_ctrl_c_stops_a_batch_early(big_files):
         except KeyboardInterrupt:
             pass
         late = time.perf_counter() - t0 - 0.3
-        after = _core.pool_stats()
+        after = _native.pool_stats()
         ran = after["tasks_run"] - before["tasks_run"]
         skipped = after["tasks_skipped"] - before["tasks_skipped"]
         # the pool still works, and so does fork
@@ -347,17 +347,17 @@ def test_ctrl_c_stops_a_batch_early(big_files):
 FORK_SPLIT = textwrap.dedent("""
     import json, multiprocessing as mp, os, sys
     import fastseq
-    from fastseq import _core
+    from fastseq import _native
     paths, cases = json.loads(sys.argv[1])
 
     def child(_):
         fastseq.load_batch(paths, (32, 32))
-        return os.getpid(), fastseq.get_num_threads(), _core.pool_stats()["live_threads"]
+        return os.getpid(), fastseq.get_num_threads(), _native.pool_stats()["live_threads"]
 
     def child_sets(_):
         fastseq.set_num_threads(3)             # explicit in the child: wins
         fastseq.load_batch(paths, (32, 32))
-        return os.getpid(), fastseq.get_num_threads(), _core.pool_stats()["live_threads"]
+        return os.getpid(), fastseq.get_num_threads(), _native.pool_stats()["live_threads"]
 
     out = []
     for parent, workers, explicit in cases:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from fastseq import _core, augment
+from fastseq import _native, augment
 
 MODES = augment.FILL_MODES
 SHAPES = [(1, 1), (1, 7), (6, 1), (6, 9), (9, 6), (16, 16)]
@@ -55,7 +55,7 @@ def _scipy_warp(ndi, x, m, order, mode, cval):
 
 def _warp(x, m, order, mode, cval, out_dtype=None, **kw):
     out = np.empty(x.shape, out_dtype or x.dtype)
-    _core.warp_affine(np.ascontiguousarray(x), out, m.ravel(), order=order, fill_mode=mode,
+    _native.warp_affine(np.ascontiguousarray(x), out, m.ravel(), order=order, fill_mode=mode,
                       cval=cval, quantize_u8=x.dtype == np.uint8, **kw)
     return out
 
@@ -167,7 +167,7 @@ def test_uint8_source_into_float_output_keeps_keras_float32_values(ndi):
     x = _image(rng, (10, 12), 3, np.uint8)
     m = _random_matrix(rng)
     out = np.empty(x.shape, np.float32)
-    _core.warp_affine(x, out, m.ravel(), order=1, fill_mode="nearest")
+    _native.warp_affine(x, out, m.ravel(), order=1, fill_mode="nearest")
     np.testing.assert_array_equal(out, _scipy_warp(ndi, x.astype(np.float32), m, 1, "nearest", 0))
 
 
@@ -175,28 +175,28 @@ def test_warp_affine_rejects_bad_arguments():
     x = np.zeros((4, 4, 3), np.uint8)
     m = (1, 0, 0, 0, 1, 0)
     with pytest.raises(ValueError, match="overlap"):
-        _core.warp_affine(x, x, m)
+        _native.warp_affine(x, x, m)
     with pytest.raises(TypeError, match="uint8 or float32"):
-        _core.warp_affine(x.astype(np.int16), np.empty_like(x), m)
+        _native.warp_affine(x.astype(np.int16), np.empty_like(x), m)
     with pytest.raises(ValueError, match="1, 3 or 4"):
-        _core.warp_affine(np.zeros((4, 4, 2), np.uint8), np.zeros((4, 4, 2), np.uint8), m)
+        _native.warp_affine(np.zeros((4, 4, 2), np.uint8), np.zeros((4, 4, 2), np.uint8), m)
     with pytest.raises(ValueError, match="at least 1x1"):
-        _core.warp_affine(np.zeros((0, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8), m)
+        _native.warp_affine(np.zeros((0, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8), m)
     with pytest.raises(ValueError, match="order"):
-        _core.warp_affine(x, np.empty_like(x), m, order=3)
+        _native.warp_affine(x, np.empty_like(x), m, order=3)
     with pytest.raises(ValueError, match="fill_mode"):
-        _core.warp_affine(x, np.empty_like(x), m, fill_mode="mirror")
+        _native.warp_affine(x, np.empty_like(x), m, fill_mode="mirror")
     with pytest.raises(ValueError, match="6 entries"):
-        _core.warp_affine(x, np.empty_like(x), m[:4])
+        _native.warp_affine(x, np.empty_like(x), m[:4])
     # What only the C kernel checks comes back through _error_for.
     for bad in [(np.nan, 0, 0, 0, 1, 0), (1, 0, 2.0 ** 60, 0, 1, 0)]:
         with pytest.raises(Exception, match="invalid warp arguments"):
-            _core.warp_affine(x, np.empty_like(x), bad)
+            _native.warp_affine(x, np.empty_like(x), bad)
     with pytest.raises(Exception, match="invalid warp arguments"):
-        _core.warp_affine(x, np.empty((4, 5, 3), np.uint8), m, warp=False)
+        _native.warp_affine(x, np.empty((4, 5, 3), np.uint8), m, warp=False)
     # Pillow's blend computes in C float: a factor beyond FLT_MAX is inf there.
     with pytest.raises(Exception, match="invalid warp arguments"):
-        _core.warp_affine(x, np.empty((4, 4, 3), np.float32), m, brightness=1e39)
+        _native.warp_affine(x, np.empty((4, 4, 3), np.float32), m, brightness=1e39)
 
 
 # --- brightness: Pillow's blend arithmetic ----------------------------------
@@ -208,7 +208,7 @@ FACTORS = [0.0, 1e-7, 0.3, 0.5, 0.7, 0.999, 1.0, 1.0000001, 1.3, 1.5, 2.7, 10.0,
 def test_brightness_equals_pillow_on_every_value(factor):
     im = Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16), "L")
     want = np.asarray(ImageEnhance.Brightness(im).enhance(factor)).ravel()
-    got = [_core._brightness_u8(v, factor) for v in range(256)]
+    got = [_native._brightness_u8(v, factor) for v in range(256)]
     assert got == want.tolist()
 
 

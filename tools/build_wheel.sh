@@ -116,9 +116,9 @@ for d, _, files in os.walk(tree):
     have += [os.path.relpath(os.path.join(d, f), tree) for f in files]
 missing = sorted(f for f in have if any(fnmatch.fnmatch(f, p) for p in need) and f not in names)
 # ...and nothing built or generated.
-banned = ["*.so", "*.o", "*.pyc", "*.dylib", "*.pyd", "fastseq/_core.c"]
+banned = ["*.so", "*.o", "*.pyc", "*.dylib", "*.pyd", "fastseq/_native.c"]
 junk = sorted(n for n in names if any(fnmatch.fnmatch(n, p) for p in banned))
-for f in ("LICENSE", "setup.py", "pyproject.toml", "fastseq/_core.pyx", "fastseq/py.typed"):
+for f in ("LICENSE", "setup.py", "pyproject.toml", "fastseq/_native.pyx", "fastseq/py.typed"):
     if f not in names:
         missing.append(f)
 if "README.md" not in have:
@@ -160,8 +160,8 @@ elif len(jpeg) != 1:
 for f in ("fastseq/__init__.py", "fastseq/py.typed"):
     if f not in names:
         sys.exit(f"wheel lacks {f}")
-if not any(n.startswith("fastseq/_core.") and n.endswith(".so") for n in names):
-    sys.exit("wheel lacks the compiled fastseq/_core extension")
+if not any(n.startswith("fastseq/_native.") and n.endswith(".so") for n in names):
+    sys.exit("wheel lacks the compiled fastseq/_native extension")
 if not any(n.endswith(".dist-info/LICENSE") or "/licenses/LICENSE" in n for n in names):
     sys.exit("wheel lacks LICENSE in its .dist-info")
 EOF
@@ -184,7 +184,7 @@ find "$WORK/run/tests" -name __pycache__ -prune -exec rm -rf {} +
 PKG=$(cd "$WORK/run" && env -u PYTHONPATH "$VPY" -c 'import os, fastseq; print(os.path.dirname(fastseq.__file__))')
 echo "fastseq imports from: $PKG"
 [[ "$PKG" == "$VENV"/* ]] || fail "fastseq did not import from the venv ($PKG)"
-EXT=$(ls "$PKG"/_core*.so)
+EXT=$(ls "$PKG"/_native*.so)
 
 # ---------------------------------------------------------------------------
 step "the installed extension resolves libjpeg inside the wheel"

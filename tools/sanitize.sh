@@ -62,17 +62,17 @@ ASAN_RT=$("$CC" -print-file-name=libclang_rt.asan-x86_64.so)
 if [ "${FASTSEQ_SAN_CLEAN:-0}" = 1 ]; then rm -rf "$SAN_DIR"; mkdir -p "$SAN_DIR"; fi
 FLAGS_STAMP="$CC $FASTSEQ_SAN_FLAGS"
 if [ "$(cat "$SAN_DIR/.flags" 2>/dev/null)" != "$FLAGS_STAMP" ]; then
-    rm -rf "$SAN_DIR/build" "$SAN_DIR"/fastseq/_core*.so "$SAN_DIR/fastseq/_core.c"
+    rm -rf "$SAN_DIR/build" "$SAN_DIR"/fastseq/_native*.so "$SAN_DIR/fastseq/_native.c"
 fi
 find "$SAN_DIR/fastseq" "$SAN_DIR/tests" "$SAN_DIR/csrc" -type f \
-    ! -name '_core*.so' ! -name '_core.c' -delete 2>/dev/null || true
+    ! -name '_native*.so' ! -name '_native.c' -delete 2>/dev/null || true
 # tar keeps the mtimes, so setuptools rebuilds only what changed; the
 # checkout's own build outputs never reach the copy.
-tar -C "$ROOT" -cf - --exclude='*.so' --exclude='_core.c' --exclude=__pycache__ \
+tar -C "$ROOT" -cf - --exclude='*.so' --exclude='_native.c' --exclude=__pycache__ \
     fastseq csrc tests setup.py pyproject.toml README.md | tar -C "$SAN_DIR" -xf -
 
 # setup.py lists no headers as dependencies: a changed header rebuilds all.
-for so in "$SAN_DIR"/fastseq/_core*.so; do
+for so in "$SAN_DIR"/fastseq/_native*.so; do
     [ -e "$so" ] && [ -n "$(find "$SAN_DIR/csrc" "$SAN_DIR/fastseq" -name '*.h' -newer "$so" -o -name '*.pxd' -newer "$so")" ] && rm -f "$so"
 done
 
@@ -88,7 +88,7 @@ echo "== sanitizer build ($CC: $FASTSEQ_SAN_FLAGS) in $SAN_DIR"
     "$PYTHON" setup.py -q build_ext --inplace) || die "sanitizer build failed"
 echo "$FLAGS_STAMP" > "$SAN_DIR/.flags"
 
-SO=$(ls "$SAN_DIR"/fastseq/_core*.so)
+SO=$(ls "$SAN_DIR"/fastseq/_native*.so)
 # The extension must really be instrumented (a compiler that ignored the
 # flags would otherwise give a silently clean run).
 undef=$(nm -D --undefined-only "$SO")
@@ -157,7 +157,7 @@ set +e
 # -P: the copy's fastseq comes from the working directory via PYTHONPATH
 # only, never from the checkout.
 (cd "$SAN_DIR" && PYTHONPATH="$SAN_DIR" "$PYTHON" -P -c \
-    "import fastseq._core as c, sys; sys.exit(c.__file__ != '$SO')") \
+    "import fastseq._native as c, sys; sys.exit(c.__file__ != '$SO')") \
     || { echo "sanitize.sh: tests would not import $SO" >&2; exit 2; }
 (cd "$SAN_DIR" && PYTHONPATH="$SAN_DIR" "$PYTHON" -P -m pytest -q -p no:cacheprovider \
     $TESTS "$@")

@@ -251,7 +251,7 @@ def _cached_batches(paths: list[str], ids: list[int], n_classes: int,
     """A few real batches decoded once, reused by the floors."""
     import fastseq
 
-    from fastseq.core import aligned_empty
+    from fastseq.batch import aligned_empty
 
     n = min(_N_CACHED_BATCHES, math.ceil(len(paths) / batch_size))
     # aligned, so that TensorFlow can take the ready batches without a copy:

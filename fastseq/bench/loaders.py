@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 
 import fastseq
-from fastseq import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SCANS, _core
+from fastseq import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SCANS, _native
 from fastseq.bench.common import BenchError, keras_import_failure
 
 @dataclass(frozen=True)
@@ -105,13 +105,13 @@ def bare_decode(paths, *, max_pixels=DEFAULT_MAX_PIXELS,
     of any libjpeg-turbo loader).  Returns how many decoded; non-JPEGs are
     skipped."""
     encoded = [os.fsencode(p) for p in paths]
-    opts = _core.BatchOptions(1, 1, _core.MODE_RGB, _core.DTYPE_U8,
+    opts = _native.BatchOptions(1, 1, _native.MODE_RGB, _native.DTYPE_U8,
                               max_pixels=max_pixels or 0, max_scans=max_scans or 0,
                               max_file_bytes=fastseq.DEFAULT_MAX_FILE_BYTES,
                               max_memory=fastseq.DEFAULT_MAX_MEMORY,
                               max_scan_pixels=fastseq.DEFAULT_MAX_SCAN_PIXELS,
                               decode_only=True)
-    res = _core.run_batch(_core.SRC_FILE, encoded, None, list(range(len(encoded))), opts)
+    res = _native.run_batch(_native.SRC_FILE, encoded, None, list(range(len(encoded))), opts)
     return sum(1 for r in res if r[1] == 0)
 
 

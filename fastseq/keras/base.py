@@ -53,7 +53,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-from fastseq.core import aligned_empty, encode_paths, load_files, report_failures
+from fastseq.batch import aligned_empty, encode_paths, load_files, report_failures
 from fastseq.options import DecodeOptions
 from fastseq.errors import ImageDecodeWarning
 from fastseq.keras.prefetch import MISS, Prefetcher, defer_warning, defer_warnings_here

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fastseq.core import aligned_empty
+from fastseq.batch import aligned_empty
 from fastseq.keras import listing
 from fastseq.keras.base import ImageFiles, Iterator, aligned_copy
 

@@ -2,7 +2,7 @@
 """Native core of fastseq: batch decode + resize on a native thread pool.
 
 Everything that runs with the GIL released is a C call into csrc/ (declared
-in fscore.pxd).  Arguments are validated, buffers acquired and task arrays
+in csrc.pxd).  Arguments are validated, buffers acquired and task arrays
 allocated before `with nogil:`; statuses are mapped to exceptions after it,
 in `_error_for` only.
 """
@@ -16,7 +16,7 @@ from libc.stdlib cimport calloc, free
 
 import numpy as np
 
-from fastseq.fscore cimport *
+from fastseq.csrc cimport *
 from fastseq.errors import ImageDecodeError
 
 # Public constants mirrored from the C headers.
@@ -502,7 +502,7 @@ def _brightness_u8(int v, float factor):
 
 def set_resize_pass_order(int order):
     """Reproduce this Pillow's resize pass order (0: Pillow 9.2-12.2,
-    1: Pillow 12.3, 2: Pillow 13; see csrc/resample.c).  fastseq.core sets
+    1: Pillow 12.3, 2: Pillow 13; see csrc/resample.c).  fastseq.batch sets
     it once, from the installed Pillow; returns the order now in force."""
     if order not in (0, 1, 2):
         raise ValueError(f"pass order must be 0, 1 or 2, got {order}")

@@ -1,4 +1,4 @@
-"""Type stubs for the compiled core (fastseq/_core.pyx)."""
+"""Type stubs for the compiled core (fastseq/_native.pyx)."""
 
 from typing import Any
 

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fastseq import _core
+from fastseq import _native
 from fastseq.errors import DecodeFailure, ImageDecodeError, ImageDecodeWarning
 from fastseq.options import (
     COLOR_MODES,
@@ -253,14 +253,14 @@ def _run(kind, sources, names, out, opts, opener):
     """Run one batch into `out`: the native pass, then the Pillow fallback
     for non-JPEG inputs (`opener(slot)` gives what _pillow_array reads).
     Returns the failures, sorted by index, not yet reported."""
-    results = _core.run_batch(kind, sources, out, list(range(len(sources))), opts.c)
+    results = _native.run_batch(kind, sources, out, list(range(len(sources))), opts.c)
     failures = []
     fallback = []
     for slot, status, msg, _w, _h, _d, _m in results:
-        if status == _core.STATUS_NOT_JPEG:
+        if status == _native.STATUS_NOT_JPEG:
             fallback.append(slot)
         elif status:
-            failures.append(DecodeFailure(slot, names(slot), _core.status_code(status), msg))
+            failures.append(DecodeFailure(slot, names(slot), _native.status_code(status), msg))
     fb_slots, fb_pixels, fb_premul = [], [], []
     for slot, got in zip(fallback, _fallback_decode(fallback, opener, names, opts)):
         if isinstance(got, ImageDecodeError):
@@ -271,11 +271,11 @@ def _run(kind, sources, names, out, opts, opener):
             fb_pixels.append(got[0])
             fb_premul.append(got[1])
     if fb_slots:
-        res = _core.run_batch(_core.SRC_PIXELS, fb_pixels, out, fb_slots, opts.c,
+        res = _native.run_batch(_native.SRC_PIXELS, fb_pixels, out, fb_slots, opts.c,
                               premultiply=fb_premul)
         for slot, status, msg, _w, _h, _d, _m in res:
             if status:
-                failures.append(DecodeFailure(slot, names(slot), _core.status_code(status), msg))
+                failures.append(DecodeFailure(slot, names(slot), _native.status_code(status), msg))
     failures.sort(key=lambda f: f.index)
     return failures
 
@@ -319,7 +319,7 @@ def load_files(encoded, options, out=None):
     (out, failures); the caller reports the failures (report_failures)."""
     out = _prepare_out(out, options, len(encoded))
     names = lambda i: os.fsdecode(encoded[i])   # noqa: E731
-    return out, _run(_core.SRC_FILE, encoded, names, out, options, opener=names)
+    return out, _run(_native.SRC_FILE, encoded, names, out, options, opener=names)
 
 
 def load_batch(paths: Sequence, target_size, *, out=None, color_mode="rgb",
@@ -399,7 +399,7 @@ def decode_batch(buffers: Sequence, target_size, *, out=None, color_mode="rgb",
         _check_buffer(b, f"buffers[{i}]")
     out = _prepare_out(out, opts, len(buffers))
     # The fallback reads each non-JPEG buffer in place (no copy).
-    failures = _run(_core.SRC_MEMORY, buffers, lambda i: f"<buffer {i}>", out, opts,
+    failures = _run(_native.SRC_MEMORY, buffers, lambda i: f"<buffer {i}>", out, opts,
                     opener=buffers.__getitem__)
     report_failures(failures, opts.on_error)
     return (out, failures) if return_failed else out
@@ -441,7 +441,7 @@ def decode_image(source, color_mode=None, *, max_pixels=DEFAULT_MAX_PIXELS,
         if b"\0" in path:
             raise ValueError(f"path contains a NUL byte: {source!r}")
         # The C reader: regular files only, size checked before reading.
-        data = _core.read_file(path, limits["max_file_bytes"], name)
+        data = _native.read_file(path, limits["max_file_bytes"], name)
     else:
         name = "<buffer>"
         _check_buffer(source, "source")
@@ -449,22 +449,22 @@ def decode_image(source, color_mode=None, *, max_pixels=DEFAULT_MAX_PIXELS,
     # The batch path with one image: a header-only pass (limits, and the
     # memory the decode needs, checked before anything is allocated) gives
     # the size and layout; then a full-size pass decodes into the array.
-    mode = _core.MODE_SOURCE if color_mode is None else COLOR_MODES[color_mode][0]
-    probe = _core.BatchOptions(1, 1, mode, _core.DTYPE_U8, full_size=True,
+    mode = _native.MODE_SOURCE if color_mode is None else COLOR_MODES[color_mode][0]
+    probe = _native.BatchOptions(1, 1, mode, _native.DTYPE_U8, full_size=True,
                                header_only=True, **limits)
-    [(_, status, msg, w, h, _, src_mode)] = _core.run_batch(
-        _core.SRC_MEMORY, [data], None, [0], probe)
-    if status == _core.STATUS_NOT_JPEG:
+    [(_, status, msg, w, h, _, src_mode)] = _native.run_batch(
+        _native.SRC_MEMORY, [data], None, [0], probe)
+    if status == _native.STATUS_NOT_JPEG:
         pil_mode = None if color_mode is None else COLOR_MODES[color_mode][2]
         return _pillow_array(data, pil_mode, limits, name)
     if status == 0:
-        full = _core.BatchOptions(w, h, src_mode if color_mode is None else mode,
-                                  _core.DTYPE_U8, full_size=True, **limits)
+        full = _native.BatchOptions(w, h, src_mode if color_mode is None else mode,
+                                  _native.DTYPE_U8, full_size=True, **limits)
         out = np.empty((h, w, full.channels), np.uint8)
-        [(_, status, msg, *_)] = _core.run_batch(_core.SRC_MEMORY, [data], out, [0], full)
+        [(_, status, msg, *_)] = _native.run_batch(_native.SRC_MEMORY, [data], out, [0], full)
         if status == 0:
             return out
-    raise ImageDecodeError(name, msg or f"error {status}", _core.status_code(status))
+    raise ImageDecodeError(name, msg or f"error {status}", _native.status_code(status))
 
 
 def info() -> dict:
@@ -474,10 +474,10 @@ def info() -> dict:
 
     return {
         "fastseq": __version__,
-        "libjpeg_turbo": _core.libjpeg_version(),
-        "simd": _core.libjpeg_simd() and not os.environ.get("JSIMD_FORCENONE"),
-        "simd_built": _core.libjpeg_simd(),
-        "resize_simd": _core.resize_simd(),
+        "libjpeg_turbo": _native.libjpeg_version(),
+        "simd": _native.libjpeg_simd() and not os.environ.get("JSIMD_FORCENONE"),
+        "simd_built": _native.libjpeg_simd(),
+        "resize_simd": _native.resize_simd(),
         "threads": get_num_threads(),
         "numpy": np.__version__,
         "pillow": PIL.__version__,
@@ -501,7 +501,7 @@ def _pillow_pass_order(version: str) -> int:
 def _set_pass_order() -> int:
     import PIL      # PIL/__init__.py alone: it imports no image code
 
-    return _core.set_resize_pass_order(_pillow_pass_order(PIL.__version__))
+    return _native.set_resize_pass_order(_pillow_pass_order(PIL.__version__))
 
 
 _set_pass_order()
