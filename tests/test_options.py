@@ -138,7 +138,7 @@ def test_fallback_decodes_in_parallel(tmp_path, monkeypatch):
         barrier.wait()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(core, "_pillow_array", meet)
+    monkeypatch.setattr(batch_api, "_pillow_array", meet)
     before = fastseq.get_num_threads()
     fastseq.set_num_threads(2)
     try:
