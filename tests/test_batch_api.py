@@ -171,8 +171,16 @@ def test_threads_and_info():
 
 
 def _pyproject_version():
+    """The version the project declares: pyproject.toml's in a checkout, or
+    the installed distribution's metadata where the tests run from a copy
+    of tests/ alone (the wheel check, cibuildwheel)."""
+    path = REPO / "pyproject.toml"
+    if not path.is_file():
+        import importlib.metadata
+
+        return importlib.metadata.version("fastseq")
     # (tomllib is Python >= 3.11; the [project] table's version line is enough)
-    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8")
     project = text.split("[project]", 1)[1].split("\n[", 1)[0]
     return re.search(r'^version\s*=\s*"([^"]+)"', project, re.M).group(1)
 
