@@ -32,7 +32,7 @@ set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=${PYTHON:-python3}
-DEFAULT_TESTS="tests/test_conformance.py tests/test_batch_api.py tests/test_errors.py tests/test_resize_simd.py"
+DEFAULT_TESTS="tests/test_conformance.py tests/test_batch_api.py tests/test_errors.py tests/test_resize_simd.py tests/test_resize_plan.py tests/test_options.py tests/test_threads.py"
 if [[ $# -gt 0 ]]; then
     TEST_ARGS=("$@")
 else
