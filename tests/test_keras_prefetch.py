@@ -63,8 +63,9 @@ def make_seq(paths, labels, cls=Recording, **kw):
 
 
 def make_dir(root, **kw):
+    kw.setdefault("batch_size", 4)
     it = RecordingDir(root, fastseq.ImageDataGenerator(rescale=1 / 255), target_size=DIM,
-                      batch_size=4, seed=3, **kw)
+                      seed=3, **kw)
     it.calls = []
     return it
 
@@ -119,39 +120,153 @@ def test_served_batches_match_an_independent_decode(files):
 
 
 def test_random_access_never_serves_a_wrong_batch(files):
+    """shuffle=False: batch i is always the order's slice i, whatever the
+    request order; the walking runs in there are served from the prefetch."""
     _, paths, labels = files
-    seq = make_seq(paths, labels, label_mode="int")
+    seq = make_seq(paths, labels, shuffle=False, label_mode="int")
     ref = ref_images(paths)
-    order = seq.indexes
+    order = seq.indexes.copy()
     for i in [0, 1, 3, 2, 2, 5, 0, -1, 4, 1, 2, 3]:
         x, y = seq[i]
         j = i % len(seq)
         want = order[j * 4:(j + 1) * 4]
         np.testing.assert_array_equal(x, ref[want])
         np.testing.assert_array_equal(y, labels[want])
+    np.testing.assert_array_equal(seq.indexes, order)
     # the sequential runs in there (0->1, 2->3...) were served from the prefetch
     assert any(name.startswith(PREFETCH_THREAD) for name, _ in seq.calls)
 
 
-def test_a_shuffled_batch_order_costs_no_wasted_decodes(files):
-    """fit(shuffle=True), Keras' default, asks for the batches in a random
-    order: prefetch then guesses only after 0 or a sequential pair, so it
-    adds a few decodes per epoch at most, not one per batch."""
+def test_an_unshuffled_random_order_costs_no_wasted_decodes(files):
+    """With shuffle=False batch i must hold the order's slice i, so a
+    random request order cannot be served from the prefetch: it guesses only
+    after 0 or a sequential pair, a few wasted decodes per epoch at most."""
     _, paths, labels = files
-    seq = make_seq(paths, labels, batch_size=2, label_mode="int")       # 11 batches
+    seq = make_seq(paths, labels, batch_size=2, shuffle=False, label_mode="int")   # 11 batches
     ref = ref_images(paths)
     rng = np.random.default_rng(0)
     served = 0
     for _ in range(3):
         seq.on_epoch_begin()
-        order = seq.indexes
         for i in rng.permutation(len(seq)):
             x, _ = seq[int(i)]
-            np.testing.assert_array_equal(x, ref[order[i * 2:(i + 1) * 2]])
+            np.testing.assert_array_equal(x, ref[i * 2:(i + 1) * 2])
             served += 1
         seq.on_epoch_end()
     wasted = len(seq.calls) - served
     assert wasted <= 3 * 3
+
+
+def make_pair(files, kind, **kw):
+    """A prefetching dataset and a prefetch=False twin, plus the twin's
+    batch for given sample indexes (the unprefetched path end to end)."""
+    root, paths, labels = files
+    if kind == "seq":
+        on, off = (make_seq(paths, labels, label_mode="int", prefetch=p, **kw)
+                   for p in (True, False))
+
+        def reference(idx):
+            return off.process_batch(off.load_images(idx), off.make_labels(idx), idx)
+    else:
+        on, off = (make_dir(root, prefetch=p, **kw) for p in (True, False))
+
+        def reference(idx):
+            return off._get_batches_of_transformed_samples(idx)
+    return on, reference
+
+
+def request_orders(n, seed):
+    """Per epoch: Keras' probe (0, 1) before on_epoch_begin, then a random
+    permutation of the batches with some batches asked for again."""
+    rng = np.random.default_rng(seed)
+    for _ in range(4):
+        order = [int(i) for i in rng.permutation(n)]
+        for _ in range(3):                   # repeats of already served batches
+            pos = int(rng.integers(1, len(order) + 1))
+            order.insert(pos, order[int(rng.integers(0, pos))])
+        yield order
+
+
+@pytest.mark.parametrize("kind", ["seq", "dir"])
+@pytest.mark.parametrize("batch_size", [3, 4])       # 7 full batches; 5 full + 1 of 1
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_shuffled_random_order_serves_each_sample_once(files, kind, batch_size, seed):
+    """fit(shuffle=True) asks in a random order: the batch decoded ahead is
+    served for the batch asked for (their slices swapped), and still every
+    sample comes exactly once per epoch, repeated requests give the same
+    batch, and images and labels are those of the served indexes."""
+    on, reference = make_pair(files, kind, batch_size=batch_size)
+    n_samples, n = on.n if kind == "dir" else len(on.paths), len(on)
+    for requests in request_orders(n, seed):
+        on[0], on[1]                         # the spec probe
+        on.on_epoch_begin()
+        before = on.indexes
+        frozen = before.copy()
+        first = {}
+        for i in requests:
+            got = on[i]
+            idx = on.batch_indexes(i).copy()     # what batch i holds once served
+            want = reference(idx)
+            for u, v in zip(got, want):
+                assert u.dtype == v.dtype and u.shape == v.shape
+                np.testing.assert_array_equal(u, v)
+            if i in first:                   # asked again: the same samples
+                np.testing.assert_array_equal(idx, first[i])
+            first.setdefault(i, idx)
+            assert len(idx) == min(batch_size, n_samples - i * batch_size)
+        served = np.concatenate([first[i] for i in range(n)])
+        np.testing.assert_array_equal(np.sort(served), np.arange(n_samples))
+        np.testing.assert_array_equal(before, frozen)        # never swapped in place
+        on.on_epoch_end()
+
+
+@pytest.mark.parametrize("kind", ["seq", "dir"])
+def test_a_shuffled_random_order_is_served_from_the_prefetch(files, kind):
+    """The point of the swap: with N batches asked for in a random order,
+    the calling thread decodes about one of them per epoch (the first), not
+    N; the short last batch can add one more."""
+    for batch_size, extra in [(3, 0), (4, 1)]:
+        on, _ = make_pair(files, kind, batch_size=batch_size)
+        rng = np.random.default_rng(batch_size)
+        on[0], on[1]
+        on.calls.clear()
+        for _ in range(4):
+            on.on_epoch_begin()
+            for i in rng.permutation(len(on)):
+                on[int(i)]
+            on.on_epoch_end()
+        main = [name for name, _ in on.calls if name == "MainThread"]
+        ahead = [name for name, _ in on.calls if name.startswith(PREFETCH_THREAD)]
+        assert len(main) <= 4 * (1 + extra)
+        assert len(ahead) >= 4 * (len(on) - 1 - extra)
+
+
+def test_no_swap_without_shuffle_or_with_keras_workers(files):
+    _, paths, labels = files
+    rng = np.random.default_rng(7)
+    for kw in ({"shuffle": False}, {"workers": 2}, {"prefetch": False}):
+        seq = make_seq(paths, labels, label_mode="int", **kw)
+        order = seq.indexes
+        for i in rng.permutation(len(seq)):
+            x, y = seq[int(i)]
+            np.testing.assert_array_equal(y, labels[order[i * 4:(i + 1) * 4]])
+        assert seq.indexes is order
+
+
+def test_a_second_pass_without_an_epoch_boundary_repeats_the_batches(files):
+    """Batches served once keep their samples until the epoch ends, whatever
+    is asked for afterwards."""
+    _, paths, labels = files
+    seq = make_seq(paths, labels, label_mode="int")
+    rng = np.random.default_rng(3)
+    seq.on_epoch_begin()
+    first = {}
+    for i in rng.permutation(len(seq)):
+        first[int(i)] = seq[int(i)][1]
+    for i in rng.permutation(len(seq)):
+        np.testing.assert_array_equal(seq[int(i)][1], first[int(i)])
+    seq.on_epoch_end()                       # a new epoch: a new record of served batches
+    assert not seq._served
 
 
 class Gated(Recording):

@@ -31,7 +31,7 @@ That sharing is safe only because no batch is ever reused.
 
 Prefetch
 --------
-While Keras consumes batch ``i``, the images of batch ``i + 1`` of the same
+While Keras consumes one batch, the images of another batch of the same
 epoch are decoded on one background thread (the decode itself runs on the
 native pool with the GIL released).  Only the decode (``load_images``) runs
 ahead; labels and the per-batch hooks run when the batch is requested, so
@@ -41,6 +41,29 @@ across an epoch boundary (see :mod:`fastseq.keras.prefetch`).  It is on
 when Keras calls the dataset from one worker (``workers=1``, the default,
 also inside a ``use_multiprocessing`` worker process); with ``workers > 1``
 Keras' own workers fetch ahead, so it stays off.
+
+Which batch is decoded ahead:
+
+- ``shuffle=False``: batch ``i + 1`` after batch ``i``, for a caller that
+  walks the batches in order (starts at 0 or has just asked for ``i - 1``),
+  as ``evaluate``, ``predict`` and ``fit(shuffle=False)`` do.  Any other
+  request pattern gets no guess.
+- ``shuffle=True``: the batches' composition is random anyway, so the batch
+  decoded ahead is served for whichever batch number Keras asks for next
+  (``fit(shuffle=True)``, Keras' default, asks in a random order).  When
+  request ``i`` arrives and the decode ahead holds batch ``k``'s samples,
+  the sample slices of ``i`` and ``k`` are swapped in a new copy of
+  ``indexes``, provided neither was served yet this epoch and both have
+  the same length (the short last batch never trades with a full one).
+  Then the lowest-numbered unserved full batch is decoded ahead (the short
+  last batch once no full one is left).  Served batches' slices never
+  change and every swap trades two unserved slices, so each sample still
+  comes exactly once per epoch in whatever order the batches are asked for,
+  and a batch asked for twice in an epoch gives the same samples.  The
+  served set is cleared at ``on_epoch_begin``, ``on_epoch_end`` and when a
+  subclass assigns a new ``indexes``.  A caller that walks the batches in
+  order asks for exactly the batch decoded ahead, so nothing is swapped and
+  it gets the same batches as with ``prefetch=False``.
 """
 
 from __future__ import annotations
@@ -114,6 +137,7 @@ class BatchDataset(keras.utils.PyDataset):
         # A new array is swapped in, never shuffled in place: a worker thread
         # that has already read `self.indexes` keeps a consistent order.
         self._discard_prefetched()
+        self._forget_served()
         if self.shuffle:
             self.indexes = self._new_order()
 
@@ -140,8 +164,11 @@ class BatchDataset(keras.utils.PyDataset):
         return self.indexes[i * self.batch_size:(i + 1) * self.batch_size]
 
     def on_epoch_begin(self) -> None:
-        """Drop any batch decoded ahead before the epoch started."""
+        """Drop any batch decoded ahead before the epoch started (Keras'
+        spec probe asks for batches before it), and start the epoch's
+        record of served batches afresh."""
         self._discard_prefetched()
+        self._forget_served()
 
     def on_epoch_end(self) -> None:
         """Reshuffle the sample order when ``shuffle=True``."""
@@ -156,29 +183,83 @@ class BatchDataset(keras.utils.PyDataset):
         self._prefetcher: Prefetcher | None = None
         # (order, batch number) that the batch being served predicts next.
         self._predicted: tuple[np.ndarray, int] | None = None
+        # (order, batch number) whose samples the pending decode holds.
+        self._ahead: tuple[np.ndarray, int] | None = None
         self._last_request: int | None = None
+        self._forget_served()
+
+    def _forget_served(self) -> None:
+        # Batch numbers served since the epoch began, for the order
+        # `_served_order`; a different `indexes` object than that one is an
+        # order a subclass assigned itself, which starts a new record.
+        self._served: set[int] = set()
+        self._served_order: np.ndarray | None = None
+        # Every full batch below this one has been served: the lowest
+        # unserved batch is found in amortised O(1) per request.
+        self._unserved_from = 0
 
     def _discard_prefetched(self) -> None:
         # At every epoch boundary: a batch decoded before it is never served
         # after it, even for the same indexes (a subclass may change how
         # images load between epochs).
+        self._ahead = None
         if self._prefetcher is not None:
             self._prefetcher.discard()
 
+    def _batch_length(self, i: int) -> int:
+        return min(self.batch_size, self._n - i * self.batch_size)
+
+    def _lowest_unserved(self) -> int | None:
+        """The lowest-numbered full batch not served this epoch, else the
+        short last batch if it is not served, else None."""
+        full = self._n // self.batch_size
+        j = self._unserved_from
+        while j < full and j in self._served:
+            j += 1
+        self._unserved_from = j
+        if j < full:
+            return j
+        if full < len(self) and full not in self._served:
+            return full
+        return None
+
     def _request(self, index: int) -> np.ndarray:
-        """Sample indexes of batch `index`, for ``__getitem__``: also
-        predicts the next request, when there is a pattern to follow."""
+        """Sample indexes of batch `index`, for ``__getitem__``: with
+        ``shuffle=True`` they may be the samples decoded ahead (see the
+        module's docstring); also predicts what to decode ahead next."""
         i = self._batch_number(index)
         order = self.indexes
-        # Guess i + 1 only for a caller that walks the batches in order (it
-        # starts at 0 or has just asked for i - 1): evaluate, predict, and
-        # fit(shuffle=False).  fit's default shuffle=True asks for the
-        # batches in a random order, where every guess would be a wasted
-        # decode competing with the one needed.
+        if order is not self._served_order:
+            self._forget_served()
+            self._served_order = order
+        b = self.batch_size
+        ahead = self._ahead
+        if self.shuffle and ahead is not None and ahead[0] is order:
+            k = ahead[1]
+            if (k != i and i not in self._served and k not in self._served
+                    and self._batch_length(i) == self._batch_length(k)):
+                # A new array, never an in-place swap: another thread may be
+                # slicing the old one (see _reshuffle).
+                swapped = order.copy()
+                swapped[i * b:(i + 1) * b] = order[k * b:(k + 1) * b]
+                swapped[k * b:(k + 1) * b] = order[i * b:(i + 1) * b]
+                self.indexes = self._served_order = order = swapped
+                self._ahead = (swapped, i)
+        self._served.add(i)
+        # A walking caller (it starts at 0 or has just asked for i - 1:
+        # evaluate, predict, fit(shuffle=False)) asks for i + 1 next.  With
+        # shuffle=True any unserved batch can take the decoded samples, so
+        # the lowest unserved one is decoded ahead; for a walking caller in
+        # a fresh epoch that is i + 1 too.  With shuffle=False a guess for a
+        # random order would be a wasted decode competing with the one
+        # needed, so there is none.
         walking = i == 0 or self._last_request == i - 1
         self._last_request = i
-        self._predicted = (order, i + 1) if walking else None
-        return order[i * self.batch_size:(i + 1) * self.batch_size]
+        following = self._lowest_unserved() if self.shuffle else None
+        if following is None and walking:
+            following = i + 1
+        self._predicted = (order, following) if following is not None else None
+        return order[i * b:(i + 1) * b]
 
     def _active_prefetcher(self) -> Prefetcher | None:
         if not self.prefetch or (self.workers or 1) > 1:
@@ -203,11 +284,13 @@ class BatchDataset(keras.utils.PyDataset):
             return self.load_images(indexes)
         indexes = np.asarray(indexes)
         job = prefetcher.claim(self._key(indexes))
+        self._ahead = None
         if predicted is not None:
             order, j = predicted
             if order is self.indexes and j < len(self):
                 following = order[j * self.batch_size:(j + 1) * self.batch_size]
                 prefetcher.submit(self._key(following), self.load_images, following)
+                self._ahead = (order, j)
         if job is MISS:
             return self.load_images(indexes)
         x, deferred = job.result()          # re-raises the job's error
@@ -224,6 +307,7 @@ class BatchDataset(keras.utils.PyDataset):
         state = self.__dict__.copy()
         state["_prefetcher"] = None
         state["_predicted"] = None
+        state["_ahead"] = None
         return state
 
 

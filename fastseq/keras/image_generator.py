@@ -298,7 +298,11 @@ class DirectoryIterator(ImageFiles, Iterator):
     ``prefetch=True`` (the default) decodes the next batch's images on a
     background thread while Keras consumes the current one (see
     :mod:`fastseq.keras.base`); the rest of a batch (standardisation,
-    labels, ``save_to_dir``) is computed when it is requested.
+    labels, ``save_to_dir``) is computed when it is requested.  With
+    ``shuffle=True`` the batch decoded ahead is served for whichever batch
+    number Keras asks for next (``fit(shuffle=True)`` asks in a random
+    order): the two batches' sample slices are swapped in a new
+    ``index_array``, each sample still once per epoch with its label.
     """
 
     allowed_class_modes = {"categorical", "binary", "sparse", "input", None}

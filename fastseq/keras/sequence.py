@@ -84,6 +84,10 @@ class ImageSequence(ImageFiles, BatchDataset):
         Keras consumes the current one (default True; one extra batch in
         memory at most).  It works with ``workers=1``, which is all fastseq
         needs; with ``workers > 1`` Keras' workers fetch ahead instead.
+        With ``shuffle=True`` the batch decoded ahead is served for
+        whichever batch number Keras asks for next, by swapping the two
+        batches' sample slices in a new ``indexes`` (each sample still once
+        per epoch), so ``fit``'s random batch order is prefetched too.
     **kwargs : ``workers``, ``use_multiprocessing``, ``max_queue_size``,
         passed to ``keras.utils.PyDataset``.
 
