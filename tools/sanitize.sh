@@ -40,7 +40,7 @@ SAN_DIR=$(cd "$SAN_DIR" && pwd)
 # C core instead.
 TESTS=${FASTSEQ_SAN_TESTS:-tests/test_batch_api.py tests/test_conformance.py
     tests/test_errors.py tests/test_resize_parity.py tests/test_resize_simd.py
-    tests/test_threads.py}
+    tests/test_threads.py tests/test_resize_plan.py tests/test_options.py tests/test_warp.py}
 
 # -fno-wrapv undoes the -fwrapv in Python's own CFLAGS, so that UBSan sees
 # signed overflow; the flags are appended after setup.py's (-O3 ...) so that
@@ -159,7 +159,10 @@ set +e
 (cd "$SAN_DIR" && PYTHONPATH="$SAN_DIR" "$PYTHON" -P -c \
     "import fastseq._native as c, sys; sys.exit(c.__file__ != '$SO')") \
     || { echo "sanitize.sh: tests would not import $SO" >&2; exit 2; }
+# The worker-crash tests make a child die of a signal on purpose; under ASan
+# that child leaves a DEADLYSIGNAL report, which is the point, not a finding.
 (cd "$SAN_DIR" && PYTHONPATH="$SAN_DIR" "$PYTHON" -P -m pytest -q -p no:cacheprovider \
+    --deselect tests/test_threads.py::test_crash_in_a_worker_reaches_faulthandler \
     $TESTS "$@")
 rc=$?
 set -e
