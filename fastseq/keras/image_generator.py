@@ -11,9 +11,12 @@ Supported now: ``rescale`` (fused into the C write), ``validation_split``,
 ``dtype``, ``data_format`` (``channels_first`` batches are a transposed copy),
 ``samplewise_center``, ``samplewise_std_normalization`` and
 ``preprocessing_function`` (called per image in Python, with the GIL held:
-the slow path).  The random transforms and the featurewise/ZCA statistics
-raise ``NotImplementedError`` naming the argument when set to a value that
-would change the images; they are planned for a later release.
+the slow path), and every random transform of Keras (rotation, shifts,
+shear, zoom, flips, brightness, channel shift, with ``fill_mode``, ``cval``
+and ``interpolation_order``), drawn per batch in Python and computed in C
+with the decode (see :mod:`fastseq.augment`).  The featurewise/ZCA
+statistics raise ``NotImplementedError`` naming the argument; they are
+planned for a later release.
 """
 
 from __future__ import annotations
@@ -79,15 +82,17 @@ class ImageDataGenerator:
       transposed copy of each batch); None uses Keras' setting.
     - ``dtype``: any numpy numeric dtype; decoding is float32 (or uint8 with
       no scaling at all) and other dtypes are converted as Keras converts.
+    - ``rotation_range``, ``width_shift_range``, ``height_shift_range``,
+      ``brightness_range``, ``shear_range``, ``zoom_range``,
+      ``channel_shift_range``, ``horizontal_flip``, ``vertical_flip``,
+      ``fill_mode``, ``cval``, ``interpolation_order`` (0 or 1): Keras'
+      random augmentation, each image resized then warped in C on the
+      native pool; the draws depend only on (seed, epoch, sample index).
+      ``width_shift_range`` moves images horizontally, as Keras documents
+      (Keras' own draw swaps the two shift ranges).
     - ``featurewise_center``, ``featurewise_std_normalization``,
-      ``zca_whitening``, ``rotation_range``, ``width_shift_range``,
-      ``height_shift_range``, ``brightness_range``, ``shear_range``,
-      ``zoom_range``, ``channel_shift_range``, ``horizontal_flip``,
-      ``vertical_flip``: raise ``NotImplementedError`` naming the argument
-      when set to a value that would change the images (later release).
-      ``fill_mode``, ``cval``, ``zca_epsilon`` and ``interpolation_order``
-      only act through those transforms, so, as in Keras, they have no
-      effect on their own.
+      ``zca_whitening``: raise ``NotImplementedError`` naming the argument
+      when set (later release); ``zca_epsilon`` alone changes nothing.
     """
 
     def __init__(self, featurewise_center: bool = False, samplewise_center: bool = False,
