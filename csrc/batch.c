@@ -27,6 +27,9 @@ typedef struct {
     uint8_t *pix;           /* decoded pixels before resizing */
     size_t pix_cap;
     fs_resample_scratch rs;
+    uint8_t *aug;           /* the resized image an augmented task warps */
+    size_t aug_cap;
+    fs_warp_scratch ws;
 } fs_worker;
 
 static void worker_free(void *ptr) {
@@ -36,6 +39,8 @@ static void worker_free(void *ptr) {
     free(w->file);
     free(w->pix);
     fs_resample_scratch_free(&w->rs);
+    free(w->aug);
+    fs_warp_scratch_free(&w->ws);
     free(w);
 }
 
@@ -46,6 +51,7 @@ static fs_worker *worker_get(void **local) {
     w->jpeg = fs_jpeg_new();
     if (!w->jpeg) { free(w); return NULL; }
     fs_resample_scratch_init(&w->rs);
+    fs_warp_scratch_init(&w->ws);
     *local = w;
     return w;
 }
@@ -200,16 +206,47 @@ static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
                        const uint8_t *pix, int pw, int ph, int pc,
                        ptrdiff_t stride, size_t pad, const double box[4],
                        int premultiply) {
-    fs_dst dst = {t->out, o->out_width, o->out_height,
-                  fs_mode_channels(o->out_mode), o->out_row_stride,
+    int oc = fs_mode_channels(o->out_mode);
+    fs_dst dst = {t->out, o->out_width, o->out_height, oc, o->out_row_stride,
                   o->out_dtype, o->scale, o->offset};
+    fs_dst rdst = dst;
+    if (t->warp) {
+        /* Keras augments the image load_img gave it: resized to the target
+         * size, 8-bit.  That image goes to scratch, and the warp writes the
+         * slot (with the fused scale/offset). */
+        size_t row, total;
+        if (!fs_mul_size((size_t)o->out_width, (size_t)oc, &row) ||
+            !fs_mul_size(row, (size_t)o->out_height, &total)) {
+            snprintf(t->msg, FS_MSG_LEN, "image too large to augment");
+            return FS_ERR_OVERFLOW;
+        }
+        if (!grow(&w->aug, &w->aug_cap, total)) {
+            snprintf(t->msg, FS_MSG_LEN, "out of memory while augmenting");
+            return FS_ERR_NOMEM;
+        }
+        rdst.data = w->aug;
+        rdst.row_stride = (ptrdiff_t)row;
+        rdst.dtype = FS_DTYPE_U8;
+        rdst.scale = 1.0f;
+        rdst.offset = 0.0f;
+    }
     int st = fs_resize_u8(pix, pw, ph, pc, stride, pad, box, o->filter,
-                          premultiply, &dst, &w->rs);
-    if (st != FS_OK)
+                          premultiply, &rdst, &w->rs);
+    if (st != FS_OK) {
         snprintf(t->msg, FS_MSG_LEN, "%s",
                  st == FS_ERR_NOMEM ? "out of memory while resizing"
                  : st == FS_ERR_OVERFLOW ? "image too large to resize"
                  : "invalid resize region");
+        return st;
+    }
+    if (!t->warp) return FS_OK;
+    st = fs_warp_affine_u8(w->aug, o->out_width, o->out_height, oc,
+                           rdst.row_stride, t->warp, &dst, &w->ws);
+    if (st != FS_OK)
+        snprintf(t->msg, FS_MSG_LEN, "%s",
+                 st == FS_ERR_NOMEM ? "out of memory while augmenting"
+                 : st == FS_ERR_OVERFLOW ? "image too large to augment"
+                 : "invalid augmentation parameters");
     return st;
 }
 
@@ -372,6 +409,9 @@ static void batch_task(void *vctx, size_t index, void **local) {
     if (!w) {
         snprintf(t->msg, FS_MSG_LEN, "out of memory creating decoder state");
         st = FS_ERR_NOMEM;
+    } else if (t->warp && (o->full_size || o->decode_only)) {
+        snprintf(t->msg, FS_MSG_LEN, "augmentation needs a resized batch");
+        st = FS_ERR_ARG;
     } else if (t->kind == FS_SRC_PIXELS) {
         double box[4] = {0, 0, t->pix_width, t->pix_height};
         if (o->keep_aspect_ratio)
@@ -403,6 +443,7 @@ static void batch_task(void *vctx, size_t index, void **local) {
         trim(&w->file, &w->file_cap);
         trim(&w->pix, &w->pix_cap);
     }
+    if (w) trim(&w->aug, &w->aug_cap);
     t->status = st;
     if (st != FS_OK && t->out)
         memset(t->out, 0, (size_t)o->out_row_stride * (size_t)o->out_height);

@@ -9,6 +9,7 @@
 #include "fs_common.h"
 #include "jpeg_decode.h"
 #include "pool.h"
+#include "warp.h"
 
 typedef enum {
     FS_SRC_FILE = 0,     /* path: read the file in the worker */
@@ -26,6 +27,13 @@ typedef struct {
     ptrdiff_t pix_stride;
     int premultiply_alpha;       /* FS_SRC_PIXELS, RGBA with real alpha */
     void *out;                   /* this image's slot */
+    const fs_warp_params *warp;  /* NULL, or Keras' augmentation of this
+                                    image: resized to the output size into
+                                    per-thread scratch (uint8, as Keras'
+                                    load_img), then warped into the slot with
+                                    the fused scale/offset; the warp's output
+                                    size is the batch's.  Not with
+                                    decode_only or full_size. */
     /* results */
     int status;                  /* fs_status; FS_ERR_NOT_JPEG = use fallback */
     int src_width, src_height;   /* full-size dimensions, when known */

@@ -135,15 +135,77 @@ cdef class BatchOptions:
 cdef int _WAIT_SLICE_MS = 50
 
 
+# Columns of run_batch's per-image augmentation rows (float64): scipy's
+# (row, col) matrix and offset, then the fs_warp_params flags and values; a
+# NaN shift or brightness means none.  A row with warp, both flips, shift and
+# brightness all off is the identity: that image takes the direct path.
+WARP_COLUMNS = ("m0", "m1", "m2", "m3", "m4", "m5", "warp", "flip_h", "flip_v",
+                "shift", "shift_f32", "brightness", "photo_f32")
+WARP_NCOLS = len(WARP_COLUMNS)
+
+
+@cython.auto_pickle(False)
+cdef class WarpOptions:
+    """The per-iterator constants of Keras' augmentation (csrc/warp.h):
+    interpolation order, fill mode, cval, and whether Keras' array is uint8
+    (scipy rounds into it) rather than float."""
+    cdef readonly int order
+    cdef readonly int fill_mode
+    cdef readonly str fill_mode_name
+    cdef readonly double cval
+    cdef readonly bint quantize_u8
+
+    def __cinit__(self, int order, str fill_mode, double cval, bint quantize_u8):
+        if order not in (0, 1):
+            raise ValueError(f"order must be 0 or 1, got {order}")
+        if fill_mode not in FILL_MODES:
+            raise ValueError(f"fill_mode must be one of {sorted(FILL_MODES)}, got {fill_mode!r}")
+        if not (cval == cval and abs(cval) != float("inf")):
+            raise ValueError(f"cval must be finite, got {cval}")
+        self.order = order
+        self.fill_mode = FILL_MODES[fill_mode]
+        self.fill_mode_name = fill_mode
+        self.cval = cval
+        self.quantize_u8 = quantize_u8
+
+    def __reduce__(self):
+        # Rebuilt (and re-checked) in a spawned worker.
+        return (WarpOptions, (self.order, self.fill_mode_name, self.cval, self.quantize_u8))
+
+
+cdef int _warp_row(fs_warp_params *p, const double *r, WarpOptions o) except -1:
+    cdef int k
+    for k in range(6):
+        if not (r[k] == r[k] and abs(r[k]) != float("inf")):
+            raise ValueError("augmentation matrix must be finite")
+        p.m[k] = r[k]
+    p.warp = r[6] != 0
+    p.flip_h = r[7] != 0
+    p.flip_v = r[8] != 0
+    p.has_shift = r[9] == r[9]
+    p.shift = r[9] if p.has_shift else 0.0
+    p.shift_f32 = r[10] != 0
+    p.has_brightness = r[11] == r[11]
+    p.brightness = r[11] if p.has_brightness else 0.0
+    p.photo_f32 = r[12] != 0
+    p.order = o.order
+    p.fill_mode = o.fill_mode
+    p.cval = o.cval
+    p.quantize_u8 = o.quantize_u8
+    return 0
+
+
 def run_batch(int kind, list sources, object out, list slots, BatchOptions opts,
-              list premultiply=None):
+              list premultiply=None, object warps=None, WarpOptions warp_opts=None):
     """Decode `sources` into `out[slots[i]]` on the pool, as `opts` says.
 
     kind: SRC_FILE (sources are bytes paths), SRC_MEMORY (bytes-like
     encoded images) or SRC_PIXELS (C-contiguous uint8 arrays (h, w, c) in the
     output mode).  `out` must already be validated (C-contiguous, writeable,
     shape (N, out_height, out_width, c), dtype matching the options), or
-    None with decode_only or header_only.  Returns [(slot, status, message,
+    None with decode_only or header_only.  `warps`: None, or a float64
+    array (n, WARP_NCOLS) of per-image augmentation rows (WARP_COLUMNS),
+    with `warp_opts`.  Returns [(slot, status, message,
     src_w, src_h, denom, src_mode), ...] for every source: the caller maps
     statuses to exceptions/warnings.
     """
@@ -158,8 +220,20 @@ def run_batch(int kind, list sources, object out, list slots, BatchOptions opts,
     cdef int channels = opts.channels
     cdef fs_pool_job *job = NULL
     cdef int finished = 0
+    cdef fs_warp_params *wp = NULL
+    cdef const double[:, ::1] wrows
+    cdef const double *row
     if len(slots) != n:
         raise ValueError("slots and sources differ in length")
+    if warps is not None:
+        if warp_opts is None:
+            raise ValueError("warps need warp_opts")
+        if opts.c.decode_only or opts.c.full_size:
+            raise ValueError("augmentation needs a resized batch (not decode_only or full_size)")
+        wrows = np.ascontiguousarray(warps, dtype=np.float64)
+        if wrows.shape[0] != n or wrows.shape[1] != WARP_NCOLS:
+            raise ValueError(f"warps must have shape ({n}, {WARP_NCOLS}), got "
+                             f"{np.shape(warps)}")
     if n == 0:
         return []
     try:
@@ -175,6 +249,16 @@ def run_batch(int kind, list sources, object out, list slots, BatchOptions opts,
         bufs = <Py_buffer *>calloc(n, sizeof(Py_buffer))
         if tasks == NULL or bufs == NULL:
             raise MemoryError()
+        if warps is not None:
+            wp = <fs_warp_params *>calloc(n, sizeof(fs_warp_params))
+            if wp == NULL:
+                raise MemoryError()
+            for i in range(n):
+                row = &wrows[i, 0]
+                _warp_row(&wp[i], row, warp_opts)
+                if wp[i].warp or wp[i].flip_h or wp[i].flip_v or wp[i].has_shift \
+                        or wp[i].has_brightness:
+                    tasks[i].warp = &wp[i]
         for i in range(n):
             src = sources[i]
             tasks[i].kind = kind
@@ -229,6 +313,7 @@ def run_batch(int kind, list sources, object out, list slots, BatchOptions opts,
             PyBuffer_Release(&outbuf)
         free(bufs)
         free(tasks)
+        free(wp)
 
 
 def read_file(bytes path, uint64_t max_file_bytes=0, str source=""):

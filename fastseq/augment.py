@@ -343,3 +343,176 @@ def random_transform(x, seed=None, *, rng=None, data_format=None, fill_mode="nea
     params = get_random_transform(x.shape, seed, rng=rng, data_format=data_format, **ranges)
     return apply_transform(x, params, data_format=data_format, fill_mode=fill_mode, cval=cval,
                            interpolation_order=interpolation_order)
+
+
+# ---------------------------------------------------------------------------
+# The batch path: draws for whole batches, as rows for _native.run_batch.
+
+def check_shift_range(name, r):
+    """A shift range as Keras' get_random_transform reads it: a float, an
+    int or a 1-D sequence of numbers; returned as given (an ndarray for a
+    sequence)."""
+    if isinstance(r, bool):
+        raise ValueError(f"`{name}` should be a float, an int or a 1-D array of numbers. "
+                         f"Received: {r!r}")
+    if isinstance(r, (int, np.integer, float, np.floating)):
+        _finite(name, r)
+        return r
+    if isinstance(r, (list, tuple, np.ndarray)):
+        arr = np.asarray(r)
+        if arr.ndim == 1 and arr.dtype.kind in "iuf" and np.all(np.isfinite(arr)):
+            return arr
+    raise ValueError(f"`{name}` should be a float, an int or a 1-D array of numbers. "
+                     f"Received: {r!r}")
+
+
+def warp_row(params, rows, cols, array_dtype=np.float32):
+    """The run_batch row (_native.WARP_COLUMNS) of Keras' `params` dict for
+    a rows x cols image that Keras holds as an `array_dtype` array: what
+    apply_transform passes to the kernel for that array."""
+    plan = transform_plan(params, rows, cols)
+    shift = params.get("channel_shift_intensity")
+    bright = params.get("brightness")
+    dtype = np.dtype(array_dtype)
+    shift_f32 = True
+    if shift is not None:
+        shift = float(_finite("channel_shift_intensity", shift))
+        dtype = np.result_type(dtype, shift)
+        shift_f32 = dtype == np.float32
+    if bright is not None and not _fits_float32(_finite("brightness", bright)):
+        raise ValueError(f"transform parameter 'brightness' must be finite as a float32, "
+                         f"got {bright!r}")
+    m = plan.matrix if plan.matrix is not None else (1, 0, 0, 0, 1, 0)
+    return np.array([*np.ravel(m), plan.matrix is not None, plan.flip_h, plan.flip_v,
+                     np.nan if shift is None else shift, shift_f32,
+                     np.nan if bright is None else float(bright), dtype == np.float32],
+                    dtype=np.float64)
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _mix(z):
+    """SplitMix64's finaliser on a uint64 array (wrapping arithmetic)."""
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+# The uniforms each sample draws, one stream position per parameter.
+_DRAWS = ("theta", "ty", "ty_sign", "tx", "tx_sign", "shear", "zx", "zy",
+          "flip_h", "flip_v", "shift", "brightness")
+
+
+class BatchAugmenter:
+    """Keras' ``get_random_transform`` + ``apply_transform`` for the
+    images of a batch, computed by the batch kernel.
+
+    The draws of a sample are uniforms that depend only on (seed, epoch,
+    sample index): a counter-based hash (SplitMix64), vectorised over the
+    batch.  So batch composition, call order, prefetch, worker threads or
+    processes and thread counts never change an epoch's images.  Each
+    parameter has Keras' distribution (get_random_transform's; the shift
+    ranges with their documented meaning).  `seed` None draws one 64-bit
+    seed from the OS (numpy's global generator is never touched).
+
+    `array_dtype` is the dtype of the array Keras would augment: float32
+    (Keras' img_to_array), or uint8 (scipy rounds into it).
+    """
+
+    def __init__(self, *, rows, cols, rotation_range=0, width_shift_range=0.0,
+                 height_shift_range=0.0, shear_range=0.0, zoom_range=0.0,
+                 channel_shift_range=0.0, horizontal_flip=False, vertical_flip=False,
+                 brightness_range=None, fill_mode="nearest", cval=0.0,
+                 interpolation_order=1, array_dtype=np.float32, seed=None):
+        self.rows, self.cols = int(rows), int(cols)
+        self.rotation_range = float(_finite("rotation_range", rotation_range))
+        self.shear_range = float(_finite("shear_range", shear_range))
+        self.channel_shift_range = float(_finite("channel_shift_range", channel_shift_range))
+        self.width_shift_range = check_shift_range("width_shift_range", width_shift_range)
+        self.height_shift_range = check_shift_range("height_shift_range", height_shift_range)
+        self.zoom_range = [float(_finite("zoom_range", z)) for z in normalize_zoom_range(zoom_range)]
+        check_brightness_range(brightness_range)
+        self.brightness_range = (None if brightness_range is None else
+                                 [float(_finite("brightness_range", b)) for b in brightness_range])
+        self.horizontal_flip = bool(horizontal_flip)
+        self.vertical_flip = bool(vertical_flip)
+        self.array_dtype = np.dtype(array_dtype)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy)
+        self.seed = int(seed) & _MASK64
+        self.options = _native.WarpOptions(check_interpolation_order(interpolation_order),
+                                           check_fill_mode(fill_mode),
+                                           float(_finite("cval", cval)),
+                                           self.array_dtype == np.uint8)
+
+    def _uniforms(self, epoch, indexes):
+        """(n, len(_DRAWS)) uniforms in [0, 1), 53 bits each."""
+        idx = np.asarray(indexes, dtype=np.int64).astype(np.uint64).reshape(-1, 1)
+        h = _mix(np.full(1, self.seed, np.uint64))
+        h = _mix(h ^ np.uint64(int(epoch) & _MASK64))
+        h = _mix(h ^ idx)
+        h = _mix(h ^ np.arange(len(_DRAWS), dtype=np.uint64))
+        return (h >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+
+    @staticmethod
+    def _uniform(lo, hi, u):
+        return lo + (hi - lo) * u
+
+    def _shift(self, r, u_val, u_sign, size):
+        if isinstance(r, np.ndarray) or isinstance(r, (int, np.integer)):
+            values = np.asarray(r) if isinstance(r, np.ndarray) else np.arange(int(r))
+            if len(values) == 0:
+                return np.zeros_like(u_val)
+            pick = np.minimum((u_val * len(values)).astype(np.int64), len(values) - 1)
+            v = values[pick].astype(np.float64) * np.where(u_sign < 0.5, -1.0, 1.0)
+        else:
+            v = self._uniform(-r, r, u_val)
+        if np.max(r) < 1:
+            v = v * size
+        return v
+
+    def transforms(self, epoch, indexes):
+        """Keras' parameter dicts of the samples at `indexes` in `epoch`."""
+        u = self._uniforms(epoch, indexes)
+        n = len(u)
+        col = {name: u[:, k] for k, name in enumerate(_DRAWS)}
+        zero = np.zeros(n)
+        theta = (self._uniform(-self.rotation_range, self.rotation_range, col["theta"])
+                 if self.rotation_range else zero)
+        ty = (self._shift(self.height_shift_range, col["ty"], col["ty_sign"], self.rows)
+              if _has_range(self.height_shift_range) else zero)
+        tx = (self._shift(self.width_shift_range, col["tx"], col["tx_sign"], self.cols)
+              if _has_range(self.width_shift_range) else zero)
+        shear = (self._uniform(-self.shear_range, self.shear_range, col["shear"])
+                 if self.shear_range else zero)
+        z0, z1 = self.zoom_range
+        if z0 == 1 and z1 == 1:
+            zx = zy = np.ones(n)
+        else:
+            zx = self._uniform(z0, z1, col["zx"])
+            zy = self._uniform(z0, z1, col["zy"])
+        flip_h = (col["flip_h"] < 0.5) & self.horizontal_flip
+        flip_v = (col["flip_v"] < 0.5) & self.vertical_flip
+        shift = (self._uniform(-self.channel_shift_range, self.channel_shift_range, col["shift"])
+                 if self.channel_shift_range != 0 else None)
+        bright = (self._uniform(*self.brightness_range, col["brightness"])
+                  if self.brightness_range is not None else None)
+        return [{"theta": float(theta[i]), "tx": float(tx[i]), "ty": float(ty[i]),
+                 "shear": float(shear[i]), "zx": float(zx[i]), "zy": float(zy[i]),
+                 "flip_horizontal": bool(flip_h[i]), "flip_vertical": bool(flip_v[i]),
+                 "channel_shift_intensity": None if shift is None else float(shift[i]),
+                 "brightness": None if bright is None else float(bright[i])}
+                for i in range(n)]
+
+    def rows_for(self, transforms):
+        """The run_batch rows of these parameter dicts."""
+        return np.stack([warp_row(p, self.rows, self.cols, self.array_dtype)
+                         for p in transforms]) if transforms else \
+            np.zeros((0, _native.WARP_NCOLS))
+
+    def warps(self, epoch, indexes):
+        """What load_files takes for the samples at `indexes` in `epoch`:
+        (rows, WarpOptions)."""
+        return self.rows_for(self.transforms(epoch, indexes)), self.options

@@ -249,11 +249,15 @@ def _fallback_decode(slots, opener, names, opts):
         raise
 
 
-def _run(kind, sources, names, out, opts, opener):
+def _run(kind, sources, names, out, opts, opener, warps=None):
     """Run one batch into `out`: the native pass, then the Pillow fallback
     for non-JPEG inputs (`opener(slot)` gives what _pillow_array reads).
+    `warps`: None or (rows, _native.WarpOptions), the augmentation of each
+    image (fastseq.augment.BatchAugmenter), applied on both passes.
     Returns the failures, sorted by index, not yet reported."""
-    results = _native.run_batch(kind, sources, out, list(range(len(sources))), opts.c)
+    rows, wopts = warps if warps is not None else (None, None)
+    results = _native.run_batch(kind, sources, out, list(range(len(sources))), opts.c,
+                                warps=rows, warp_opts=wopts)
     failures = []
     fallback = []
     for slot, status, msg, _w, _h, _d, _m in results:
@@ -272,7 +276,9 @@ def _run(kind, sources, names, out, opts, opener):
             fb_premul.append(got[1])
     if fb_slots:
         res = _native.run_batch(_native.SRC_PIXELS, fb_pixels, out, fb_slots, opts.c,
-                              premultiply=fb_premul)
+                                premultiply=fb_premul,
+                                warps=None if rows is None else rows[fb_slots],
+                                warp_opts=wopts)
         for slot, status, msg, _w, _h, _d, _m in res:
             if status:
                 failures.append(DecodeFailure(slot, names(slot), _native.status_code(status), msg))
@@ -312,14 +318,16 @@ def encode_paths(paths) -> list[bytes]:
     return encoded
 
 
-def load_files(encoded, options, out=None):
+def load_files(encoded, options, out=None, warps=None):
     """The one way a batch of files is loaded (load_batch, the Keras
     iterators): `encoded` from encode_paths, `options` a DecodeOptions, `out`
-    None (a new aligned batch) or an array to validate and fill.  Returns
-    (out, failures); the caller reports the failures (report_failures)."""
+    None (a new aligned batch) or an array to validate and fill, `warps`
+    None or each image's augmentation (see _run).  Returns (out, failures);
+    the caller reports the failures (report_failures)."""
     out = _prepare_out(out, options, len(encoded))
     names = lambda i: os.fsdecode(encoded[i])   # noqa: E731
-    return out, _run(_native.SRC_FILE, encoded, names, out, options, opener=names)
+    return out, _run(_native.SRC_FILE, encoded, names, out, options, opener=names,
+                     warps=warps)
 
 
 def load_batch(paths: Sequence, target_size, *, out=None, color_mode="rgb",

@@ -89,42 +89,6 @@ cdef extern from "pool.h" nogil:
     void fs_pool_stats(fs_pool_info *info)
     int fs_pool_debug_crash(int sig)
 
-cdef extern from "batch.h" nogil:
-    ctypedef enum fs_src_kind:
-        FS_SRC_FILE
-        FS_SRC_MEMORY
-        FS_SRC_PIXELS
-    enum: FS_MODE_SOURCE
-    ctypedef struct fs_task:
-        int kind
-        const char *path
-        const uint8_t *data
-        size_t size
-        int pix_width, pix_height
-        ptrdiff_t pix_stride
-        int premultiply_alpha
-        void *out
-        int status
-        int src_width, src_height
-        int dct_denom
-        int src_mode
-        char msg[FS_MSG_LEN]
-    ctypedef struct fs_batch_opts:
-        int out_width, out_height, out_mode, out_dtype
-        float scale, offset
-        ptrdiff_t out_row_stride
-        int filter
-        int dct_scaling
-        int keep_aspect_ratio
-        int decode_only
-        int full_size
-        int header_only
-        fs_limits limits
-    int fs_batch_submit(const fs_batch_opts *opts, fs_task *tasks, size_t n,
-                        fs_pool_job **job)
-    int fs_read_file(const char *path, uint64_t max_bytes, int jpeg_only,
-                     uint8_t **buf, size_t *cap, size_t *len, char *msg)
-
 cdef extern from "warp.h" nogil:
     ctypedef enum fs_fill_mode:
         FS_FILL_CONSTANT
@@ -156,3 +120,40 @@ cdef extern from "warp.h" nogil:
                            ptrdiff_t src_stride, const fs_warp_params *p,
                            const fs_dst *dst, fs_warp_scratch *scratch)
     uint8_t fs_brightness_u8(uint8_t v, float factor)
+
+cdef extern from "batch.h" nogil:
+    ctypedef enum fs_src_kind:
+        FS_SRC_FILE
+        FS_SRC_MEMORY
+        FS_SRC_PIXELS
+    enum: FS_MODE_SOURCE
+    ctypedef struct fs_task:
+        int kind
+        const char *path
+        const uint8_t *data
+        size_t size
+        int pix_width, pix_height
+        ptrdiff_t pix_stride
+        int premultiply_alpha
+        void *out
+        const fs_warp_params *warp
+        int status
+        int src_width, src_height
+        int dct_denom
+        int src_mode
+        char msg[FS_MSG_LEN]
+    ctypedef struct fs_batch_opts:
+        int out_width, out_height, out_mode, out_dtype
+        float scale, offset
+        ptrdiff_t out_row_stride
+        int filter
+        int dct_scaling
+        int keep_aspect_ratio
+        int decode_only
+        int full_size
+        int header_only
+        fs_limits limits
+    int fs_batch_submit(const fs_batch_opts *opts, fs_task *tasks, size_t n,
+                        fs_pool_job **job)
+    int fs_read_file(const char *path, uint64_t max_bytes, int jpeg_only,
+                     uint8_t **buf, size_t *cap, size_t *len, char *msg)

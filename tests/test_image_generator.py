@@ -35,10 +35,7 @@ def reference(it, index_array):
 
 UNSUPPORTED = [
     ("featurewise_center", True), ("featurewise_std_normalization", True),
-    ("zca_whitening", True), ("rotation_range", 20), ("width_shift_range", 0.1),
-    ("height_shift_range", [-3, 3]), ("brightness_range", (0.9, 1.1)),
-    ("shear_range", 5.0), ("zoom_range", 0.2), ("zoom_range", [0.8, 1.0]),
-    ("channel_shift_range", 10.0), ("horizontal_flip", True), ("vertical_flip", True),
+    ("zca_whitening", True),
 ]
 
 
@@ -47,6 +44,22 @@ def test_unsupported_arguments_raise_naming_them(name, value):
     with pytest.raises(NotImplementedError, match=rf"\b{name}=") as e:
         IDG(**{name: value})
     assert repr(value) in str(e.value)
+
+
+# Issue 11 section 1: every random transform is accepted (they used to raise
+# NotImplementedError) and makes the generator augment.
+TRANSFORMS = [
+    ("rotation_range", 20), ("width_shift_range", 0.1), ("width_shift_range", 3),
+    ("height_shift_range", [-3, 3]), ("brightness_range", (0.9, 1.1)),
+    ("shear_range", 5.0), ("zoom_range", 0.2), ("zoom_range", [0.8, 1.0]),
+    ("channel_shift_range", 10.0), ("horizontal_flip", True), ("vertical_flip", True),
+]
+
+
+@pytest.mark.parametrize("name,value", TRANSFORMS, ids=[f"{n}={v}" for n, v in TRANSFORMS])
+def test_random_transforms_are_accepted(name, value):
+    gen = IDG(**{name: value})
+    assert gen.augments
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -69,6 +82,10 @@ def test_values_that_change_nothing_are_accepted(kwargs):
     (dict(validation_split=-0.1), ValueError, "validation_split"),
     (dict(zoom_range="big"), ValueError, "zoom_range"),
     (dict(brightness_range=0.5), ValueError, "brightness_range"),
+    (dict(width_shift_range="wide"), ValueError, "width_shift_range"),
+    (dict(height_shift_range=[[1, 2]]), ValueError, "height_shift_range"),
+    (dict(fill_mode="mirror"), ValueError, "fill_mode"),
+    (dict(interpolation_order=3), ValueError, "interpolation_order"),
     (dict(preprocessing_function=3), TypeError, "preprocessing_function"),
     (dict(dtype="str"), TypeError, "dtype"),
 ])

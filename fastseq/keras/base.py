@@ -125,6 +125,9 @@ class BatchDataset(keras.utils.PyDataset):
         # keras.utils.set_random_seed() makes it reproducible as in Keras.
         self._rng = np.random.default_rng(seed) if seed is not None else None
         self.indexes = self._new_order()
+        # Counts on_epoch_end calls: random augmentation is drawn from
+        # (seed, epoch, sample index).
+        self._epoch = 0
 
     def _new_order(self) -> np.ndarray:
         if not self.shuffle:
@@ -138,6 +141,7 @@ class BatchDataset(keras.utils.PyDataset):
         # that has already read `self.indexes` keeps a consistent order.
         self._discard_prefetched()
         self._forget_served()
+        self._epoch += 1
         if self.shuffle:
             self.indexes = self._new_order()
 
@@ -321,7 +325,7 @@ class ImageFiles:
     def _setup_decoding(self, target_size: tuple[int, int], color_mode: str,
                         interpolation: str, dtype: str, rescale: float | None,
                         dct_scaling: bool, keep_aspect_ratio: bool,
-                        on_error: str) -> None:
+                        on_error: str, augmenter: Any = None) -> None:
         # Validated once (the core's own messages, here rather than in a
         # worker) and reused by every batch, as are the encoded paths.
         self._options = DecodeOptions(
@@ -329,15 +333,21 @@ class ImageFiles:
             dtype=dtype, rescale=rescale, dct_scaling=bool(dct_scaling),
             keep_aspect_ratio=bool(keep_aspect_ratio), on_error=on_error)
         self._encoded = encode_paths(self._paths)
+        # A fastseq.augment.BatchAugmenter, or None: its draws depend only
+        # on (seed, epoch, indexes), so a batch decoded ahead is the batch.
+        self._augmenter = augmenter
 
     def load_images(self, indexes: Sequence[int] | np.ndarray) -> np.ndarray:
         """Decode and resize the images at `indexes` into a new
         ``(len(indexes), height, width, channels)`` array: one call into the
-        C core, GIL released, rescale fused into the write.  Raises
+        C core, GIL released, random augmentation (when set) and rescale
+        fused into the write.  Raises
         :class:`fastseq.ImageDecodeError` naming the file and the reason."""
         encoded = self._encoded
         # A fresh, 64-byte aligned batch (out=None).
-        x, failures = load_files([encoded[i] for i in indexes], self._options)
+        aug = self._augmenter
+        warps = aug.warps(self._epoch, indexes) if aug is not None else None
+        x, failures = load_files([encoded[i] for i in indexes], self._options, warps=warps)
         on_error = self._options.on_error
         if failures and on_error == "warn" and defer_warnings_here():
             # Decoded ahead: the warnings come when the batch is served.

@@ -11,9 +11,12 @@ Supported now: ``rescale`` (fused into the C write), ``validation_split``,
 ``dtype``, ``data_format`` (``channels_first`` batches are a transposed copy),
 ``samplewise_center``, ``samplewise_std_normalization`` and
 ``preprocessing_function`` (called per image in Python, with the GIL held:
-the slow path).  The random transforms and the featurewise/ZCA statistics
-raise ``NotImplementedError`` naming the argument when set to a value that
-would change the images; they are planned for a later release.
+the slow path), and every random transform of Keras (rotation, shifts,
+shear, zoom, flips, brightness, channel shift, with ``fill_mode``, ``cval``
+and ``interpolation_order``), drawn per batch in Python and computed in C
+with the decode (see :mod:`fastseq.augment`).  The featurewise/ZCA
+statistics raise ``NotImplementedError`` naming the argument; they are
+planned for a later release.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from fastseq import augment
 from fastseq.batch import aligned_empty
 from fastseq.keras import listing
 from fastseq.keras.base import ImageFiles, Iterator, aligned_copy
@@ -78,15 +82,17 @@ class ImageDataGenerator:
       transposed copy of each batch); None uses Keras' setting.
     - ``dtype``: any numpy numeric dtype; decoding is float32 (or uint8 with
       no scaling at all) and other dtypes are converted as Keras converts.
+    - ``rotation_range``, ``width_shift_range``, ``height_shift_range``,
+      ``brightness_range``, ``shear_range``, ``zoom_range``,
+      ``channel_shift_range``, ``horizontal_flip``, ``vertical_flip``,
+      ``fill_mode``, ``cval``, ``interpolation_order`` (0 or 1): Keras'
+      random augmentation, each image resized then warped in C on the
+      native pool; the draws depend only on (seed, epoch, sample index).
+      ``width_shift_range`` moves images horizontally, as Keras documents
+      (Keras' own draw swaps the two shift ranges).
     - ``featurewise_center``, ``featurewise_std_normalization``,
-      ``zca_whitening``, ``rotation_range``, ``width_shift_range``,
-      ``height_shift_range``, ``brightness_range``, ``shear_range``,
-      ``zoom_range``, ``channel_shift_range``, ``horizontal_flip``,
-      ``vertical_flip``: raise ``NotImplementedError`` naming the argument
-      when set to a value that would change the images (later release).
-      ``fill_mode``, ``cval``, ``zca_epsilon`` and ``interpolation_order``
-      only act through those transforms, so, as in Keras, they have no
-      effect on their own.
+      ``zca_whitening``: raise ``NotImplementedError`` naming the argument
+      when set (later release); ``zca_epsilon`` alone changes nothing.
     """
 
     def __init__(self, featurewise_center: bool = False, samplewise_center: bool = False,
@@ -121,44 +127,28 @@ class ImageDataGenerator:
         if validation_split and not 0 < validation_split < 1:
             raise ValueError("`validation_split` must be strictly between 0 and 1, "
                              f"got {validation_split!r}")
-        if isinstance(zoom_range, (float, int)):
-            zoom = [1 - zoom_range, 1 + zoom_range]
-        elif (isinstance(zoom_range, (list, tuple)) and len(zoom_range) == 2
-              and all(isinstance(v, (float, int)) for v in zoom_range)):
-            zoom = [zoom_range[0], zoom_range[1]]
-        else:
-            raise ValueError("`zoom_range` should be a float or a tuple or list of two "
-                             f"floats, got {zoom_range!r}")
-        if brightness_range is not None and (
-                not isinstance(brightness_range, (tuple, list)) or len(brightness_range) != 2):
-            raise ValueError("`brightness_range` should be a tuple or list of two floats, "
-                             f"got {brightness_range!r}")
+        zoom = augment.normalize_zoom_range(zoom_range)
+        augment.check_brightness_range(brightness_range)
+        width_shift_range = augment.check_shift_range("width_shift_range", width_shift_range)
+        height_shift_range = augment.check_shift_range("height_shift_range", height_shift_range)
+        augment.check_fill_mode(fill_mode)
+        interpolation_order = augment.check_interpolation_order(interpolation_order)
         if preprocessing_function is not None and not callable(preprocessing_function):
             raise TypeError("preprocessing_function must be callable or None")
 
-        # Each check asks whether Keras would change the pixels with this
-        # value; only then is the argument unsupported.
+        # Featurewise statistics (issue 12): only when set to a value that
+        # would change the images.
         unsupported = [
-            ("featurewise_center", featurewise_center, bool(featurewise_center)),
-            ("featurewise_std_normalization", featurewise_std_normalization,
-             bool(featurewise_std_normalization)),
-            ("zca_whitening", zca_whitening, bool(zca_whitening)),
-            ("rotation_range", rotation_range, _nonzero(rotation_range)),
-            ("width_shift_range", width_shift_range, _nonzero(width_shift_range)),
-            ("height_shift_range", height_shift_range, _nonzero(height_shift_range)),
-            ("brightness_range", brightness_range, brightness_range is not None),
-            ("shear_range", shear_range, _nonzero(shear_range)),
-            ("zoom_range", zoom_range, not (zoom[0] == 1 and zoom[1] == 1)),
-            ("channel_shift_range", channel_shift_range, _nonzero(channel_shift_range)),
-            ("horizontal_flip", horizontal_flip, bool(horizontal_flip)),
-            ("vertical_flip", vertical_flip, bool(vertical_flip)),
+            ("featurewise_center", featurewise_center),
+            ("featurewise_std_normalization", featurewise_std_normalization),
+            ("zca_whitening", zca_whitening),
         ]
-        for name, value, active in unsupported:
-            if active:
+        for name, value in unsupported:
+            if value:
                 raise NotImplementedError(
                     f"fastseq.ImageDataGenerator does not support {name}={value!r} yet: "
-                    "random transforms and featurewise/ZCA statistics come in a later "
-                    f"release. Remove {name}, or use Keras' "
+                    "featurewise/ZCA statistics come in a later release. Remove "
+                    f"{name}, or use Keras' "
                     "keras.src.legacy.preprocessing.image.ImageDataGenerator for it.")
 
         if samplewise_std_normalization and not samplewise_center:
@@ -209,6 +199,62 @@ class ImageDataGenerator:
         if self.samplewise_std_normalization:
             x /= np.std(x, keepdims=True) + 1e-6
         return x
+
+    # -- Keras' random augmentation (fastseq.augment, the batch kernel) -----
+
+    def _ranges(self) -> dict:
+        return dict(rotation_range=self.rotation_range,
+                    width_shift_range=self.width_shift_range,
+                    height_shift_range=self.height_shift_range,
+                    shear_range=self.shear_range, zoom_range=self.zoom_range,
+                    channel_shift_range=self.channel_shift_range,
+                    horizontal_flip=self.horizontal_flip, vertical_flip=self.vertical_flip,
+                    brightness_range=self.brightness_range)
+
+    @property
+    def augments(self) -> bool:
+        """Whether any random transform can change an image."""
+        z = self.zoom_range
+        return bool(_nonzero(self.rotation_range) or _nonzero(self.width_shift_range)
+                    or _nonzero(self.height_shift_range) or _nonzero(self.shear_range)
+                    or not (z[0] == 1 and z[1] == 1) or _nonzero(self.channel_shift_range)
+                    or self.horizontal_flip or self.vertical_flip
+                    or self.brightness_range is not None)
+
+    def batch_augmenter(self, target_size: tuple[int, int], seed: int | None,
+                        array_dtype: Any = np.float32) -> "augment.BatchAugmenter | None":
+        """The :class:`fastseq.augment.BatchAugmenter` of this generator's
+        transforms for `target_size` images, or None when nothing changes
+        them."""
+        if not self.augments:
+            return None
+        return augment.BatchAugmenter(
+            rows=target_size[0], cols=target_size[1], fill_mode=self.fill_mode,
+            cval=self.cval, interpolation_order=self.interpolation_order,
+            array_dtype=array_dtype, seed=seed, **self._ranges())
+
+    def get_random_transform(self, img_shape: tuple, seed: int | None = None) -> dict:
+        """Keras' ``get_random_transform``: a dict of random parameters for
+        one image of `img_shape` (``theta``, ``tx``, ``ty``, ``shear``,
+        ``zx``, ``zy``, ``flip_horizontal``, ``flip_vertical``,
+        ``channel_shift_intensity``, ``brightness``).  An int `seed` draws
+        Keras' values for that seed, with ``tx`` from ``width_shift_range``
+        (Keras swaps the two shift axes; see the README)."""
+        return augment.get_random_transform(img_shape, seed, data_format=self.data_format,
+                                            **self._ranges())
+
+    def apply_transform(self, x: np.ndarray, transform_parameters: dict) -> np.ndarray:
+        """Keras' ``apply_transform`` on one image array, by fastseq's C
+        warp (no scipy)."""
+        return augment.apply_transform(x, transform_parameters, data_format=self.data_format,
+                                       fill_mode=self.fill_mode, cval=self.cval,
+                                       interpolation_order=self.interpolation_order)
+
+    def random_transform(self, x: np.ndarray, seed: int | None = None) -> np.ndarray:
+        """Keras' ``random_transform``: get_random_transform for x's shape,
+        then apply_transform."""
+        params = self.get_random_transform(np.shape(x), seed)
+        return self.apply_transform(x, params)
 
     def flow_from_directory(self, directory: str | os.PathLike,
                             target_size: tuple[int, int] = (256, 256),
@@ -387,8 +433,8 @@ class DirectoryIterator(ImageFiles, Iterator):
         self._filepaths = [os.path.join(root, f) for f in filenames]
         self._paths = self._filepaths
 
-        self._setup_decoding_for(dtype, dct_scaling, on_error)
         self._setup_iterator(self.samples, batch_size, shuffle, seed, prefetch)
+        self._setup_decoding_for(dtype, dct_scaling, on_error)
 
     # -- how a batch is computed ---------------------------------------------
 
@@ -404,7 +450,11 @@ class DirectoryIterator(ImageFiles, Iterator):
         fused_rescale = rescale if preprocess is None else None
         self._per_image = preprocess is not None
         self._samplewise = samplewise
-        if np_dtype == np.uint8 and rescale is None and not preprocess and not samplewise:
+        # Keras augments img_to_array's float32 array, whatever the
+        # iterator's dtype, and then casts it into the batch.
+        augmenter = gen.batch_augmenter(self.target_size, self.seed) if gen is not None else None
+        if (np_dtype == np.uint8 and rescale is None and not preprocess and not samplewise
+                and augmenter is None):
             core_dtype = "uint8"     # raw pixels: identical to Keras' cast
         else:
             core_dtype = "float32"
@@ -412,7 +462,8 @@ class DirectoryIterator(ImageFiles, Iterator):
         # (uint8 is only chosen when rescale is None, so fused_rescale is too)
         self._setup_decoding(self.target_size, self.color_mode, self.interpolation,
                              core_dtype, fused_rescale,
-                             dct_scaling, self.keep_aspect_ratio, on_error)
+                             dct_scaling, self.keep_aspect_ratio, on_error,
+                             augmenter=augmenter)
 
     def _standardize_batch(self, x: np.ndarray) -> np.ndarray:
         """Keras' per-image ``standardize`` over a freshly decoded batch

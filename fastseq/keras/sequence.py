@@ -33,6 +33,35 @@ def _check_label_mode(label_mode: Any) -> str | None:
     return "int" if label_mode == "sparse" else label_mode
 
 
+# ImageDataGenerator arguments that are not random transforms, with the value
+# that leaves the images alone.
+_NOT_TRANSFORMS = {"featurewise_center": False, "samplewise_center": False,
+                   "featurewise_std_normalization": False,
+                   "samplewise_std_normalization": False, "zca_whitening": False,
+                   "rescale": None, "preprocessing_function": None,
+                   "_validation_split": 0.0}
+
+
+def _augmenter(augment: Any, dim: tuple, seed: int | None, array_dtype: Any) -> Any:
+    """The BatchAugmenter of ImageSequence's ``augment=``, or None."""
+    if augment is None:
+        return None
+    from fastseq.keras.image_generator import ImageDataGenerator
+
+    if isinstance(augment, Mapping):
+        augment = ImageDataGenerator(**augment)
+    elif not isinstance(augment, ImageDataGenerator):
+        raise TypeError("augment must be None, a fastseq.ImageDataGenerator or a dict of its "
+                        f"arguments, got {type(augment).__name__}")
+    for name, neutral in _NOT_TRANSFORMS.items():
+        value = getattr(augment, name)
+        if (value is not None) if neutral is None else bool(value):
+            raise ValueError(f"augment= takes the random transforms only; "
+                             f"{name.lstrip('_')}={getattr(augment, name)!r} is not one "
+                             "(ImageSequence has its own rescale)")
+    return augment.batch_augmenter(dim, seed, array_dtype)
+
+
 class ImageSequence(ImageFiles, BatchDataset):
     """A ``keras.utils.PyDataset`` of image files and labels, decoded by
     fastseq's C core (libjpeg-turbo, Pillow-exact resampling, GIL released).
@@ -80,6 +109,19 @@ class ImageSequence(ImageFiles, BatchDataset):
         full decode + resize).
     keep_aspect_ratio : centre-crop to the target aspect ratio before
         resizing (as Keras' ``load_img``).
+    augment : None, a :class:`fastseq.ImageDataGenerator` or a dict of its
+        arguments: Keras' random transforms (``rotation_range``,
+        ``width_shift_range``, ``height_shift_range``, ``shear_range``,
+        ``zoom_range``, ``horizontal_flip``, ``vertical_flip``,
+        ``brightness_range``, ``channel_shift_range`` with ``fill_mode``,
+        ``cval``, ``interpolation_order``) applied to each image after the
+        resize, in C, before ``rescale``.  Draws depend on (``seed``, epoch,
+        sample index) only.  Only the transforms are taken from it: its
+        ``rescale``, ``preprocessing_function`` and statistics raise
+        ValueError here (use this class's ``rescale``).  A float32 batch is
+        augmented as Keras augments its float32 arrays; a uint8 one as
+        Keras' ``apply_transform`` treats a uint8 array (scipy rounds into
+        it), photometric results rounded half up.
     prefetch : decode the next batch's images on a background thread while
         Keras consumes the current one (default True; one extra batch in
         memory at most).  It works with ``workers=1``, which is all fastseq
@@ -127,7 +169,7 @@ class ImageSequence(ImageFiles, BatchDataset):
                  dtype: str = "float32", rescale: float | None = 1 / 255,
                  seed: int | None = None, on_error: str = "raise",
                  dct_scaling: bool = True, keep_aspect_ratio: bool = False,
-                 prefetch: bool = True, **kwargs: Any) -> None:
+                 augment: Any = None, prefetch: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(paths, (str, bytes)):
             raise TypeError("paths must be a sequence of image paths, not a single path")
@@ -148,10 +190,12 @@ class ImageSequence(ImageFiles, BatchDataset):
         if np.dtype(dtype) == np.uint8 and rescale is not None:
             raise ValueError("dtype='uint8' gives raw pixel values: pass rescale=None "
                              f"(got rescale={rescale!r})")
+        self._setup_order(len(self.paths), batch_size, shuffle, seed)
+        augmenter = _augmenter(augment, self.dim, seed,
+                               np.uint8 if np.dtype(dtype) == np.uint8 else np.float32)
         self._setup_decoding(self.dim, _CHANNELS_TO_COLOR_MODE[self.n_channels],
                              interpolation, dtype, rescale, dct_scaling,
-                             keep_aspect_ratio, on_error)
-        self._setup_order(len(self.paths), batch_size, shuffle, seed)
+                             keep_aspect_ratio, on_error, augmenter=augmenter)
         self._setup_prefetch(prefetch)
 
     def _set_labels(self, labels: Any, n_classes: int | None, given: list) -> None:
