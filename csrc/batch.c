@@ -200,6 +200,15 @@ typedef struct {
     fs_task *tasks;
 } fs_batch_ctx;
 
+static int warp_status(fs_task *t, int st) {
+    if (st != FS_OK)
+        snprintf(t->msg, FS_MSG_LEN, "%s",
+                 st == FS_ERR_NOMEM ? "out of memory while augmenting"
+                 : st == FS_ERR_OVERFLOW ? "image too large to augment"
+                 : "invalid augmentation parameters");
+    return st;
+}
+
 /* `pc` is the channels of `pix`: those of the output mode, or 1 for an L
  * image written as RGB (fs_resize_u8 copies it into the three channels). */
 static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
@@ -242,12 +251,28 @@ static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     if (!t->warp) return FS_OK;
     st = fs_warp_affine_u8(w->aug, o->out_width, o->out_height, oc,
                            rdst.row_stride, t->warp, &dst, &w->ws);
-    if (st != FS_OK)
-        snprintf(t->msg, FS_MSG_LEN, "%s",
-                 st == FS_ERR_NOMEM ? "out of memory while augmenting"
-                 : st == FS_ERR_OVERFLOW ? "image too large to augment"
-                 : "invalid augmentation parameters");
-    return st;
+    return warp_status(t, st);
+}
+
+/* A pixel source already at the output size (no crop): Pillow's resize of
+ * an image to its own size is a copy, so warping the source itself gives
+ * the same slot as resize_into without the copy.  A NULL warp is the
+ * identity: warp = 0 and no photometric step copies the source through the
+ * fused scale/offset. */
+static int warp_pixels(fs_worker *w, const fs_batch_opts *o, fs_task *t) {
+    static const fs_warp_params identity = {{1, 0, 0, 0, 1, 0}, 0, 0, 0, 0,
+                                            FS_FILL_CONSTANT, 0.0, 0, 0, 0.0,
+                                            0, 0, 0.0, 0};
+    int oc = fs_mode_channels(o->out_mode);
+    fs_dst dst = {t->out, o->out_width, o->out_height, oc, o->out_row_stride,
+                  o->out_dtype, o->scale, o->offset};
+    const fs_warp_params *p = t->warp ? t->warp : &identity;
+    int st = t->pix_dtype == FS_DTYPE_F32
+        ? fs_warp_affine_f32((const float *)t->data, t->pix_width, t->pix_height,
+                             oc, t->pix_stride, p, &dst, &w->ws)
+        : fs_warp_affine_u8(t->data, t->pix_width, t->pix_height, oc,
+                            t->pix_stride, p, &dst, &w->ws);
+    return warp_status(t, st);
 }
 
 /* What libjpeg produces for `out_mode` from a `src_mode` JPEG: the one
@@ -411,6 +436,16 @@ static void batch_task(void *vctx, size_t index, void **local) {
         st = FS_ERR_NOMEM;
     } else if (t->warp && (o->full_size || o->decode_only)) {
         snprintf(t->msg, FS_MSG_LEN, "augmentation needs a resized batch");
+        st = FS_ERR_ARG;
+    } else if (t->kind == FS_SRC_PIXELS && t->pix_width == o->out_width &&
+               t->pix_height == o->out_height && !t->premultiply_alpha &&
+               (t->warp || t->pix_dtype == FS_DTYPE_F32)) {
+        t->src_width = t->pix_width;
+        t->src_height = t->pix_height;
+        st = warp_pixels(w, o, t);
+    } else if (t->kind == FS_SRC_PIXELS && t->pix_dtype != FS_DTYPE_U8) {
+        snprintf(t->msg, FS_MSG_LEN, "float32 pixels are not resized: the source "
+                 "must have the output size");
         st = FS_ERR_ARG;
     } else if (t->kind == FS_SRC_PIXELS) {
         double box[4] = {0, 0, t->pix_width, t->pix_height};

@@ -14,7 +14,8 @@
 typedef enum {
     FS_SRC_FILE = 0,     /* path: read the file in the worker */
     FS_SRC_MEMORY = 1,   /* data/size: an encoded image in memory */
-    FS_SRC_PIXELS = 2    /* data: decoded 8-bit pixels in the output mode */
+    FS_SRC_PIXELS = 2    /* data: decoded pixels in the output mode, uint8
+                            or (pix_dtype) float32 */
 } fs_src_kind;
 
 typedef struct {
@@ -26,6 +27,12 @@ typedef struct {
     int pix_width, pix_height;   /* FS_SRC_PIXELS, in the batch's out_mode */
     ptrdiff_t pix_stride;
     int premultiply_alpha;       /* FS_SRC_PIXELS, RGBA with real alpha */
+    int pix_dtype;               /* FS_SRC_PIXELS: fs_dtype of data.  A source
+                                    of the output size with a warp, and every
+                                    float32 source (which must have the
+                                    output size: no resize), is warped
+                                    straight from data into the slot
+                                    (an identity copy when warp is NULL). */
     void *out;                   /* this image's slot */
     const fs_warp_params *warp;  /* NULL, or Keras' augmentation of this
                                     image: resized to the output size into

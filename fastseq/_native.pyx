@@ -201,13 +201,13 @@ def run_batch(int kind, list sources, object out, list slots, BatchOptions opts,
 
     kind: SRC_FILE (sources are bytes paths), SRC_MEMORY (bytes-like
     encoded images) or SRC_PIXELS (C-contiguous uint8 arrays (h, w, c) in the
-    output mode).  `out` must already be validated (C-contiguous, writeable,
-    shape (N, out_height, out_width, c), dtype matching the options), or
-    None with decode_only or header_only.  `warps`: None, or a float64
-    array (n, WARP_NCOLS) of per-image augmentation rows (WARP_COLUMNS),
-    with `warp_opts`.  Returns [(slot, status, message,
-    src_w, src_h, denom, src_mode), ...] for every source: the caller maps
-    statuses to exceptions/warnings.
+    output mode, or float32 ones of the output size).  `out` must already
+    be validated (C-contiguous, writeable, shape (N, out_height,
+    out_width, c), dtype matching the options), or None with decode_only
+    or header_only.  `warps`: None, or a float64 array (n, WARP_NCOLS) of
+    per-image augmentation rows (WARP_COLUMNS), with `warp_opts`.  Returns
+    [(slot, status, message, src_w, src_h, denom, src_mode), ...] for every
+    source: the caller maps statuses to exceptions/warnings.
     """
     cdef Py_ssize_t n = len(sources), i, nbuf = 0
     cdef fs_task *tasks = NULL
@@ -276,11 +276,14 @@ def run_batch(int kind, list sources, object out, list slots, BatchOptions opts,
                 tasks[i].size = <size_t>bufs[nbuf - 1].len
                 if kind == FS_SRC_PIXELS:
                     h, w, c = src.shape
-                    if c != channels or src.dtype != np.uint8:
+                    if c != channels or src.dtype not in (np.uint8, np.float32):
                         raise ValueError("pixel source does not match the output mode")
+                    if <size_t>bufs[nbuf - 1].len != <size_t>h * w * c * src.dtype.itemsize:
+                        raise ValueError("pixel source must be C-contiguous")
+                    tasks[i].pix_dtype = FS_DTYPE_F32 if src.dtype == np.float32 else FS_DTYPE_U8
                     tasks[i].pix_width = w
                     tasks[i].pix_height = h
-                    tasks[i].pix_stride = <ptrdiff_t>w * c
+                    tasks[i].pix_stride = <ptrdiff_t>w * c * src.dtype.itemsize
                     tasks[i].premultiply_alpha = bool(premultiply[i]) if premultiply else 0
         with nogil:
             st = fs_batch_submit(&opts.c, tasks, <size_t>n, &job)

@@ -135,6 +135,7 @@ cdef extern from "batch.h" nogil:
         int pix_width, pix_height
         ptrdiff_t pix_stride
         int premultiply_alpha
+        int pix_dtype
         void *out
         const fs_warp_params *warp
         int status
