@@ -78,6 +78,8 @@ _KERAS_NAMES = {
     "ImageSequence": "fastseq.keras.sequence",
     "ImageDataGenerator": "fastseq.keras.image_generator",
     "DirectoryIterator": "fastseq.keras.image_generator",
+    "Iterator": "fastseq.keras.base",
+    "NumpyArrayIterator": "fastseq.keras.array_iterator",
 }
 
 __all__ = [

@@ -23,6 +23,8 @@ from fastseq.keras.image_generator import (
     DirectoryIterator as DirectoryIterator,
     ImageDataGenerator as ImageDataGenerator,
 )
+from fastseq.keras.array_iterator import NumpyArrayIterator as NumpyArrayIterator
+from fastseq.keras.base import Iterator as Iterator
 from fastseq.keras.sequence import ImageSequence as ImageSequence
 
 __version__: str

@@ -6,6 +6,7 @@ are decoded by fastseq's C core.
 - :mod:`fastseq.keras.prefetch`: one batch decoded ahead on one thread;
 - :mod:`fastseq.keras.image_generator`: ``ImageDataGenerator`` and
   ``DirectoryIterator`` (``flow_from_directory``);
+- :mod:`fastseq.keras.array_iterator`: ``NumpyArrayIterator`` (``flow``);
 - :mod:`fastseq.keras.sequence`: ``ImageSequence``;
 - :mod:`fastseq.keras.listing`: the directory listing (imports no Keras).
 
@@ -19,6 +20,8 @@ CLASSES = {
     "ImageSequence": "fastseq.keras.sequence",
     "ImageDataGenerator": "fastseq.keras.image_generator",
     "DirectoryIterator": "fastseq.keras.image_generator",
+    "Iterator": "fastseq.keras.base",
+    "NumpyArrayIterator": "fastseq.keras.array_iterator",
 }
 
 __all__ = list(CLASSES)

@@ -22,6 +22,7 @@ planned for a later release.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import warnings
@@ -136,21 +137,26 @@ class ImageDataGenerator:
         if preprocessing_function is not None and not callable(preprocessing_function):
             raise TypeError("preprocessing_function must be callable or None")
 
-        # Featurewise statistics (issue 12): only when set to a value that
-        # would change the images.
-        unsupported = [
-            ("featurewise_center", featurewise_center),
-            ("featurewise_std_normalization", featurewise_std_normalization),
-            ("zca_whitening", zca_whitening),
-        ]
-        for name, value in unsupported:
-            if value:
-                raise NotImplementedError(
-                    f"fastseq.ImageDataGenerator does not support {name}={value!r} yet: "
-                    "featurewise/ZCA statistics come in a later release. Remove "
-                    f"{name}, or use Keras' "
-                    "keras.src.legacy.preprocessing.image.ImageDataGenerator for it.")
-
+        # Keras' interplay of the flags, with its warnings: each check reads
+        # the arguments as given (so zca_whitening with
+        # featurewise_std_normalization also warns about centring) and
+        # changes the setting.
+        fw_center, fw_std = featurewise_center, featurewise_std_normalization
+        if zca_whitening:
+            if not featurewise_center:
+                fw_center = True
+                warnings.warn("This ImageDataGenerator specifies `zca_whitening`, which "
+                              "overrides setting of `featurewise_center`.", stacklevel=2)
+            if featurewise_std_normalization:
+                fw_std = False
+                warnings.warn("This ImageDataGenerator specifies `zca_whitening` which "
+                              "overrides setting of`featurewise_std_normalization`.",
+                              stacklevel=2)
+        if featurewise_std_normalization and not featurewise_center:
+            fw_center = True
+            warnings.warn("This ImageDataGenerator specifies `featurewise_std_normalization`, "
+                          "which overrides setting of `featurewise_center`.", stacklevel=2)
+        featurewise_center, featurewise_std_normalization = fw_center, fw_std
         if samplewise_std_normalization and not samplewise_center:
             samplewise_center = True
             warnings.warn("This ImageDataGenerator specifies `samplewise_std_normalization`, "
@@ -188,8 +194,9 @@ class ImageDataGenerator:
     def standardize(self, x: np.ndarray) -> np.ndarray:
         """Keras' ``standardize`` for one image (or a batch, as in Keras the
         statistics are then over the whole array), in place where Keras
-        works in place: ``preprocessing_function``, then ``rescale``, then
-        the samplewise centring and normalisation."""
+        works in place: ``preprocessing_function``, ``rescale``, the
+        samplewise centring and normalisation, the featurewise ones, then
+        ZCA whitening (the last three need :meth:`fit`)."""
         if self.preprocessing_function:
             x = self.preprocessing_function(x)
         if self.rescale:
@@ -198,7 +205,73 @@ class ImageDataGenerator:
             x -= np.mean(x, keepdims=True)
         if self.samplewise_std_normalization:
             x /= np.std(x, keepdims=True) + 1e-6
+        return self._featurewise(x)
+
+    def _warn_unfit(self, name: str) -> None:
+        warnings.warn(f"This ImageDataGenerator specifies `{name}`, but it hasn't been fit "
+                      "on any training data. Fit it first by calling `.fit(numpy_data)`.",
+                      stacklevel=3)
+
+    def _featurewise(self, x: np.ndarray) -> np.ndarray:
+        """Keras' featurewise centring, normalisation and ZCA on an image or
+        a batch (the statistics broadcast over leading axes), in place where
+        Keras works in place."""
+        if self.featurewise_center:
+            if self.mean is not None:
+                x -= self.mean
+            else:
+                self._warn_unfit("featurewise_center")
+        if self.featurewise_std_normalization:
+            if self.std is not None:
+                x /= self.std + 1e-6
+            else:
+                self._warn_unfit("featurewise_std_normalization")
+        if self.zca_whitening:
+            if self.zca_whitening_matrix is not None:
+                flat_x = x.reshape(-1, math.prod(x.shape[-3:]))
+                x = np.reshape(flat_x @ self.zca_whitening_matrix, x.shape)
+            else:
+                self._warn_unfit("zca_whitening")
         return x
+
+    @property
+    def _standardizes(self) -> bool:
+        return bool(self.preprocessing_function or self.rescale or self.samplewise_center
+                    or self.samplewise_std_normalization or self.featurewise_center
+                    or self.featurewise_std_normalization or self.zca_whitening)
+
+    def _standardize_batch(self, x: np.ndarray, *, rescaled: bool, dtype: Any) -> np.ndarray:
+        """Keras' per-image ``standardize`` over a fresh batch `x` (its own
+        memory, changed in place; `rescaled`: rescale was already applied,
+        fused into the C write).  With a ``preprocessing_function`` each
+        image goes through Keras' steps in Python and lands in a new batch of
+        `dtype`; otherwise the elementwise steps run on the whole batch (the
+        same values) and the samplewise ones per image.  The caller casts
+        to `dtype`."""
+        if self.preprocessing_function is not None:
+            out = aligned_empty(x.shape, dtype)
+            for i in range(len(x)):
+                xi = np.asarray(self.preprocessing_function(x[i]))
+                if xi.shape != x.shape[1:]:
+                    raise ValueError(f"preprocessing_function returned shape {xi.shape}, "
+                                     f"expected {x.shape[1:]}")
+                if self.rescale:
+                    xi = xi * self.rescale
+                out[i] = self._featurewise(self._samplewise_one(xi))
+            return out
+        if self.rescale and not rescaled:
+            x *= self.rescale
+        if self.samplewise_center or self.samplewise_std_normalization:
+            for i in range(len(x)):
+                x[i] = self._samplewise_one(x[i])
+        return self._featurewise(x)
+
+    def _samplewise_one(self, xi: np.ndarray) -> np.ndarray:
+        if self.samplewise_center:
+            xi = xi - np.mean(xi, keepdims=True)
+        if self.samplewise_std_normalization:
+            xi = xi / (np.std(xi, keepdims=True) + 1e-6)
+        return xi
 
     # -- Keras' random augmentation (fastseq.augment, the batch kernel) -----
 
@@ -291,17 +364,104 @@ class ImageDataGenerator:
 
     def fit(self, x: Any, augment: bool = False, rounds: int = 1,
             seed: int | None = None) -> None:
-        """Not available yet: featurewise statistics are not supported, so
-        there is nothing to fit."""
-        raise NotImplementedError("fastseq.ImageDataGenerator.fit (featurewise/ZCA "
-                                  "statistics) comes in a later release")
+        """Keras' ``fit``: the featurewise statistics of the sample `x` (a
+        rank-4 array), after ``rescale``: the per-channel ``mean`` (with
+        ``featurewise_center``), ``std`` (with
+        ``featurewise_std_normalization``, after centring) and the
+        ``zca_whitening_matrix`` from the SVD of the flattened, centred
+        sample (with ``zca_whitening``; a D x D matrix for D values per
+        image: meant for small images, as in Keras).
 
-    def flow(self, *args: Any, **kwargs: Any) -> Any:
-        """Not available: fastseq loads image files; for numpy arrays use
-        Keras' own generator or ``tf.data``."""
-        raise NotImplementedError("fastseq.ImageDataGenerator.flow (numpy arrays) is not "
-                                  "supported: fastseq decodes image files; use "
-                                  "flow_from_directory or fastseq.ImageSequence")
+        ``augment=True`` fits on `rounds` randomly augmented copies of `x`,
+        warped in C on the native pool; round r draws as epoch r of `seed`
+        (fastseq's draws, not numpy's global generator, which is left
+        alone)."""
+        x = np.asarray(x, dtype=self.dtype)
+        if x.ndim != 4:
+            raise ValueError("Input to `.fit()` should have rank 4. Got array with shape: "
+                             + str(x.shape))
+        if x.shape[self.channel_axis] not in {1, 3, 4}:
+            warnings.warn(
+                "Expected input to be images (as Numpy array) following the data format "
+                f'convention "{self.data_format}" (channels on axis {self.channel_axis}), '
+                "i.e. expected either 1, 3 or 4 channels on axis "
+                f"{self.channel_axis}. However, it was passed an array with shape "
+                f"{x.shape} ({x.shape[self.channel_axis]} channels).", stacklevel=2)
+        x = np.copy(x)
+        if self.rescale:
+            x *= self.rescale
+        if augment:
+            x = self._augmented_rounds(x, rounds, seed)
+        if self.featurewise_center:
+            self.mean = np.mean(x, axis=(0, self.row_axis, self.col_axis))
+            broadcast_shape = [1, 1, 1]
+            broadcast_shape[self.channel_axis - 1] = x.shape[self.channel_axis]
+            self.mean = np.reshape(self.mean, broadcast_shape)
+            x -= self.mean
+        if self.featurewise_std_normalization:
+            self.std = np.std(x, axis=(0, self.row_axis, self.col_axis))
+            broadcast_shape = [1, 1, 1]
+            broadcast_shape[self.channel_axis - 1] = x.shape[self.channel_axis]
+            self.std = np.reshape(self.std, broadcast_shape)
+            x /= self.std + 1e-6
+        if self.zca_whitening:
+            n = len(x)
+            flat_x = np.reshape(x, (n, -1))
+            u, s, _ = np.linalg.svd(flat_x.T, full_matrices=False)
+            s_inv = np.sqrt(n) / (s + self.zca_epsilon)
+            self.zca_whitening_matrix = (u * s_inv).dot(u.T)
+
+    def _augmented_rounds(self, x: np.ndarray, rounds: int, seed: int | None) -> np.ndarray:
+        from fastseq.keras.array_iterator import augment_batch
+
+        n = x.shape[0]
+        ax = np.zeros((rounds * n,) + x.shape[1:], dtype=self.dtype)
+        if not self.augments or n == 0:
+            for r in range(rounds):
+                ax[r * n:(r + 1) * n] = x
+            return ax
+        cf = self.data_format == "channels_first"
+        rows, cols = (x.shape[2], x.shape[3]) if cf else (x.shape[1], x.shape[2])
+        channels = x.shape[self.channel_axis]
+        if channels not in (1, 3, 4):
+            raise ValueError(f"fastseq augments images with 1, 3 or 4 channels; x has shape "
+                             f"{x.shape} ({self.data_format})")
+        np_dtype = np.dtype(self.dtype)
+        # Keras' random_transform works on the (rescaled) array in dtype.
+        core = np.uint8 if np_dtype == np.uint8 else np.float32
+        aug = self.batch_augmenter((rows, cols), seed,
+                                   array_dtype=np_dtype if np_dtype.kind == "f" else core)
+        src = np.ascontiguousarray(x, dtype=core)
+        for r in range(rounds):
+            b = augment_batch(src, np.arange(n), aug, r, core, channels_first=cf)
+            ax[r * n:(r + 1) * n] = b.transpose(0, 3, 1, 2) if cf else b
+        return ax
+
+    def flow(self, x: Any, y: Any = None, batch_size: int = 32, shuffle: bool = True,
+             sample_weight: Any = None, seed: int | None = None,
+             save_to_dir: str | None = None, save_prefix: str = "",
+             save_format: str = "png", ignore_class_split: bool = False,
+             subset: str | None = None, **kwargs: Any) -> "NumpyArrayIterator":
+        """Keras' ``flow``: a :class:`fastseq.NumpyArrayIterator` over the
+        arrays `x` (rank 4, or ``(x, misc)`` / ``(x, [misc, ...])``), `y`
+        and `sample_weight`.
+
+        Extra keyword arguments: ``workers``, ``use_multiprocessing``,
+        ``max_queue_size`` (``keras.utils.PyDataset``) and ``prefetch``
+        (default True: augment the next batch while Keras consumes this
+        one)."""
+        from fastseq.keras.array_iterator import NumpyArrayIterator
+
+        allowed = ("workers", "use_multiprocessing", "max_queue_size", "prefetch")
+        bad = sorted(set(kwargs) - set(allowed))
+        if bad:
+            raise TypeError(f"flow() got unexpected keyword argument(s) "
+                            f"{', '.join(map(repr, bad))}; accepted extras: {', '.join(allowed)}")
+        return NumpyArrayIterator(
+            x, y, self, batch_size=batch_size, shuffle=shuffle, sample_weight=sample_weight,
+            seed=seed, data_format=self.data_format, save_to_dir=save_to_dir,
+            save_prefix=save_prefix, save_format=save_format,
+            ignore_class_split=ignore_class_split, subset=subset, dtype=self.dtype, **kwargs)
 
     def flow_from_dataframe(self, *args: Any, **kwargs: Any) -> Any:
         """Not available yet; :class:`fastseq.ImageSequence` takes a list of
@@ -443,18 +603,15 @@ class DirectoryIterator(ImageFiles, Iterator):
         np_dtype = np.dtype(dtype)
         preprocess = gen.preprocessing_function if gen is not None else None
         rescale = (gen.rescale or None) if gen is not None else None
-        samplewise = gen is not None and (gen.samplewise_center
-                                          or gen.samplewise_std_normalization)
+        standardizes = gen is not None and gen._standardizes
         # Keras calls preprocessing_function before rescaling, so rescale is
         # fused into the C write only when there is no such function.
         fused_rescale = rescale if preprocess is None else None
         self._per_image = preprocess is not None
-        self._samplewise = samplewise
         # Keras augments img_to_array's float32 array, whatever the
         # iterator's dtype, and then casts it into the batch.
         augmenter = gen.batch_augmenter(self.target_size, self.seed) if gen is not None else None
-        if (np_dtype == np.uint8 and rescale is None and not preprocess and not samplewise
-                and augmenter is None):
+        if np_dtype == np.uint8 and not standardizes and augmenter is None:
             core_dtype = "uint8"     # raw pixels: identical to Keras' cast
         else:
             core_dtype = "float32"
@@ -465,37 +622,6 @@ class DirectoryIterator(ImageFiles, Iterator):
                              dct_scaling, self.keep_aspect_ratio, on_error,
                              augmenter=augmenter)
 
-    def _standardize_batch(self, x: np.ndarray) -> np.ndarray:
-        """Keras' per-image ``standardize`` over a freshly decoded batch
-        (rescale already fused when possible); the caller casts to
-        ``self.dtype``."""
-        gen = self.image_data_generator
-        if self._per_image:
-            out = aligned_empty(x.shape, self._np_dtype)
-            for i in range(len(x)):
-                xi = gen.preprocessing_function(x[i])
-                xi = np.asarray(xi)
-                if xi.shape != x.shape[1:]:
-                    raise ValueError(f"preprocessing_function returned shape {xi.shape}, "
-                                     f"expected {x.shape[1:]}")
-                if gen.rescale:
-                    xi = xi * gen.rescale
-                xi = self._samplewise_one(xi)
-                out[i] = xi
-            return out
-        if self._samplewise:
-            for i in range(len(x)):
-                x[i] = self._samplewise_one(x[i])
-        return x
-
-    def _samplewise_one(self, xi: np.ndarray) -> np.ndarray:
-        gen = self.image_data_generator
-        if gen.samplewise_center:
-            xi = xi - np.mean(xi, keepdims=True)
-        if gen.samplewise_std_normalization:
-            xi = xi / (np.std(xi, keepdims=True) + 1e-6)
-        return xi
-
     def _get_batches_of_transformed_samples(self, index_array: np.ndarray) -> Any:
         """The batch of the samples at `index_array`: ``(x, y)`` or ``x``
         (Keras' legacy hook, overridable as in Keras)."""
@@ -505,8 +631,9 @@ class DirectoryIterator(ImageFiles, Iterator):
             # (C, H, W) view in the (H, W, C) memory order, and np.std sums in
             # memory order, so a contiguous copy here would differ by an ulp.
             x = x.transpose(0, 3, 1, 2)
-        if self.image_data_generator is not None:
-            x = self._standardize_batch(x)
+        gen = self.image_data_generator
+        if gen is not None:
+            x = gen._standardize_batch(x, rescaled=not self._per_image, dtype=self._np_dtype)
         if x.dtype != self._np_dtype or not x.flags.c_contiguous:
             x = aligned_copy(x, self._np_dtype)
         if self.save_to_dir:
