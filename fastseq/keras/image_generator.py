@@ -14,9 +14,9 @@ Supported now: ``rescale`` (fused into the C write), ``validation_split``,
 the slow path), and every random transform of Keras (rotation, shifts,
 shear, zoom, flips, brightness, channel shift, with ``fill_mode``, ``cval``
 and ``interpolation_order``), drawn per batch in Python and computed in C
-with the decode (see :mod:`fastseq.augment`).  The featurewise/ZCA
-statistics raise ``NotImplementedError`` naming the argument; they are
-planned for a later release.
+with the decode (see :mod:`fastseq.augment`); ``flow`` on numpy arrays
+(:class:`fastseq.NumpyArrayIterator`), and ``fit`` with the featurewise and
+ZCA statistics, applied in numpy after the C write.
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ class ImageDataGenerator:
       ``width_shift_range`` moves images horizontally, as Keras documents
       (Keras' own draw swaps the two shift ranges).
     - ``featurewise_center``, ``featurewise_std_normalization``,
-      ``zca_whitening``: raise ``NotImplementedError`` naming the argument
-      when set (later release); ``zca_epsilon`` alone changes nothing.
+      ``zca_whitening``, ``zca_epsilon``: Keras' statistics from
+      :meth:`fit`, with its flag interplay and warnings.
     """
 
     def __init__(self, featurewise_center: bool = False, samplewise_center: bool = False,
