@@ -2,7 +2,7 @@
 
 The core (:func:`load_batch`, :func:`decode_batch`) imports no Keras; the
 Keras classes (:class:`ImageSequence`, :class:`ImageDataGenerator`,
-:class:`DirectoryIterator`) import Keras on first use.
+:class:`DirectoryIterator`, :class:`DataFrameIterator`) import Keras on first use.
 """
 
 __version__ = "0.1.0"
@@ -78,6 +78,7 @@ _KERAS_NAMES = {
     "ImageSequence": "fastseq.keras.sequence",
     "ImageDataGenerator": "fastseq.keras.image_generator",
     "DirectoryIterator": "fastseq.keras.image_generator",
+    "DataFrameIterator": "fastseq.keras.dataframe_iterator",
 }
 
 __all__ = [

@@ -23,6 +23,7 @@ from fastseq.keras.image_generator import (
     DirectoryIterator as DirectoryIterator,
     ImageDataGenerator as ImageDataGenerator,
 )
+from fastseq.keras.dataframe_iterator import DataFrameIterator as DataFrameIterator
 from fastseq.keras.sequence import ImageSequence as ImageSequence
 
 __version__: str

@@ -6,6 +6,8 @@ are decoded by fastseq's C core.
 - :mod:`fastseq.keras.prefetch`: one batch decoded ahead on one thread;
 - :mod:`fastseq.keras.image_generator`: ``ImageDataGenerator`` and
   ``DirectoryIterator`` (``flow_from_directory``);
+- :mod:`fastseq.keras.dataframe_iterator`: ``DataFrameIterator``
+  (``flow_from_dataframe``; imports pandas);
 - :mod:`fastseq.keras.sequence`: ``ImageSequence``;
 - :mod:`fastseq.keras.listing`: the directory listing (imports no Keras).
 
@@ -19,6 +21,7 @@ CLASSES = {
     "ImageSequence": "fastseq.keras.sequence",
     "ImageDataGenerator": "fastseq.keras.image_generator",
     "DirectoryIterator": "fastseq.keras.image_generator",
+    "DataFrameIterator": "fastseq.keras.dataframe_iterator",
 }
 
 __all__ = list(CLASSES)
