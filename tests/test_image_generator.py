@@ -109,7 +109,7 @@ def test_samplewise_std_implies_center_with_a_warning():
     assert gen.samplewise_center
 
 
-@pytest.mark.parametrize("method", ["fit", "flow", "flow_from_dataframe"])
+@pytest.mark.parametrize("method", ["fit", "flow"])
 def test_methods_not_available_raise(method):
     with pytest.raises(NotImplementedError, match=method):
         getattr(IDG(), method)(np.zeros((2, 4, 4, 3)))
