@@ -373,7 +373,8 @@ CHILD = textwrap.dedent(r'''
     df = pd.DataFrame({"filename": files, "class": [os.path.dirname(f) for f in files],
                        "w": [1.0 + i for i in range(len(files))]})
     ref = np.concatenate([fastseq.load_batch([os.path.join(root, f)], size, dtype="float32",
-                                             rescale=1 / 255) for f in files])
+                                             rescale=1 / 255, interpolation="nearest")
+                      for f in files])
     ids = {digest(r): i for i, r in enumerate(ref)}
     names = sorted(set(df["class"]))
     for name, workers, processes in (("one", 1, False), ("threads", 2, False),
