@@ -2,7 +2,7 @@
 
 The core (:func:`load_batch`, :func:`decode_batch`) imports no Keras; the
 Keras classes (:class:`ImageSequence`, :class:`ImageDataGenerator`,
-:class:`DirectoryIterator`) import Keras on first use.
+:class:`DirectoryIterator`, :class:`DataFrameIterator`) import Keras on first use.
 """
 
 __version__ = "0.1.0"
@@ -80,6 +80,7 @@ _KERAS_NAMES = {
     "DirectoryIterator": "fastseq.keras.image_generator",
     "Iterator": "fastseq.keras.base",
     "NumpyArrayIterator": "fastseq.keras.array_iterator",
+    "DataFrameIterator": "fastseq.keras.dataframe_iterator",
 }
 
 __all__ = [

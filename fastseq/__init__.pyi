@@ -25,6 +25,7 @@ from fastseq.keras.image_generator import (
 )
 from fastseq.keras.array_iterator import NumpyArrayIterator as NumpyArrayIterator
 from fastseq.keras.base import Iterator as Iterator
+from fastseq.keras.dataframe_iterator import DataFrameIterator as DataFrameIterator
 from fastseq.keras.sequence import ImageSequence as ImageSequence
 
 __version__: str

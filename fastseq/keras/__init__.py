@@ -7,6 +7,8 @@ are decoded by fastseq's C core.
 - :mod:`fastseq.keras.image_generator`: ``ImageDataGenerator`` and
   ``DirectoryIterator`` (``flow_from_directory``);
 - :mod:`fastseq.keras.array_iterator`: ``NumpyArrayIterator`` (``flow``);
+- :mod:`fastseq.keras.dataframe_iterator`: ``DataFrameIterator``
+  (``flow_from_dataframe``; imports pandas);
 - :mod:`fastseq.keras.sequence`: ``ImageSequence``;
 - :mod:`fastseq.keras.listing`: the directory listing (imports no Keras).
 
@@ -22,6 +24,7 @@ CLASSES = {
     "DirectoryIterator": "fastseq.keras.image_generator",
     "Iterator": "fastseq.keras.base",
     "NumpyArrayIterator": "fastseq.keras.array_iterator",
+    "DataFrameIterator": "fastseq.keras.dataframe_iterator",
 }
 
 __all__ = list(CLASSES)

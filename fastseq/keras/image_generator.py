@@ -463,12 +463,64 @@ class ImageDataGenerator:
             save_prefix=save_prefix, save_format=save_format,
             ignore_class_split=ignore_class_split, subset=subset, dtype=self.dtype, **kwargs)
 
-    def flow_from_dataframe(self, *args: Any, **kwargs: Any) -> Any:
-        """Not available yet; :class:`fastseq.ImageSequence` takes a list of
-        paths and labels (``df["filename"]``, ``df["class"]``)."""
-        raise NotImplementedError("fastseq.ImageDataGenerator.flow_from_dataframe is not "
-                                  "supported yet; fastseq.ImageSequence(paths, labels) "
-                                  "covers the same use")
+    def flow_from_dataframe(self, dataframe: Any, directory: str | os.PathLike | None = None,
+                            x_col: str = "filename", y_col: Any = "class",
+                            weight_col: str | None = None,
+                            target_size: tuple[int, int] = (256, 256),
+                            color_mode: str = "rgb", classes: Sequence[str] | None = None,
+                            class_mode: str | None = "categorical", batch_size: int = 32,
+                            shuffle: bool = True, seed: int | None = None,
+                            save_to_dir: str | None = None, save_prefix: str = "",
+                            save_format: str = "png", subset: str | None = None,
+                            interpolation: str = "nearest", validate_filenames: bool = True,
+                            keep_aspect_ratio: bool = False,
+                            **kwargs: Any) -> "DataFrameIterator":
+        """Keras' ``flow_from_dataframe``: a :class:`fastseq.DataFrameIterator`
+        over the image files named in column `x_col` of a pandas DataFrame
+        (joined to `directory` unless it is None), labelled from `y_col`.
+        Needs pandas (``pip install 'fastseq[dataframe]'``).
+
+        Extra keyword arguments: as for :meth:`flow_from_directory`
+        (``workers``, ``use_multiprocessing``, ``max_queue_size``,
+        ``dct_scaling``, ``on_error``, ``prefetch``); Keras' deprecated
+        ``has_ext``, ``sort`` and ``drop_duplicates`` are accepted with
+        Keras' ``DeprecationWarning`` and do nothing, and
+        ``class_mode="other"`` means ``"raw"``, with Keras' warning.
+        """
+        from fastseq.keras.dataframe_iterator import DataFrameIterator, require_pandas
+
+        require_pandas()
+        deprecated = {
+            "has_ext": "has_ext is deprecated, filenames in the dataframe have to match "
+                       "the exact filenames in disk.",
+            "sort": "sort is deprecated, batches will be created in thesame order than "
+                    "the filenames provided if `shuffle`is set to `False`.",
+            "drop_duplicates": "drop_duplicates is deprecated, you can drop duplicates by "
+                               "using the pandas.DataFrame.drop_duplicates method.",
+        }
+        bad = sorted(set(kwargs) - set(_FLOW_KWARGS) - set(deprecated))
+        if bad:
+            raise TypeError(f"flow_from_dataframe() got unexpected keyword argument(s) "
+                            f"{', '.join(map(repr, bad))}; accepted extras: {', '.join(_FLOW_KWARGS)}")
+        for name in ("has_ext", "sort"):
+            if name in kwargs:
+                warnings.warn(deprecated[name], DeprecationWarning, stacklevel=2)
+        if class_mode == "other":
+            warnings.warn('`class_mode="other"` is deprecated, please use `class_mode="raw"`.',
+                          DeprecationWarning, stacklevel=2)
+            class_mode = "raw"
+        if "drop_duplicates" in kwargs:
+            warnings.warn(deprecated["drop_duplicates"], DeprecationWarning, stacklevel=2)
+        for name in deprecated:
+            kwargs.pop(name, None)
+        return DataFrameIterator(
+            dataframe, directory, self, x_col=x_col, y_col=y_col, weight_col=weight_col,
+            target_size=target_size, color_mode=color_mode, classes=classes,
+            class_mode=class_mode, data_format=self.data_format, batch_size=batch_size,
+            shuffle=shuffle, seed=seed, save_to_dir=save_to_dir, save_prefix=save_prefix,
+            save_format=save_format, subset=subset, interpolation=interpolation,
+            validate_filenames=validate_filenames, keep_aspect_ratio=keep_aspect_ratio,
+            dtype=self.dtype, **kwargs)
 
 
 class DirectoryIterator(ImageFiles, Iterator):
