@@ -25,7 +25,7 @@ import numpy as np
 
 from fastseq.keras import listing
 from fastseq.keras.base import ImageFiles, Iterator, aligned_copy
-from fastseq.keras.image_generator import DirectoryIterator, ImageDataGenerator, _print_msg
+from fastseq.keras.image_generator import FileBatches, ImageDataGenerator, _print_msg
 
 __all__ = ["DataFrameIterator", "require_pandas"]
 
@@ -45,7 +45,7 @@ def require_pandas() -> Any:
     return pandas
 
 
-class DataFrameIterator(ImageFiles, Iterator):
+class DataFrameIterator(FileBatches, ImageFiles, Iterator):
     """A ``keras.utils.PyDataset`` over the image files named in a pandas
     DataFrame, with the semantics of Keras' legacy ``DataFrameIterator``:
 
@@ -82,13 +82,6 @@ class DataFrameIterator(ImageFiles, Iterator):
                            "sparse", None}
     white_list_formats = listing.WHITE_LIST_FORMATS
 
-    # A batch is computed exactly as DirectoryIterator computes it (decode,
-    # augmentation, standardisation, dtype, save_to_dir); only the targets
-    # (_with_labels) differ.  These are the same function objects, so a
-    # change there applies here.
-    _setup_decoding_for = DirectoryIterator._setup_decoding_for
-    _get_batches_of_transformed_samples = DirectoryIterator._get_batches_of_transformed_samples
-    _save_batch = DirectoryIterator._save_batch
 
     def __init__(self, dataframe: Any, directory: str | os.PathLike | None = None,
                  image_data_generator: ImageDataGenerator | None = None,
@@ -109,50 +102,10 @@ class DataFrameIterator(ImageFiles, Iterator):
         if not isinstance(dataframe, pd.DataFrame):
             raise TypeError("dataframe must be a pandas.DataFrame, got "
                             f"{type(dataframe).__name__}")
-        if image_data_generator is not None and not isinstance(image_data_generator,
-                                                               ImageDataGenerator):
-            raise TypeError("image_data_generator must be a fastseq.ImageDataGenerator or "
-                            f"None, got {type(image_data_generator).__name__}")
-        if data_format is None or dtype is None:
-            import keras
-
-            if data_format is None:
-                data_format = keras.config.image_data_format()
-            if dtype is None:
-                dtype = keras.config.floatx()
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError('data_format should be "channels_last" or "channels_first", '
-                             f"got {data_format!r}")
-        if color_mode not in ("rgb", "rgba", "grayscale"):
-            raise ValueError(f'Invalid color mode: {color_mode}; expected "rgb", "rgba", '
-                             'or "grayscale".')
-        self.image_data_generator = image_data_generator
-        self.target_size = tuple(target_size)
-        self.keep_aspect_ratio = keep_aspect_ratio
-        self.color_mode = color_mode
-        self.data_format = data_format
-        channels = {"rgb": 3, "rgba": 4, "grayscale": 1}[color_mode]
-        self.image_shape = (self.target_size + (channels,) if data_format == "channels_last"
-                            else (channels,) + self.target_size)
-        self.save_to_dir = save_to_dir
-        self.save_prefix = save_prefix
-        self.save_format = save_format
-        self.interpolation = interpolation
-        if subset is not None:
-            if image_data_generator is None:
-                raise ValueError("subset needs an image_data_generator with a validation_split")
-            vs = image_data_generator._validation_split
-            if subset == "validation":
-                split = (0, vs)
-            elif subset == "training":
-                split = (vs, 1)
-            else:
-                raise ValueError(f'Invalid subset name: {subset}; expected "training" or '
-                                 '"validation"')
-        else:
-            split = None
-        self.split = split
-        self.subset = subset
+        dtype = self._setup_file_batches(image_data_generator, target_size, color_mode,
+                                         data_format, save_to_dir, save_prefix, save_format,
+                                         subset, interpolation, keep_aspect_ratio, dtype)
+        split = self.split
 
         df = dataframe.copy()
         self.directory = directory or ""
@@ -316,11 +269,6 @@ class DataFrameIterator(ImageFiles, Iterator):
         return x, y, self._sample_weight[index_array]
 
     # -- attributes of Keras' DataFrameIterator ------------------------------
-
-    @property
-    def filepaths(self) -> list[str]:
-        """Paths of the images (``os.path.join(directory, filename)``)."""
-        return self._filepaths
 
     @property
     def labels(self) -> Any:

@@ -26,7 +26,7 @@ import math
 import os
 import sys
 import warnings
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -34,6 +34,10 @@ from fastseq import augment
 from fastseq.batch import aligned_empty
 from fastseq.keras import listing
 from fastseq.keras.base import ImageFiles, Iterator, aligned_copy
+
+if TYPE_CHECKING:       # the iterators flow() and flow_from_dataframe() return
+    from fastseq.keras.array_iterator import NumpyArrayIterator
+    from fastseq.keras.dataframe_iterator import DataFrameIterator
 
 __all__ = ["ImageDataGenerator", "DirectoryIterator"]
 
@@ -523,7 +527,140 @@ class ImageDataGenerator:
             dtype=self.dtype, **kwargs)
 
 
-class DirectoryIterator(ImageFiles, Iterator):
+class FileBatches:
+    """What every iterator over image files shares with Keras'
+    ``BatchFromFilesMixin``: the processing attributes, and how a batch is
+    decoded, augmented, standardised, cast and saved.  Subclasses set
+    ``self._filepaths`` and give the targets in ``_with_labels``."""
+
+    def _setup_file_batches(self, image_data_generator: ImageDataGenerator | None,
+                            target_size: tuple[int, int], color_mode: str,
+                            data_format: str | None, save_to_dir: str | None,
+                            save_prefix: str, save_format: str, subset: str | None,
+                            interpolation: str, keep_aspect_ratio: bool,
+                            dtype: str | None) -> str:
+        """Validate and set the processing attributes, with Keras' messages;
+        returns `dtype` with Keras' default filled in."""
+        if image_data_generator is not None and not isinstance(image_data_generator,
+                                                               ImageDataGenerator):
+            raise TypeError("image_data_generator must be a fastseq.ImageDataGenerator or "
+                            f"None, got {type(image_data_generator).__name__}")
+        if data_format is None or dtype is None:
+            import keras
+
+            if data_format is None:
+                data_format = keras.config.image_data_format()
+            if dtype is None:
+                dtype = keras.config.floatx()
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError('data_format should be "channels_last" or "channels_first", '
+                             f"got {data_format!r}")
+        if color_mode not in ("rgb", "rgba", "grayscale"):
+            raise ValueError(f'Invalid color mode: {color_mode}; expected "rgb", "rgba", '
+                             'or "grayscale".')
+        self.image_data_generator = image_data_generator
+        self.target_size = tuple(target_size)
+        self.keep_aspect_ratio = keep_aspect_ratio
+        self.color_mode = color_mode
+        self.data_format = data_format
+        channels = {"rgb": 3, "rgba": 4, "grayscale": 1}[color_mode]
+        self.image_shape = (self.target_size + (channels,) if data_format == "channels_last"
+                            else (channels,) + self.target_size)
+        self.save_to_dir = save_to_dir
+        self.save_prefix = save_prefix
+        self.save_format = save_format
+        self.interpolation = interpolation
+        if subset is not None:
+            if image_data_generator is None:
+                raise ValueError("subset needs an image_data_generator with a validation_split")
+            vs = image_data_generator._validation_split
+            if subset == "validation":
+                split = (0, vs)
+            elif subset == "training":
+                split = (vs, 1)
+            else:
+                raise ValueError(f'Invalid subset name: {subset}; expected "training" or '
+                                 '"validation"')
+        else:
+            split = None
+        self.split = split
+        self.subset = subset
+        return dtype
+
+    # -- how a batch is computed ---------------------------------------------
+
+    def _setup_decoding_for(self, dtype: Any, dct_scaling: bool, on_error: str) -> None:
+        gen = self.image_data_generator
+        np_dtype = np.dtype(dtype)
+        preprocess = gen.preprocessing_function if gen is not None else None
+        rescale = (gen.rescale or None) if gen is not None else None
+        standardizes = gen is not None and gen._standardizes
+        # Keras calls preprocessing_function before rescaling, so rescale is
+        # fused into the C write only when there is no such function.
+        fused_rescale = rescale if preprocess is None else None
+        self._per_image = preprocess is not None
+        # Keras augments img_to_array's float32 array, whatever the
+        # iterator's dtype, and then casts it into the batch.
+        augmenter = gen.batch_augmenter(self.target_size, self.seed) if gen is not None else None
+        if np_dtype == np.uint8 and not standardizes and augmenter is None:
+            core_dtype = "uint8"     # raw pixels: identical to Keras' cast
+        else:
+            core_dtype = "float32"
+        self._np_dtype = np_dtype
+        # (uint8 is only chosen when rescale is None, so fused_rescale is too)
+        self._setup_decoding(self.target_size, self.color_mode, self.interpolation,
+                             core_dtype, fused_rescale,
+                             dct_scaling, self.keep_aspect_ratio, on_error,
+                             augmenter=augmenter)
+
+    def _get_batches_of_transformed_samples(self, index_array: np.ndarray) -> Any:
+        """The batch of the samples at `index_array`: ``(x, y)`` or ``x``
+        (Keras' legacy hook, overridable as in Keras)."""
+        x = self._images(index_array)       # decoded ahead when prefetched
+        if self.data_format == "channels_first":
+            # A view, as Keras' img_to_array: standardize then reduces each
+            # (C, H, W) view in the (H, W, C) memory order, and np.std sums in
+            # memory order, so a contiguous copy here would differ by an ulp.
+            x = x.transpose(0, 3, 1, 2)
+        gen = self.image_data_generator
+        if gen is not None:
+            x = gen._standardize_batch(x, rescaled=not self._per_image, dtype=self._np_dtype)
+        if x.dtype != self._np_dtype or not x.flags.c_contiguous:
+            x = aligned_copy(x, self._np_dtype)
+        if self.save_to_dir:
+            self._save_batch(x, index_array)
+        return self._with_labels(x, index_array)
+
+    def _save_batch(self, x: np.ndarray, index_array: np.ndarray) -> None:
+        """Write each image as Keras' ``array_to_img(..., scale=True)`` would,
+        as ``{prefix}_{index}_{random}.{format}``."""
+        from PIL import Image
+
+        for img, j in zip(x, index_array):
+            a = np.asarray(img, dtype=np.float32)
+            if self.data_format == "channels_first":
+                a = a.transpose(1, 2, 0)
+            a = a - np.min(a)
+            top = np.max(a)
+            if top != 0:
+                a /= top
+            a *= 255
+            if a.shape[2] == 4:
+                pil = Image.fromarray(a.astype("uint8"), "RGBA")
+            elif a.shape[2] == 3:
+                pil = Image.fromarray(a.astype("uint8"), "RGB")
+            else:
+                pil = Image.fromarray(a[:, :, 0].astype("uint8"), "L")
+            fname = f"{self.save_prefix}_{j}_{np.random.randint(10**7)}.{self.save_format}"
+            pil.save(os.path.join(self.save_to_dir, fname))
+
+    @property
+    def filepaths(self) -> list[str]:
+        """Full paths of the images (``os.path.join(directory, filename)``)."""
+        return self._filepaths
+
+
+class DirectoryIterator(FileBatches, ImageFiles, Iterator):
     """A ``keras.utils.PyDataset`` over ``directory/<class>/...`` image
     folders with the semantics of Keras' legacy ``DirectoryIterator``:
 
@@ -579,53 +716,12 @@ class DirectoryIterator(ImageFiles, Iterator):
                  dtype: str | None = None, *, dct_scaling: bool = True,
                  on_error: str = "raise", prefetch: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if image_data_generator is not None and not isinstance(image_data_generator,
-                                                               ImageDataGenerator):
-            raise TypeError("image_data_generator must be a fastseq.ImageDataGenerator or "
-                            f"None, got {type(image_data_generator).__name__}")
-        if data_format is None or dtype is None:
-            import keras
-
-            if data_format is None:
-                data_format = keras.config.image_data_format()
-            if dtype is None:
-                dtype = keras.config.floatx()
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError('data_format should be "channels_last" or "channels_first", '
-                             f"got {data_format!r}")
-        if color_mode not in ("rgb", "rgba", "grayscale"):
-            raise ValueError(f'Invalid color mode: {color_mode}; expected "rgb", "rgba", '
-                             'or "grayscale".')
+        dtype = self._setup_file_batches(image_data_generator, target_size, color_mode,
+                                         data_format, save_to_dir, save_prefix, save_format,
+                                         subset, interpolation, keep_aspect_ratio, dtype)
         if class_mode not in self.allowed_class_modes:
             raise ValueError(f"Invalid class_mode: {class_mode}; expected one of: "
                              f"{self.allowed_class_modes}")
-        self.image_data_generator = image_data_generator
-        self.target_size = tuple(target_size)
-        self.keep_aspect_ratio = keep_aspect_ratio
-        self.color_mode = color_mode
-        self.data_format = data_format
-        channels = {"rgb": 3, "rgba": 4, "grayscale": 1}[color_mode]
-        self.image_shape = (self.target_size + (channels,) if data_format == "channels_last"
-                            else (channels,) + self.target_size)
-        self.save_to_dir = save_to_dir
-        self.save_prefix = save_prefix
-        self.save_format = save_format
-        self.interpolation = interpolation
-        if subset is not None:
-            if image_data_generator is None:
-                raise ValueError("subset needs an image_data_generator with a validation_split")
-            vs = image_data_generator._validation_split
-            if subset == "validation":
-                split = (0, vs)
-            elif subset == "training":
-                split = (vs, 1)
-            else:
-                raise ValueError(f'Invalid subset name: {subset}; expected "training" or '
-                                 '"validation"')
-        else:
-            split = None
-        self.split = split
-        self.subset = subset
         self.directory = directory
         self.class_mode = class_mode
         self.dtype = dtype
@@ -637,7 +733,8 @@ class DirectoryIterator(ImageFiles, Iterator):
         classes = list(classes)
         self.num_classes = len(classes)
         self.class_indices = dict(zip(classes, range(len(classes))))
-        filenames, class_ids = listing.list_directory(root, classes, follow_links, split)
+        filenames, class_ids = listing.list_directory(root, classes, follow_links,
+                                                       self.split)
         self.filenames = filenames
         self.samples = len(filenames)
         self.classes = np.asarray(class_ids, dtype=np.int32)
@@ -647,50 +744,6 @@ class DirectoryIterator(ImageFiles, Iterator):
 
         self._setup_iterator(self.samples, batch_size, shuffle, seed, prefetch)
         self._setup_decoding_for(dtype, dct_scaling, on_error)
-
-    # -- how a batch is computed ---------------------------------------------
-
-    def _setup_decoding_for(self, dtype: Any, dct_scaling: bool, on_error: str) -> None:
-        gen = self.image_data_generator
-        np_dtype = np.dtype(dtype)
-        preprocess = gen.preprocessing_function if gen is not None else None
-        rescale = (gen.rescale or None) if gen is not None else None
-        standardizes = gen is not None and gen._standardizes
-        # Keras calls preprocessing_function before rescaling, so rescale is
-        # fused into the C write only when there is no such function.
-        fused_rescale = rescale if preprocess is None else None
-        self._per_image = preprocess is not None
-        # Keras augments img_to_array's float32 array, whatever the
-        # iterator's dtype, and then casts it into the batch.
-        augmenter = gen.batch_augmenter(self.target_size, self.seed) if gen is not None else None
-        if np_dtype == np.uint8 and not standardizes and augmenter is None:
-            core_dtype = "uint8"     # raw pixels: identical to Keras' cast
-        else:
-            core_dtype = "float32"
-        self._np_dtype = np_dtype
-        # (uint8 is only chosen when rescale is None, so fused_rescale is too)
-        self._setup_decoding(self.target_size, self.color_mode, self.interpolation,
-                             core_dtype, fused_rescale,
-                             dct_scaling, self.keep_aspect_ratio, on_error,
-                             augmenter=augmenter)
-
-    def _get_batches_of_transformed_samples(self, index_array: np.ndarray) -> Any:
-        """The batch of the samples at `index_array`: ``(x, y)`` or ``x``
-        (Keras' legacy hook, overridable as in Keras)."""
-        x = self._images(index_array)       # decoded ahead when prefetched
-        if self.data_format == "channels_first":
-            # A view, as Keras' img_to_array: standardize then reduces each
-            # (C, H, W) view in the (H, W, C) memory order, and np.std sums in
-            # memory order, so a contiguous copy here would differ by an ulp.
-            x = x.transpose(0, 3, 1, 2)
-        gen = self.image_data_generator
-        if gen is not None:
-            x = gen._standardize_batch(x, rescaled=not self._per_image, dtype=self._np_dtype)
-        if x.dtype != self._np_dtype or not x.flags.c_contiguous:
-            x = aligned_copy(x, self._np_dtype)
-        if self.save_to_dir:
-            self._save_batch(x, index_array)
-        return self._with_labels(x, index_array)
 
     def _with_labels(self, x: np.ndarray, index_array: np.ndarray) -> Any:
         mode = self.class_mode
@@ -705,35 +758,7 @@ class DirectoryIterator(ImageFiles, Iterator):
             y[np.arange(len(x)), self.classes[index_array]] = 1.0
         return x, y
 
-    def _save_batch(self, x: np.ndarray, index_array: np.ndarray) -> None:
-        """Write each image as Keras' ``array_to_img(..., scale=True)`` would,
-        as ``{prefix}_{index}_{random}.{format}``."""
-        from PIL import Image
-
-        for img, j in zip(x, index_array):
-            a = np.asarray(img, dtype=np.float32)
-            if self.data_format == "channels_first":
-                a = a.transpose(1, 2, 0)
-            a = a - np.min(a)
-            top = np.max(a)
-            if top != 0:
-                a /= top
-            a *= 255
-            if a.shape[2] == 4:
-                pil = Image.fromarray(a.astype("uint8"), "RGBA")
-            elif a.shape[2] == 3:
-                pil = Image.fromarray(a.astype("uint8"), "RGB")
-            else:
-                pil = Image.fromarray(a[:, :, 0].astype("uint8"), "L")
-            fname = f"{self.save_prefix}_{j}_{np.random.randint(10**7)}.{self.save_format}"
-            pil.save(os.path.join(self.save_to_dir, fname))
-
     # -- attributes of Keras' DirectoryIterator ------------------------------
-
-    @property
-    def filepaths(self) -> list[str]:
-        """Full paths of the images (``os.path.join(directory, filename)``)."""
-        return self._filepaths
 
     @property
     def labels(self) -> np.ndarray:
