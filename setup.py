@@ -15,10 +15,10 @@ otherwise
     dynamically; ``auditwheel repair`` / ``delocate`` then copy the library
     into the wheel (see tools/build_wheel.sh).
 
-fastseq also links libspng (PNG decoding; it links zlib).  It comes from
+fastseq also links libpng 1.6 (PNG decoding) and zlib.  They come from
 ``FASTSEQ_PNG_INCLUDE`` / ``FASTSEQ_PNG_LIBDIR`` / ``FASTSEQ_PNG_LIBS``
-(default ``spng z``) when set, else pkg-config ``spng``, else the compiler's
-default paths; a missing spng.h stops the build naming the package.
+(default ``png16 z``) when set, else pkg-config ``libpng``, else the
+compiler's default paths; a missing png.h stops the build naming the package.
 
 The library lookups and the Cython step run when the extension is built
 (``build_ext``), not when this file is loaded, so that an sdist or the
@@ -116,38 +116,38 @@ def _jpeg_config():
 
 
 def _png_config():
-    """(include_dirs, library_dirs, libraries) for libspng."""
+    """(include_dirs, library_dirs, libraries) for libpng and zlib."""
     inc = os.environ.get("FASTSEQ_PNG_INCLUDE")
     libdir = os.environ.get("FASTSEQ_PNG_LIBDIR")
-    libs = os.environ.get("FASTSEQ_PNG_LIBS", "spng z").split()
+    libs = os.environ.get("FASTSEQ_PNG_LIBS", "png16 z").split()
     include_dirs, library_dirs = [inc] if inc else [], [libdir] if libdir else []
     if not (inc or libdir):
-        cflags = _pkg_config("--cflags", package="spng")
-        ldflags = _pkg_config("--libs", package="spng")
+        cflags = _pkg_config("--cflags", package="libpng")
+        ldflags = _pkg_config("--libs", package="libpng")
         if cflags is not None:
             include_dirs = [f[2:] for f in cflags if f.startswith("-I")]
         if ldflags is not None:
             library_dirs = [f[2:] for f in ldflags if f.startswith("-L")]
-            # The decoder calls zlib's crc32 itself (csrc/png_decode.c).
+            # png_decode.c calls zlib's crc32 itself.
             libs = [f[2:] for f in ldflags if f.startswith("-l")] + ["z"]
-    has = lambda d: os.path.isfile(os.path.join(d, "spng.h"))
+    has = lambda d: os.path.isfile(os.path.join(d, "png.h"))
     if not any(has(d) for d in include_dirs + ([] if inc else DEFAULT_INCLUDE_DIRS)):
         if not os.environ.get("FASTSEQ_SKIP_HEADER_CHECK"):
             sys.stderr.write(
                 "\n"
-                f"fastseq: cannot find libspng's header spng.h{' in ' + inc if inc else ''}.\n"
-                "  fastseq decodes PNG with libspng (and zlib).  Install it, then build again:\n"
-                "    Debian/Ubuntu: apt-get install libspng-dev\n"
-                "    Fedora/RHEL:   dnf install libspng-devel\n"
-                "    macOS:         brew install libspng\n"
+                f"fastseq: cannot find libpng's header png.h{' in ' + inc if inc else ''}.\n"
+                "  fastseq decodes PNG with libpng 1.6 (and zlib).  Install it, then build again:\n"
+                "    Debian/Ubuntu: apt-get install libpng-dev (it brings zlib1g-dev)\n"
+                "    Fedora/RHEL:   dnf install libpng-devel\n"
+                "    macOS:         brew install libpng\n"
                 "  or set FASTSEQ_PNG_INCLUDE / FASTSEQ_PNG_LIBDIR (and FASTSEQ_PNG_LIBS,\n"
-                "  default 'spng z').\n\n")
+                "  default 'png16 z').\n\n")
             raise SystemExit(1)
     return include_dirs, library_dirs, libs
 
 
 def _configure(ext):
-    """Fill in libjpeg-turbo, libspng and numpy, and turn the .pyx into C, in place."""
+    """Fill in libjpeg-turbo, libpng and numpy, and turn the .pyx into C, in place."""
     include_dirs, library_dirs, libs, extra_objects = _jpeg_config()
     png_inc, png_libdirs, png_libs = _png_config()
     include_dirs = include_dirs + [d for d in png_inc if d not in include_dirs]

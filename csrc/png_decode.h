@@ -1,12 +1,12 @@
 /*
- * PNG decoding with libspng, converted as Pillow converts: the pixels equal
- * PIL.Image.open(f).convert(mode) for mode L, RGB and RGBA, for every colour
- * type, bit depth (1-16), interlace method and tRNS chunk.
+ * PNG decoding with libpng 1.6, converted as Pillow converts: the pixels
+ * equal PIL.Image.open(f).convert(mode) for mode L, RGB and RGBA, for every
+ * colour type, bit depth (1-16), interlace method and tRNS chunk.
  *
  * A fs_png handle belongs to one thread at a time and is reused across
- * images: it keeps the buffer that holds a decode before its conversion.
- * libspng 0.7 contexts cannot be reset, so each image gets a new one, freed
- * by fs_png_decode / fs_png_abort.
+ * images: it keeps the row (or, for Adam7, image) buffer that rows are read
+ * into before their conversion.  libpng's read structs cannot be reset, so
+ * each image gets a new one, freed by fs_png_decode / fs_png_abort.
  */
 #ifndef FS_PNG_DECODE_H
 #define FS_PNG_DECODE_H
@@ -34,15 +34,17 @@ void fs_png_free(fs_png *p);
 /* Parse the chunks before the image data, checking their CRCs as Pillow
  * does (a mismatch before IDAT is an error; IDAT's and later ones are not
  * checked), and the pixel limit.  FS_ERR_NOT_JPEG means "let Pillow decide"
- * (a stream libspng refuses but Pillow may accept, e.g. an unknown critical
- * chunk).  On success the handle holds the image until fs_png_decode or
+ * (a stream libpng refuses or warns about but Pillow may accept, e.g. an
+ * unknown critical chunk, or a tRNS longer than PLTE, which libpng drops).
+ * On success the handle holds the image until fs_png_decode or
  * fs_png_abort; `data` must stay valid until then. */
 int fs_png_read_header(fs_png *p, const uint8_t *data, size_t len,
                        const fs_limits *limits, fs_png_info *info,
                        char *msg, size_t msglen);
 
-/* Bytes fs_png_decode allocates besides `out` for out_mode (its conversion
- * buffer; 0 when libspng writes straight into `out`). */
+/* Bytes fs_png_decode allocates besides `out` for out_mode: one stored row,
+ * a whole stored image for Adam7, 0 when libpng writes straight into `out`
+ * (8-bit gray to L, RGB to RGB, RGBA to RGBA, not interlaced). */
 uint64_t fs_png_extra_bytes(const fs_png *p, int out_mode);
 
 /* Decode into `out` (rows `stride` bytes apart, fs_mode_channels(out_mode)
@@ -53,7 +55,7 @@ int fs_png_decode(fs_png *p, int out_mode, uint8_t *out, ptrdiff_t stride,
 
 void fs_png_abort(fs_png *p);
 
-/* libspng's version, e.g. "0.7.3". */
+/* libpng's version, e.g. "1.6.39". */
 const char *fs_png_version(void);
 
 #endif

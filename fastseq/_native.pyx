@@ -298,7 +298,7 @@ def libjpeg_version():
     return fs_jpeg_version().decode("ascii")
 
 
-def libspng_version():
+def libpng_version():
     return fs_png_version().decode("ascii")
 
 

@@ -328,11 +328,28 @@ def test_damaged_streams_as_pillow(tmp_path, name):
     assert e.value.code == code and str(path) in str(e.value)
 
 
+@pytest.mark.parametrize("name,extra,trns", [
+    ("trns_longer_than_plte", b"", b"\x01\x02\x03\x04\x05"),
+    ("unknown_critical_chunk", chunk(b"ABCD", b"x"), None),
+])
+def test_streams_libpng_refuses_go_to_pillow(name, extra, trns):
+    """libpng drops a tRNS longer than PLTE and refuses unknown critical
+    chunks; Pillow uses the one and ignores the other: such files are
+    Pillow's to decode."""
+    s = np.array([[[0], [1], [2], [1]]])
+    png = make_png(s, 3, 8, plte=[(10, 20, 30), (200, 100, 50), (0, 255, 0)], trns=trns,
+                   before_idat=extra)
+    assert native_status(png, _native.MODE_RGBA) == _native.STATUS_NOT_JPEG
+    for color_mode, pil_mode in MODES.items():
+        np.testing.assert_array_equal(fastseq.decode_image(png, color_mode), pillow(png, pil_mode))
+
+
 def test_palette_index_out_of_range_as_pillow():
     """Pillow maps a palette index past PLTE to black, opaque."""
     s = np.array([[[0], [1], [5], [2]]])
     png = make_png(s, 3, 8, plte=[(10, 20, 30), (200, 100, 50), (0, 255, 0)], trns=b"\x80")
     for color_mode, pil_mode in MODES.items():
+        assert native_status(png, fastseq.batch.COLOR_MODES[color_mode][0]) == 0
         np.testing.assert_array_equal(fastseq.decode_image(png, color_mode), pillow(png, pil_mode))
 
 
@@ -350,16 +367,22 @@ def test_limits(tmp_path):
     with pytest.raises(fastseq.ImageDecodeError) as e:
         fastseq.load_batch([str(path)], (4, 4), max_file_bytes=len(png) - 1)
     assert e.value.code == "too_large"
-    # 20x30 RGB: 1800 pixel bytes (+ the resampler's pad); RGBA out of an
-    # RGB file also needs the 1800-byte decode it converts from.
+    # 20x30 RGB: 1800 pixel bytes, read straight into the output; RGBA out
+    # of an RGB file is converted row by row through one 90-byte row, and an
+    # interlaced file is assembled whole (1800 bytes) before its conversion.
     with pytest.raises(fastseq.ImageDecodeError) as e:
         fastseq.decode_image(png, "rgb", max_memory=1799)
     assert e.value.code == "memory_limit"
     assert fastseq.decode_image(png, "rgb", max_memory=1800).shape == (20, 30, 3)
     with pytest.raises(fastseq.ImageDecodeError) as e:
-        fastseq.decode_image(png, "rgba", max_memory=2400 + 1799)
+        fastseq.decode_image(png, "rgba", max_memory=2400 + 89)
     assert e.value.code == "memory_limit"
-    assert fastseq.decode_image(png, "rgba", max_memory=2400 + 1800).shape == (20, 30, 4)
+    assert fastseq.decode_image(png, "rgba", max_memory=2400 + 90).shape == (20, 30, 4)
+    adam7 = make_png(np.zeros((20, 30, 3), np.uint8), 2, 8, interlace=True)
+    with pytest.raises(fastseq.ImageDecodeError) as e:
+        fastseq.decode_image(adam7, "rgb", max_memory=1800 + 1799)
+    assert e.value.code == "memory_limit"
+    assert fastseq.decode_image(adam7, "rgb", max_memory=3600).shape == (20, 30, 3)
 
 
 def test_huge_declared_size_is_refused_before_allocating():
@@ -380,5 +403,5 @@ def test_jpeg_named_png_is_a_jpeg(tmp_path):
     np.testing.assert_array_equal(fastseq.decode_image(str(path), "rgb"), want)
 
 
-def test_info_reports_libspng():
-    assert fastseq.info()["libspng"].count(".") == 2
+def test_info_reports_libpng():
+    assert fastseq.info()["libpng"].count(".") == 2
