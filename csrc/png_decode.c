@@ -226,6 +226,18 @@ int fs_png_read_header(fs_png *p, const uint8_t *data, size_t len,
         return FS_ERR_OVERFLOW;
     }
     p->rowbytes = ((size_t)p->width * (size_t)(p->channels * p->depth) + 7) / 8;
+    /* Deflate expands at most 1032:1 (258-byte matches in 2 bits), so a
+     * stream of `len` bytes holds at most 1032 * len bytes of image data,
+     * and every pixel is stored once (in one Adam7 pass, if interlaced).
+     * Checked before anything is allocated for the pixels: a few bytes
+     * declaring a huge image would otherwise cost its full size. */
+    uint64_t pixel_bits = pixels * (uint64_t)(p->channels * p->depth);
+    if (pixel_bits / 8 > (uint64_t)len * 1032u) {
+        fs_png_abort(p);
+        snprintf(msg, msglen, "PNG stream is truncated: a %ux%u image needs more "
+                 "data than %zu bytes can hold", p->width, p->height, len);
+        return FS_ERR_TRUNCATED;
+    }
     pillow_tables(p);
     int wide = p->depth == 16;
     info->width = (int)p->width;

@@ -393,6 +393,20 @@ def test_huge_declared_size_is_refused_before_allocating():
     assert e.value.code == "too_many_pixels"
 
 
+def test_image_larger_than_its_data_can_hold_is_refused_before_allocating():
+    """zlib expands at most 1032:1: a 9 KB file cannot hold a 4000x3000
+    RGBA image (48 MB); it is refused from its header, as truncated (which
+    Pillow reports too), without allocating the image."""
+    ihdr = struct.pack(">IIBBBBB", 4000, 3000, 8, 6, 0, 0, 1)
+    png = (SIG + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 9000)[:9000])
+           + chunk(b"IEND", b""))
+    with pytest.raises(Exception):
+        pillow(png, "RGBA")
+    with pytest.raises(fastseq.ImageDecodeError) as e:
+        fastseq.decode_image(png, "rgba", max_memory=1 << 20)
+    assert e.value.code == "truncated" and "needs more data" in e.value.reason
+
+
 def test_jpeg_named_png_is_a_jpeg(tmp_path):
     arr = np.random.default_rng(4).integers(0, 256, (16, 24, 3), dtype=np.uint8)
     path = tmp_path / "really_a_jpeg.png"
