@@ -167,6 +167,11 @@ int fs_png_read_header(fs_png *p, const uint8_t *data, size_t len,
         snprintf(msg, msglen, "not a PNG stream");
         return FS_ERR_NOT_JPEG;
     }
+    if (len < 16 || memcmp(data + 12, "IHDR", 4) != 0) {
+        /* Pillow cannot identify it either; its fallback says so. */
+        snprintf(msg, msglen, "PNG signature without an IHDR chunk");
+        return FS_ERR_NOT_JPEG;
+    }
     int st = check_header_crcs(data, len, msg, msglen);
     if (st != FS_OK) return st;
     p->data = data;
