@@ -33,6 +33,7 @@ struct fs_png {
     size_t len, pos;
     int stage;
     uint64_t rows_left;     /* stored rows (all passes) not yet unfiltered */
+    size_t done_end;        /* end of the chunk that completed the image */
     int ran_out;            /* libpng asked for bytes past the end */
     int warned;             /* a warning (benign error) in the current stage */
     int zlib_warning;       /* after the rows: the zlib stream is damaged */
@@ -92,6 +93,8 @@ static void on_warning(png_structp png, png_const_charp m) {
 
 static void on_read(png_structp png, png_bytep out, png_size_t n) {
     fs_png *p = (fs_png *)png_get_io_ptr(png);
+    if (p->stage == STAGE_DONE && p->pos >= p->done_end)
+        png_error(png, "after the image data");   /* see on_row */
     if (n > p->len - p->pos) {
         p->ran_out = 1;
         png_error(png, "stream ends early");
@@ -341,7 +344,22 @@ static void convert_row(const fs_png *p, const uint8_t *in, uint8_t *out,
 static void on_row(png_structp png, png_row_infop row, png_bytep data) {
     (void)row; (void)data;
     fs_png *p = (fs_png *)png_get_user_transform_ptr(png);
-    if (--p->rows_left == 0) p->stage = STAGE_DONE;
+    if (--p->rows_left != 0) return;
+    /* Pillow stops reading when the image is complete: the rest of the
+     * zlib stream (its Adler-32) is checked only as far as the chunk that
+     * held the last row, and a chunk after it is never read.  on_read stops
+     * libpng at the same place: the end of that chunk. */
+    p->stage = STAGE_DONE;
+    size_t pos = 8;
+    p->done_end = p->len;
+    while (p->len - pos >= 12) {
+        size_t end = pos + 12 + (size_t)be32(p->data + pos);
+        if (end < pos || end >= p->pos) {
+            if (end >= pos) p->done_end = end;
+            break;
+        }
+        pos = end;
+    }
 }
 
 static uint64_t stored_rows(const fs_png *p) {

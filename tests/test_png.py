@@ -274,7 +274,24 @@ def _variants():
     flip_mid[len(comp) // 2] ^= 0x55
     flip_adler = bytearray(comp)
     flip_adler[-1] ^= 0xFF
+    adam7 = make_png(s, 0, 8, interlace=True)
+    a7, b7 = _idat_span(adam7)
+    comp7 = adam7[a7 + 8:b7 - 4]
+    adler7 = bytearray(comp7)
+    adler7[-1] ^= 0xFF
     return {
+        # Interlaced: the end of the image data is the last row of pass 7.
+        "adam7_bad_adler32": (_with_idat(adam7, bytes(adler7)), "decode"),
+        "adam7_truncated": (adam7[:a7 + 8 + len(comp7) * 3 // 4], "truncated"),
+        "adam7_no_iend": (adam7[:b7], None),
+        # Pillow stops reading at the end of the chunk holding the last row:
+        # an Adler-32 in a chunk of its own is never read, a missing one not
+        # missed.
+        "adler32_own_chunk_bad": (good[:a] + chunk(b"IDAT", comp[:-4])
+                                  + chunk(b"IDAT", bytes(flip_adler[-4:])) + good[b:], None),
+        "adam7_adler32_own_chunk_bad": (adam7[:a7] + chunk(b"IDAT", comp7[:-4])
+                                        + chunk(b"IDAT", bytes(adler7[-4:])) + adam7[b7:], None),
+        "adler32_missing": (good[:a] + chunk(b"IDAT", comp[:-4]) + good[b:], None),
         # Pillow checks the CRCs of the chunks before IDAT...
         "bad_crc_ihdr": (good[:29] + b"\0\0\0\0" + good[33:], "decode"),
         "bad_crc_text": (make_png(s, 0, 8, before_idat=chunk(b"tEXt", b"k\0v", crc=1)), "decode"),
