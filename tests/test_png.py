@@ -21,6 +21,11 @@ from PIL import Image
 import fastseq
 from fastseq import _native
 
+# The reference, Image.convert of a palette image with a tRNS of several
+# entries, warns that such images "should be converted to RGBA".
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Palette images with Transparency expressed in bytes:UserWarning")
+
 SIG = b"\x89PNG\r\n\x1a\n"
 CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
