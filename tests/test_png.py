@@ -439,5 +439,26 @@ def test_jpeg_named_png_is_a_jpeg(tmp_path):
     np.testing.assert_array_equal(fastseq.decode_image(str(path), "rgb"), want)
 
 
+def test_mixed_batch_and_decode_only(tmp_path):
+    """PNG and JPEG in one batch, both native; the benchmark's decode_only
+    pass decodes a PNG without resizing it."""
+    rng = np.random.default_rng(6)
+    arr = rng.integers(0, 256, (21, 34, 3), dtype=np.uint8)
+    png, jpg = tmp_path / "a.png", tmp_path / "b.jpg"
+    Image.fromarray(arr).save(png)
+    Image.fromarray(arr).save(jpg, quality=90)
+    opts = _native.BatchOptions(8, 8, _native.MODE_RGB, _native.DTYPE_U8)
+    out = np.zeros((2, 8, 8, 3), np.uint8)
+    res = _native.run_batch(_native.SRC_FILE, [str(png).encode(), str(jpg).encode()],
+                            out, [0, 1], opts)
+    assert [r[1] for r in res] == [0, 0] and [r[3:5] for r in res] == [(34, 21)] * 2
+    want = np.asarray(Image.fromarray(arr).resize((8, 8), Image.Resampling.BILINEAR))
+    np.testing.assert_array_equal(out[0], want)
+    bench = _native.BatchOptions(8, 8, _native.MODE_RGB, _native.DTYPE_U8, decode_only=True)
+    [(_, status, _, w, h, *_)] = _native.run_batch(_native.SRC_FILE, [str(png).encode()],
+                                                   None, [0], bench)
+    assert (status, w, h) == (0, 34, 21)
+
+
 def test_info_reports_libpng():
     assert fastseq.info()["libpng"].count(".") == 2
