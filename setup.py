@@ -15,7 +15,12 @@ otherwise
     dynamically; ``auditwheel repair`` / ``delocate`` then copy the library
     into the wheel (see tools/build_wheel.sh).
 
-The libjpeg-turbo lookup and the Cython step run when the extension is built
+fastseq also links libpng 1.6 (PNG decoding) and zlib.  They come from
+``FASTSEQ_PNG_INCLUDE`` / ``FASTSEQ_PNG_LIBDIR`` / ``FASTSEQ_PNG_LIBS``
+(default ``png16 z``) when set, else pkg-config ``libpng``, else the
+compiler's default paths; a missing png.h stops the build naming the package.
+
+The library lookups and the Cython step run when the extension is built
 (``build_ext``), not when this file is loaded, so that an sdist or the
 project metadata can be made on a machine without libjpeg-turbo or numpy.
 A missing jpeglib.h stops the build with instructions (see ``_missing``).
@@ -29,19 +34,20 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext as _build_ext
 
 ENV_VARS = ("FASTSEQ_JPEG_STATIC", "FASTSEQ_JPEG_INCLUDE", "FASTSEQ_JPEG_LIBDIR",
-            "FASTSEQ_JPEG_LIBS")
+            "FASTSEQ_JPEG_LIBS", "FASTSEQ_PNG_INCLUDE", "FASTSEQ_PNG_LIBDIR",
+            "FASTSEQ_PNG_LIBS")
 
 # The C sources of the extension (besides fastseq/_native.pyx).
-CSRC = ["csrc/jpeg_decode.c", "csrc/resample.c", "csrc/resample_simd.c", "csrc/pool.c", "csrc/batch.c", "csrc/warp.c"]
+CSRC = ["csrc/jpeg_decode.c", "csrc/png_decode.c", "csrc/resample.c", "csrc/resample_simd.c", "csrc/pool.c", "csrc/batch.c", "csrc/warp.c"]
 
 # Where compilers look for headers when no directory is given.
 DEFAULT_INCLUDE_DIRS = ["/usr/include", "/usr/local/include",
                         "/opt/homebrew/include", "/opt/libjpeg-turbo/include"]
 
 
-def _pkg_config(*args):
+def _pkg_config(*args, package="libjpeg"):
     try:
-        out = subprocess.run(["pkg-config", *args, "libjpeg"], check=True,
+        out = subprocess.run(["pkg-config", *args, package], check=True,
                              capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -109,9 +115,44 @@ def _jpeg_config():
     return include_dirs, library_dirs, libs, []
 
 
+def _png_config():
+    """(include_dirs, library_dirs, libraries) for libpng and zlib."""
+    inc = os.environ.get("FASTSEQ_PNG_INCLUDE")
+    libdir = os.environ.get("FASTSEQ_PNG_LIBDIR")
+    libs = os.environ.get("FASTSEQ_PNG_LIBS", "png16 z").split()
+    include_dirs, library_dirs = [inc] if inc else [], [libdir] if libdir else []
+    if not (inc or libdir):
+        cflags = _pkg_config("--cflags", package="libpng")
+        ldflags = _pkg_config("--libs", package="libpng")
+        if cflags is not None:
+            include_dirs = [f[2:] for f in cflags if f.startswith("-I")]
+        if ldflags is not None:
+            library_dirs = [f[2:] for f in ldflags if f.startswith("-L")]
+            # png_decode.c calls zlib's crc32 itself.
+            libs = [f[2:] for f in ldflags if f.startswith("-l")] + ["z"]
+    has = lambda d: os.path.isfile(os.path.join(d, "png.h"))
+    if not any(has(d) for d in include_dirs + ([] if inc else DEFAULT_INCLUDE_DIRS)):
+        if not os.environ.get("FASTSEQ_SKIP_HEADER_CHECK"):
+            sys.stderr.write(
+                "\n"
+                f"fastseq: cannot find libpng's header png.h{' in ' + inc if inc else ''}.\n"
+                "  fastseq decodes PNG with libpng 1.6 (and zlib).  Install it, then build again:\n"
+                "    Debian/Ubuntu: apt-get install libpng-dev (it brings zlib1g-dev)\n"
+                "    Fedora/RHEL:   dnf install libpng-devel\n"
+                "    macOS:         brew install libpng\n"
+                "  or set FASTSEQ_PNG_INCLUDE / FASTSEQ_PNG_LIBDIR (and FASTSEQ_PNG_LIBS,\n"
+                "  default 'png16 z').\n\n")
+            raise SystemExit(1)
+    return include_dirs, library_dirs, libs
+
+
 def _configure(ext):
-    """Fill in libjpeg-turbo and numpy, and turn the .pyx into C, in place."""
+    """Fill in libjpeg-turbo, libpng and numpy, and turn the .pyx into C, in place."""
     include_dirs, library_dirs, libs, extra_objects = _jpeg_config()
+    png_inc, png_libdirs, png_libs = _png_config()
+    include_dirs = include_dirs + [d for d in png_inc if d not in include_dirs]
+    library_dirs = library_dirs + [d for d in png_libdirs if d not in library_dirs]
+    libs = libs + [l for l in png_libs if l not in libs]
     import numpy
     from Cython.Build import cythonize
 

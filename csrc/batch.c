@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "png_decode.h"
 #include "pool.h"
 #include "resample.h"
 
@@ -22,6 +23,7 @@
 
 typedef struct {
     fs_jpeg *jpeg;
+    fs_png *png;            /* created at the first PNG */
     uint8_t *file;          /* encoded bytes read from disk */
     size_t file_cap;
     uint8_t *pix;           /* decoded pixels before resizing */
@@ -36,6 +38,7 @@ static void worker_free(void *ptr) {
     fs_worker *w = (fs_worker *)ptr;
     if (!w) return;
     fs_jpeg_free(w->jpeg);
+    fs_png_free(w->png);
     free(w->file);
     free(w->pix);
     fs_resample_scratch_free(&w->rs);
@@ -96,10 +99,10 @@ static int read_full(int fd, uint8_t *buf, size_t want, size_t *got, char *msg) 
  * open(), so a FIFO (whose open would block until a writer comes), a device
  * or a socket is never opened, and again with fstat() on the descriptor,
  * opened O_NONBLOCK, in case the path was swapped in between.  The size
- * limit is checked from fstat() before anything is allocated, and a JPEG's
- * two signature bytes are read before the rest, so a non-JPEG (left to the
- * Pillow fallback) costs one small read. */
-int fs_read_file(const char *path, uint64_t max_bytes, int jpeg_only,
+ * limit is checked from fstat() before anything is allocated, and the two
+ * signature bytes are read before the rest, so a file that is neither JPEG
+ * nor PNG (left to the Pillow fallback) costs one small read. */
+int fs_read_file(const char *path, uint64_t max_bytes, int native_only,
                  uint8_t **buf, size_t *cap, size_t *len, char *msg) {
     struct stat st;
     *len = 0;
@@ -159,8 +162,9 @@ int fs_read_file(const char *path, uint64_t max_bytes, int jpeg_only,
     } else if (got == 0) {
         snprintf(msg, FS_MSG_LEN, "file is empty");
         status = FS_ERR_EMPTY;
-    } else if (jpeg_only && !fs_is_jpeg(sig, got)) {
-        snprintf(msg, FS_MSG_LEN, "not a JPEG stream");
+    } else if (native_only && !fs_is_jpeg(sig, got) &&
+               !(got == 2 && sig[0] == 0x89 && sig[1] == 'P')) {
+        snprintf(msg, FS_MSG_LEN, "neither a JPEG nor a PNG stream");
         status = FS_ERR_NOT_JPEG;
     } else if (!grow(buf, cap, (size_t)st.st_size)) {
         snprintf(msg, FS_MSG_LEN, "out of memory reading %lld bytes",
@@ -421,6 +425,106 @@ static int run_jpeg(fs_worker *w, const fs_batch_opts *o, fs_task *t,
                        total + FS_PIX_PAD - end, box, 0);
 }
 
+/* ---- PNG: Pillow's pixels (csrc/png_decode.c), then the JPEG path's resize.
+ * No DCT scaling; decode_only decodes in the output mode.  The memory
+ * counted against max_memory is what is allocated for the image: the pixels
+ * in the output mode plus the decoder's conversion buffer. */
+static int png_memory_check(const fs_batch_opts *o, fs_task *t, fs_png *p,
+                            int out_mode, uint64_t pixel_bytes) {
+    uint64_t extra = fs_png_extra_bytes(p, out_mode);
+    uint64_t need = extra > UINT64_MAX - pixel_bytes ? UINT64_MAX : pixel_bytes + extra;
+    if (o->limits.max_memory && need > o->limits.max_memory) {
+        fs_png_abort(p);
+        snprintf(t->msg, FS_MSG_LEN, "decoding needs %llu bytes, over max_memory=%llu",
+                 (unsigned long long)need, (unsigned long long)o->limits.max_memory);
+        return FS_ERR_MEMORY_LIMIT;
+    }
+    return FS_OK;
+}
+
+static int run_png(fs_worker *w, const fs_batch_opts *o, fs_task *t,
+                   const uint8_t *data, size_t len) {
+    if (!w->png && !(w->png = fs_png_new())) {
+        snprintf(t->msg, FS_MSG_LEN, "out of memory creating decoder state");
+        return FS_ERR_NOMEM;
+    }
+    fs_png *p = w->png;
+    fs_png_info info;
+    int st = fs_png_read_header(p, data, len, &o->limits, &info, t->msg, FS_MSG_LEN);
+    if (st != FS_OK) return st;
+    t->src_width = info.width;
+    t->src_height = info.height;
+    t->src_mode = info.mode ? info.mode : -1;
+    int out_mode = o->out_mode == FS_MODE_SOURCE ? info.mode : o->out_mode;
+    if (out_mode == 0) {
+        /* Pillow's own mode is "1", "I;16", "LA" or "P": Pillow gives it. */
+        fs_png_abort(p);
+        snprintf(t->msg, FS_MSG_LEN, "PNG whose Pillow mode fastseq does not produce");
+        return FS_ERR_NOT_JPEG;
+    }
+    if (out_mode == FS_MODE_CMYK) {
+        fs_png_abort(p);
+        snprintf(t->msg, FS_MSG_LEN, "CMYK output needs a CMYK JPEG");
+        return FS_ERR_ARG;
+    }
+    int oc = fs_mode_channels(out_mode);
+    size_t rowbytes, total;
+    if (!fs_mul_size((size_t)info.width, (size_t)oc, &rowbytes) ||
+        !fs_mul_size(rowbytes, (size_t)info.height, &total) ||
+        total > SIZE_MAX - FS_PIX_PAD) {
+        fs_png_abort(p);
+        snprintf(t->msg, FS_MSG_LEN, "image too large");
+        return FS_ERR_OVERFLOW;
+    }
+    if (o->full_size) {
+        st = png_memory_check(o, t, p, out_mode, total);
+        if (st != FS_OK) return st;
+        if (o->header_only) {
+            fs_png_abort(p);
+            return FS_OK;
+        }
+        if (info.width != o->out_width || info.height != o->out_height ||
+            out_mode != o->out_mode || o->out_dtype != FS_DTYPE_U8 || !t->out) {
+            fs_png_abort(p);
+            snprintf(t->msg, FS_MSG_LEN, "full-size output does not match the image");
+            return FS_ERR_ARG;
+        }
+        return fs_png_decode(p, out_mode, (uint8_t *)t->out, o->out_row_stride,
+                             t->msg, FS_MSG_LEN);
+    }
+    st = png_memory_check(o, t, p, out_mode, (uint64_t)total + FS_PIX_PAD);
+    if (st != FS_OK) return st;
+    if (!grow(&w->pix, &w->pix_cap, total + FS_PIX_PAD)) {
+        fs_png_abort(p);
+        snprintf(t->msg, FS_MSG_LEN, "out of memory for %dx%d pixels",
+                 info.width, info.height);
+        return FS_ERR_NOMEM;
+    }
+    st = fs_png_decode(p, out_mode, w->pix, (ptrdiff_t)rowbytes, t->msg, FS_MSG_LEN);
+    if (st != FS_OK || o->decode_only) return st;
+    double box[4] = {0, 0, info.width, info.height};
+    if (o->keep_aspect_ratio)
+        fs_keep_aspect_box(info.width, info.height, o->out_width, o->out_height, box);
+    /* Pillow resizes RGBA as premultiplied RGBa; with opaque alpha that is
+     * the identity, so only real transparency pays for it. */
+    int premultiply = 0;
+    if (oc == 4)
+        for (size_t i = 3; i < total && !premultiply; i += 4)
+            premultiply = w->pix[i] != 255;
+    memset(w->pix + total, 0, FS_PIX_PAD);
+    return resize_into(w, o, t, w->pix, info.width, info.height, oc,
+                       (ptrdiff_t)rowbytes, FS_PIX_PAD, box, premultiply);
+}
+
+/* Encoded bytes: the decoder is chosen by the stream's signature, never by
+ * the file name; anything but PNG goes to the JPEG decoder, which sends
+ * what is not JPEG either to the Pillow fallback. */
+static int run_encoded(fs_worker *w, const fs_batch_opts *o, fs_task *t,
+                       const uint8_t *data, size_t len) {
+    if (fs_is_png(data, len)) return run_png(w, o, t, data, len);
+    return run_jpeg(w, o, t, data, len);
+}
+
 static void batch_task(void *vctx, size_t index, void **local) {
     fs_batch_ctx *ctx = (fs_batch_ctx *)vctx;
     const fs_batch_opts *o = ctx->opts;
@@ -474,7 +578,7 @@ static void batch_task(void *vctx, size_t index, void **local) {
                      (unsigned long long)len, (unsigned long long)max_bytes);
             st = FS_ERR_FILE_TOO_LARGE;
         }
-        if (st == FS_OK) st = run_jpeg(w, o, t, data, len);
+        if (st == FS_OK) st = run_encoded(w, o, t, data, len);
         trim(&w->file, &w->file_cap);
         trim(&w->pix, &w->pix_cap);
     }

@@ -1451,10 +1451,7 @@ int fs_resize_u8(const uint8_t *src, int src_w, int src_h, int channels,
 /* ------------------------------------------------------------------------ */
 /* Colour conversions (Pillow's Convert.c)                                   */
 
-/* ITU-R 601-2 luma in 16.16 fixed point, Pillow's L24 >> 16. */
-FS_INLINE uint8_t luma(unsigned r, unsigned g, unsigned b) {
-    return (uint8_t)((r * 19595u + g * 38470u + b * 7471u + 0x8000u) >> 16);
-}
+FS_INLINE uint8_t luma(unsigned r, unsigned g, unsigned b) { return fs_luma(r, g, b); }
 
 /* Pillow's cmyk2rgb for one pixel: nk - round(c * nk / 255).  The result is
  * never negative (muldiv255(c, nk) <= nk), so Pillow's CLIP8 is a no-op. */

@@ -159,6 +159,12 @@ enum {
 };
 int fs_resample_set_pass_order(int order);
 
+/* ITU-R 601-2 luma in 16.16 fixed point: Pillow's L24 >> 16, its RGB -> L
+ * (the weights sum to 65536, so a gray pixel maps to itself). */
+static inline uint8_t fs_luma(unsigned r, unsigned g, unsigned b) {
+    return (uint8_t)((r * 19595u + g * 38470u + b * 7471u + 0x8000u) >> 16);
+}
+
 /*
  * Pillow's colour conversions, row by row, used after a JPEG decode:
  * FS_MODE_RGB -> FS_MODE_L, FS_MODE_CMYK -> FS_MODE_RGB / FS_MODE_RGBA /

@@ -386,6 +386,10 @@ def libjpeg_version():
     return fs_jpeg_version().decode("ascii")
 
 
+def libpng_version():
+    return fs_png_version().decode("ascii")
+
+
 def libjpeg_simd():
     return bool(fs_jpeg_simd())
 

@@ -43,6 +43,10 @@ cdef extern from "jpeg_decode.h" nogil:
     const char *fs_jpeg_version()
     int fs_jpeg_simd()
 
+cdef extern from "png_decode.h" nogil:
+    const char *fs_png_version()
+
+
 cdef extern from "resample.h" nogil:
     ctypedef struct fs_dst:
         void *data
@@ -156,5 +160,5 @@ cdef extern from "batch.h" nogil:
         fs_limits limits
     int fs_batch_submit(const fs_batch_opts *opts, fs_task *tasks, size_t n,
                         fs_pool_job **job)
-    int fs_read_file(const char *path, uint64_t max_bytes, int jpeg_only,
+    int fs_read_file(const char *path, uint64_t max_bytes, int native_only,
                      uint8_t **buf, size_t *cap, size_t *len, char *msg)

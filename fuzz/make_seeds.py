@@ -7,7 +7,8 @@ seed, in each harness's input layout (option bytes, then the payload; see
 the harness sources).  The payloads are the shared JPEG corpus's files (the
 ones MANIFEST.tsv lists, up to MAX_SEED_BYTES each) plus tiny images made
 here with Pillow: JPEGs of every colour layout, progressive and baseline, and
-PNG/BMP/GIF/TIFF files for decode_batch's Pillow fallback.  Nothing here is
+PNGs of every Pillow-written colour type (batch and decode_batch), and
+BMP/GIF/TIFF files for decode_batch's Pillow fallback.  Nothing here is
 committed: the seeds are rebuilt from the corpus at every run.
 """
 
@@ -65,6 +66,13 @@ def generated_images() -> list[tuple[str, bytes]]:
         rgba.putalpha(Image.fromarray(rgb[..., 2]))
         save(f"gen-{w}x{h}.png", rgba, "PNG")
         save(f"gen-{w}x{h}-L.png", img.convert("L"), "PNG")
+        # PNG colour types and depths the native decoder converts
+        pal = img.convert("P")
+        save(f"gen-{w}x{h}-P-trns.png", pal, "PNG", transparency=bytes(range(0, 256, 3)))
+        save(f"gen-{w}x{h}-LA.png", rgba.convert("LA"), "PNG")
+        save(f"gen-{w}x{h}-1.png", img.convert("1"), "PNG")
+        save(f"gen-{w}x{h}-I16.png",
+             Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).convert("I;16"), "PNG")
         save(f"gen-{w}x{h}.bmp", img, "BMP")
         save(f"gen-{w}x{h}.gif", img.convert("P"), "GIF")
         save(f"gen-{w}x{h}.tiff", img, "TIFF")
@@ -80,7 +88,7 @@ def option_bytes(name: str, n: int) -> bytes:
 def batch_seeds(images):
     # [0] width-1, [1] height-1, [2] flags, [3] filter (see fuzz_batch.c).
     for name, data in images:
-        if data[:2] != b"\xff\xd8":
+        if data[:2] != b"\xff\xd8" and data[:4] != b"\x89PNG":
             continue
         o = bytearray(option_bytes(name, 4))
         o[2] &= 0x3F          # leave decode_only to the fuzzer

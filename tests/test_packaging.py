@@ -141,6 +141,40 @@ def test_missing_static_archive_gives_instructions():
     assert "FASTSEQ_JPEG_STATIC=/nonexistent/lib/libjpeg.a is not a file" in r.stderr
 
 
+def _png_check(env, patch=""):
+    """Run setup.py's libpng lookup alone, in a subprocess."""
+    code = ("import runpy\n"
+            f"g = runpy.run_path({str(REPO / 'setup.py')!r}, run_name='fastseq_setup')\n"
+            f"{patch}\n"
+            "print(g['_png_config']())\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=str(REPO))
+
+
+@needs_tree
+@pytest.mark.parametrize("env,patch", [
+    ({"FASTSEQ_PNG_INCLUDE": "/nonexistent"}, ""),
+    # as on a machine without libpng-dev: no pkg-config result, no png.h
+    ({"PKG_CONFIG_LIBDIR": "/nonexistent", "PKG_CONFIG_PATH": ""},
+     "g['DEFAULT_INCLUDE_DIRS'][:] = []"),
+])
+def test_missing_libpng_names_the_package(env, patch):
+    r = _png_check(_clean_env(**env), patch)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    for needle in ("cannot find libpng's header png.h", "apt-get install libpng-dev",
+                   "dnf install libpng-devel", "brew install libpng", "FASTSEQ_PNG_INCLUDE"):
+        assert needle in r.stderr, f"{needle!r} missing from:\n{r.stderr}"
+    assert "Traceback" not in r.stderr
+    if "FASTSEQ_PNG_INCLUDE" in env:
+        assert "png.h in /nonexistent" in r.stderr
+
+
+@needs_tree
+def test_libpng_found_here():
+    r = _png_check(_clean_env())
+    assert r.returncode == 0 and "png16" in r.stdout and "'z'" in r.stdout, r.stderr
+
+
 @needs_tree
 def test_build_ext_stops_before_compiling(tmp_path):
     # The whole build command, not just the helper: it must stop with the
