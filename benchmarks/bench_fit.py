@@ -32,7 +32,9 @@ except ImportError:     # run from a checkout built in place
 from fastseq.bench import fitbench  # noqa: E402
 
 TARGETS = [("vs_seed_pil_w1", "fastseq vs the seed's PIL Sequence (workers=1)", 3.0),
-           ("vs_tf_dataset", "fastseq vs image_dataset_from_directory", 1.3)]
+           ("vs_tf_dataset", "fastseq vs image_dataset_from_directory", 1.3),
+           # issue 9: built-in prefetch makes Keras workers unnecessary
+           ("vs_fastseq_w2", "fastseq workers=1 (prefetch) vs fastseq workers=2", 1.0)]
 
 
 def default_data_dir(n_images: int, cache_dir: str | None) -> str:
