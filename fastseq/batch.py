@@ -213,7 +213,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_fallback_pool)
 
 
-def _fallback_executor():
+def _fallback_submit(fn, items):
+    """Submit fn(item) for every item to the Pillow-fallback threads, sized
+    like fastseq's pool.  Under the lock, so that a resize of the pool by
+    another thread cannot shut the executor down between fetch and submit
+    (work already submitted to a replaced executor still runs)."""
     global _fallback_pool
     n = get_num_threads()
     with _fallback_lock:
@@ -222,7 +226,8 @@ def _fallback_executor():
             _fallback_pool = (n, ThreadPoolExecutor(n, thread_name_prefix="fastseq-pillow"))
             if old is not None:
                 old[1].shutdown(wait=False)
-        return _fallback_pool[1]
+        executor = _fallback_pool[1]
+        return [executor.submit(fn, item) for item in items]
 
 
 def _fallback_decode(slots, opener, names, opts):
@@ -240,7 +245,7 @@ def _fallback_decode(slots, opener, names, opts):
 
     if len(slots) == 1:
         return [one(slots[0])]
-    futures = [_fallback_executor().submit(one, slot) for slot in slots]
+    futures = _fallback_submit(one, slots)
     try:
         return [f.result() for f in futures]
     except BaseException:       # Ctrl-C: drop the decodes not started

@@ -401,3 +401,37 @@ def test_image_sequence_augment_refuses_non_transforms(tree):
         fastseq.ImageSequence([str(next(tree.rglob("*.jpg")))], augment=dict(rescale=0.5))
     with pytest.raises(TypeError, match="augment"):
         fastseq.ImageSequence([str(next(tree.rglob("*.jpg")))], augment=3)
+
+
+# -- prefetch against epoch boundaries (review findings) ----------------------------
+
+def test_a_batch_decoded_ahead_draws_from_the_epoch_it_was_submitted_in(tree):
+    """The prefetch thread may run a job after on_epoch_end has moved the
+    epoch on (tf.data asks for batches while fit ends an epoch when
+    steps_per_epoch is set): the job still draws the submitting epoch's
+    augmentation, and is filed under that epoch, so it is never served in
+    the next one."""
+    it = flow(tree, RECIPE, batch_size=4)
+    idx = it.batch_indexes(0)
+    epoch0 = it.load_images(idx)
+    it.on_epoch_end()
+    assert it._epoch == 1
+    ahead = it._load_ahead(idx, 0)          # as a job submitted in epoch 0
+    np.testing.assert_array_equal(ahead, epoch0)
+    assert not np.array_equal(it.load_images(idx), epoch0)
+    assert it._key(idx, 0) != it._key(idx, 1)
+
+
+def test_index_array_is_assignable_as_in_keras(tree):
+    """Keras' Iterator.index_array is a plain attribute; a subclass's
+    _set_index_array may assign it, and the batches follow."""
+    class Reversed(fastseq.DirectoryIterator):
+        def _set_index_array(self):
+            self.index_array = np.arange(self.n)[::-1].copy()
+
+    rev = Reversed(str(tree), IDG(dtype="float32", data_format="channels_last"),
+                   target_size=SIZE, batch_size=4, shuffle=True, seed=3, class_mode=None,
+                   dct_scaling=False)
+    rev.on_epoch_end()
+    np.testing.assert_array_equal(rev.index_array, np.arange(rev.n)[::-1])
+    np.testing.assert_array_equal(rev[0], rev.load_images(np.arange(rev.n)[::-1][:4]))

@@ -241,7 +241,7 @@ class NumpyArrayIterator(Iterator):
         indexes = np.asarray(indexes)
         if self._augmenter is None:
             return aligned_copy(self._src[indexes], self._np_dtype)
-        return augment_batch(self._warp_src, indexes, self._augmenter, self._epoch,
+        return augment_batch(self._warp_src, indexes, self._augmenter, self._draw_epoch(),
                              self._core_dtype, scale=self._fused_rescale or 1.0,
                              channels_first=self.data_format == "channels_first")
 

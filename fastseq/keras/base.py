@@ -97,6 +97,10 @@ class BatchIndexError(IndexError, ValueError):
     protocol) that is also the ``ValueError`` Keras' legacy iterators raise."""
 
 
+# The epoch a prefetch job draws its augmentation from (set on that thread).
+_job_epoch = threading.local()
+
+
 class BatchDataset(keras.utils.PyDataset):
     """Epoch order, batch slicing and prefetch, for datasets whose batch is
     ``f(load_images(indexes), indexes)``.
@@ -136,14 +140,24 @@ class BatchDataset(keras.utils.PyDataset):
             return self._rng.permutation(self._n)
         return np.random.permutation(self._n)
 
+    def _order_lock(self) -> threading.RLock:
+        # Orders _reshuffle against _request's swap: Keras may call
+        # on_epoch_end on the main thread while tf.data's thread asks for a
+        # batch (fit with steps_per_epoch keeps its generator across epochs).
+        lock = self.__dict__.get("_order_mutex")
+        if lock is None:
+            lock = self.__dict__.setdefault("_order_mutex", threading.RLock())
+        return lock
+
     def _reshuffle(self) -> None:
         # A new array is swapped in, never shuffled in place: a worker thread
         # that has already read `self.indexes` keeps a consistent order.
-        self._discard_prefetched()
-        self._forget_served()
-        self._epoch += 1
-        if self.shuffle:
-            self.indexes = self._new_order()
+        with self._order_lock():
+            self._discard_prefetched()
+            self._forget_served()
+            self._epoch += 1
+            if self.shuffle:
+                self.indexes = self._new_order()
 
     def __len__(self) -> int:
         return (self._n + self.batch_size - 1) // self.batch_size
@@ -231,7 +245,10 @@ class BatchDataset(keras.utils.PyDataset):
         """Sample indexes of batch `index`, for ``__getitem__``: with
         ``shuffle=True`` they may be the samples decoded ahead (see the
         module's docstring); also predicts what to decode ahead next."""
-        i = self._batch_number(index)
+        with self._order_lock():
+            return self._request_locked(self._batch_number(index))
+
+    def _request_locked(self, i: int) -> np.ndarray:
         order = self.indexes
         if order is not self._served_order:
             self._forget_served()
@@ -273,10 +290,26 @@ class BatchDataset(keras.utils.PyDataset):
         return self._prefetcher
 
     @staticmethod
-    def _key(indexes: np.ndarray) -> tuple:
-        # The samples themselves, not the batch number: a subclass may swap
-        # in a new order without calling on_epoch_end.
-        return (indexes.dtype.str, indexes.tobytes())
+    def _key(indexes: np.ndarray, epoch: int) -> tuple:
+        # The samples themselves, not the batch number (a subclass may swap
+        # in a new order without calling on_epoch_end), and the epoch whose
+        # augmentation draws the batch holds.
+        return (epoch, indexes.dtype.str, indexes.tobytes())
+
+    def _draw_epoch(self) -> int:
+        """The epoch whose random augmentation ``load_images`` draws: the
+        one a batch decoded ahead was submitted in, else the current one."""
+        epoch = getattr(_job_epoch, "value", None)
+        return self._epoch if epoch is None else epoch
+
+    def _load_ahead(self, indexes: np.ndarray, epoch: int) -> np.ndarray:
+        # Runs on the prefetch thread: draws as of the submitting epoch even
+        # if on_epoch_end has run since (its result is then never claimed).
+        _job_epoch.value = epoch
+        try:
+            return self.load_images(indexes)
+        finally:
+            _job_epoch.value = None
 
     def _images(self, indexes: np.ndarray) -> np.ndarray:
         """``load_images(indexes)``, taken from the prefetch when it decoded
@@ -287,13 +320,15 @@ class BatchDataset(keras.utils.PyDataset):
         if prefetcher is None:
             return self.load_images(indexes)
         indexes = np.asarray(indexes)
-        job = prefetcher.claim(self._key(indexes))
+        job = prefetcher.claim(self._key(indexes, self._epoch))
         self._ahead = None
         if predicted is not None:
             order, j = predicted
             if order is self.indexes and j < len(self):
                 following = order[j * self.batch_size:(j + 1) * self.batch_size]
-                prefetcher.submit(self._key(following), self.load_images, following)
+                epoch = self._epoch
+                prefetcher.submit(self._key(following, epoch), self._load_ahead,
+                                  following, epoch)
                 self._ahead = (order, j)
         if job is MISS:
             return self.load_images(indexes)
@@ -312,6 +347,7 @@ class BatchDataset(keras.utils.PyDataset):
         state["_prefetcher"] = None
         state["_predicted"] = None
         state["_ahead"] = None
+        state.pop("_order_mutex", None)
         return state
 
 
@@ -346,7 +382,7 @@ class ImageFiles:
         encoded = self._encoded
         # A fresh, 64-byte aligned batch (out=None).
         aug = self._augmenter
-        warps = aug.warps(self._epoch, indexes) if aug is not None else None
+        warps = aug.warps(self._draw_epoch(), indexes) if aug is not None else None
         x, failures = load_files([encoded[i] for i in indexes], self._options, warps=warps)
         on_error = self._options.on_error
         if failures and on_error == "warn" and defer_warnings_here():
@@ -403,8 +439,15 @@ class Iterator(BatchDataset):
 
     @property
     def index_array(self) -> np.ndarray:
-        """Sample order of the current epoch (Keras' name)."""
+        """Sample order of the current epoch (Keras' name).  Assignable, as
+        in Keras (a subclass's ``_set_index_array`` may set it)."""
         return self.indexes
+
+    @index_array.setter
+    def index_array(self, value: Any) -> None:
+        with self._order_lock():
+            self._discard_prefetched()
+            self.indexes = np.asarray(value)
 
     def reset(self) -> None:
         """Restart ``next()`` iteration at the first batch."""
