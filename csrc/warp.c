@@ -25,6 +25,7 @@
  * -ffp-contract=off: no fused multiply-add may change a rounding.
  */
 #include "warp.h"
+#include "resample_simd.h"   /* FS_HAVE_AVX2_KERNELS, fs_cpu_avx2 */
 
 #include <math.h>
 #include <stdlib.h>
@@ -319,13 +320,202 @@ warp_row(const char *sbase, ptrdiff_t src_stride, ptrdiff_t len_c, ptrdiff_t len
     }
 }
 
+#if FS_HAVE_AVX2_KERNELS
+#include <immintrin.h>
+
+#define FS_AVX2 __attribute__((target("avx2")))
+
+/*
+ * AVX2 rows for a uint8 source: four output columns at a time, in double
+ * lanes, with the scalar interior's operations in the same order (see
+ * warp_row), so each lane is bit-identical to it and to scipy:
+ *   yr = rb0 + col0[c]; i0 = trunc(yr) (yr >= 0); f = yr - i0;
+ *   w0 = 1 - f; w1 = 1 - w0; t = (((v00*wr0)*wc0 + (v01*wr0)*wc1)
+ *   + (v10*wr1)*wc0) + (v11*wr1)*wc1,
+ * each a separate IEEE mul or add (no FMA: this file is -ffp-contract=off
+ * and the intrinsics name every step).  A quad with any column outside the
+ * interior goes through the scalar warp_row, boundary rules included.
+ *
+ * Samples are gathered as 32-bit words, one per output column and tap, and
+ * the channel bytes shifted out.  So that no word reaches past the last
+ * source byte, a word for the pixel at byte offset a starts at
+ * max(a - (4 - C), 0) and is shifted right by 8 * (a - start): it ends at
+ * or before the pixel's last byte.  This needs at least 4 source bytes and
+ * byte offsets below 2^31 (32-bit gather indices); warp_impl checks both.
+ */
+FS_AVX2 static inline __attribute__((always_inline)) __m128i
+gather_px(const uint8_t *s, __m128i a, const int C) {
+    if (C == 4)
+        return _mm_i32gather_epi32((const int *)(const void *)s, a, 1);
+    __m128i start = _mm_max_epi32(_mm_sub_epi32(a, _mm_set1_epi32(4 - C)),
+                                  _mm_setzero_si128());
+    __m128i g = _mm_i32gather_epi32((const int *)(const void *)s, start, 1);
+    return _mm_srlv_epi32(g, _mm_slli_epi32(_mm_sub_epi32(a, start), 3));
+}
+
+/* Channel k of four gathered pixels, as doubles. */
+FS_AVX2 static inline __attribute__((always_inline)) __m256d
+chan(__m128i g, const int k) {
+    return _mm256_cvtepi32_pd(_mm_and_si128(_mm_srli_epi32(g, 8 * k), _mm_set1_epi32(0xff)));
+}
+
+FS_AVX2 static inline __attribute__((always_inline)) __m128i
+times_c(__m128i i, const int C) {
+    if (C == 1) return i;
+    if (C == 3) return _mm_add_epi32(i, _mm_slli_epi32(i, 1));
+    return _mm_slli_epi32(i, 2);
+}
+
+FS_AVX2 static inline __attribute__((always_inline)) void
+warp_row_u8_avx2(const char *sbase, ptrdiff_t src_stride, ptrdiff_t len_c, ptrdiff_t len_r,
+                 const int channels, const int order, const fs_warp_params *p,
+                 double rb0, double rb1, const double *col0, const double *col1,
+                 size_t W, double cfill, double *o) {
+    const uint8_t *s = (const uint8_t *)sbase;
+    const int mode = p->fill_mode;
+    const __m256d zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1.0),
+                  half = _mm256_set1_pd(0.5),
+                  hi_r = _mm256_set1_pd((double)(len_r - 1)),
+                  hi_c = _mm256_set1_pd((double)(len_c - 1)),
+                  vb0 = _mm256_set1_pd(rb0), vb1 = _mm256_set1_pd(rb1);
+    const __m128i last_r = _mm_set1_epi32((int)(len_r - 1)),
+                  last_c = _mm_set1_epi32((int)(len_c - 1)),
+                  stride = _mm_set1_epi32((int)src_stride);
+    size_t c = 0;
+    int k;
+    for (; c + 4 <= W; c += 4) {
+        __m256d yr = _mm256_add_pd(vb0, _mm256_loadu_pd(col0 + c));
+        __m256d xc = _mm256_add_pd(vb1, _mm256_loadu_pd(col1 + c));
+        __m256d in = _mm256_and_pd(
+            _mm256_and_pd(_mm256_cmp_pd(yr, zero, _CMP_GE_OQ), _mm256_cmp_pd(yr, hi_r, _CMP_LE_OQ)),
+            _mm256_and_pd(_mm256_cmp_pd(xc, zero, _CMP_GE_OQ), _mm256_cmp_pd(xc, hi_c, _CMP_LE_OQ)));
+        double *oq = o + c * (size_t)channels;
+        int inside = _mm256_movemask_pd(in);
+        if (inside != 15) {
+            /* 'nearest' clamps the coordinate to [0, len-1], after which
+             * scipy's taps are the interior ones; 'constant' gives cfill
+             * outside, blended in below.  The other modes fold: scalar. */
+            if (mode != FS_FILL_NEAREST && mode != FS_FILL_CONSTANT) {
+                warp_row(sbase, src_stride, len_c, len_r, 0, channels, order, p, rb0, rb1,
+                         col0 + c, col1 + c, 4, cfill, oq);
+                continue;
+            }
+            /* max(-0.0, 0.0) is +0.0 where the scalar code keeps -0.0: the
+             * taps and weights are the same (-0 - 0 = -0, 1 - -0 = 1). */
+            yr = _mm256_min_pd(_mm256_max_pd(yr, zero), hi_r);
+            xc = _mm256_min_pd(_mm256_max_pd(xc, zero), hi_c);
+        }
+        __m256d t[4];
+        if (order == 0) {
+            __m128i ir = _mm256_cvttpd_epi32(_mm256_add_pd(yr, half));
+            __m128i ic = _mm256_cvttpd_epi32(_mm256_add_pd(xc, half));
+            __m128i g = gather_px(s, _mm_add_epi32(_mm_mullo_epi32(ir, stride),
+                                                   times_c(ic, channels)), channels);
+            for (k = 0; k < channels; k++) t[k] = chan(g, k);
+        } else {
+            __m128i ir = _mm256_cvttpd_epi32(yr), ic = _mm256_cvttpd_epi32(xc);
+            __m256d wr0 = _mm256_sub_pd(one, _mm256_sub_pd(yr, _mm256_cvtepi32_pd(ir)));
+            __m256d wr1 = _mm256_sub_pd(one, wr0);
+            __m256d wc0 = _mm256_sub_pd(one, _mm256_sub_pd(xc, _mm256_cvtepi32_pd(ic)));
+            __m256d wc1 = _mm256_sub_pd(one, wc0);
+            /* At exactly len-1 the far neighbour has weight 0. */
+            __m128i ir1 = _mm_sub_epi32(ir, _mm_cmpgt_epi32(last_r, ir));
+            __m128i ic1 = _mm_sub_epi32(ic, _mm_cmpgt_epi32(last_c, ic));
+            __m128i r0 = _mm_mullo_epi32(ir, stride), r1 = _mm_mullo_epi32(ir1, stride);
+            __m128i c0 = times_c(ic, channels), c1 = times_c(ic1, channels);
+            __m128i g00 = gather_px(s, _mm_add_epi32(r0, c0), channels);
+            __m128i g01 = gather_px(s, _mm_add_epi32(r0, c1), channels);
+            __m128i g10 = gather_px(s, _mm_add_epi32(r1, c0), channels);
+            __m128i g11 = gather_px(s, _mm_add_epi32(r1, c1), channels);
+            for (k = 0; k < channels; k++) {
+                __m256d a = _mm256_mul_pd(_mm256_mul_pd(chan(g00, k), wr0), wc0);
+                a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_mul_pd(chan(g01, k), wr0), wc1));
+                a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_mul_pd(chan(g10, k), wr1), wc0));
+                a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_mul_pd(chan(g11, k), wr1), wc1));
+                t[k] = a;
+            }
+        }
+        if (mode == FS_FILL_CONSTANT && inside != 15) {
+            const __m256d fill = _mm256_set1_pd(cfill);
+            for (k = 0; k < channels; k++) t[k] = _mm256_blendv_pd(fill, t[k], in);
+        }
+        if (channels == 1) {
+            _mm256_storeu_pd(oq, t[0]);
+        } else {
+            double lane[4][4];
+            int q;
+            for (k = 0; k < channels; k++) _mm256_storeu_pd(lane[k], t[k]);
+            for (q = 0; q < 4; q++)
+                for (k = 0; k < channels; k++) oq[q * channels + k] = lane[k][q];
+        }
+    }
+    if (c < W)
+        warp_row(sbase, src_stride, len_c, len_r, 0, channels, order, p, rb0, rb1,
+                 col0 + c, col1 + c, W - c, cfill, o + c * (size_t)channels);
+}
+
+#define FS_WARP_ROW_AVX2(CH, ORD) \
+    warp_row_u8_avx2(sbase, src_stride, src_w, src_h, CH, ORD, p, rb0, rb1, col0, col1, W, cfill, o)
+
+FS_AVX2 static void warp_row_dispatch_avx2(const char *sbase, ptrdiff_t src_stride,
+                                           int src_w, int src_h, int channels,
+                                           const fs_warp_params *p, double rb0, double rb1,
+                                           const double *col0, const double *col1,
+                                           size_t W, double cfill, double *o) {
+    switch (channels * 10 + p->order) {
+    case 10: FS_WARP_ROW_AVX2(1, 0); break;
+    case 11: FS_WARP_ROW_AVX2(1, 1); break;
+    case 30: FS_WARP_ROW_AVX2(3, 0); break;
+    case 31: FS_WARP_ROW_AVX2(3, 1); break;
+    case 40: FS_WARP_ROW_AVX2(4, 0); break;
+    default: FS_WARP_ROW_AVX2(4, 1); break;
+    }
+}
+#endif
+
+/* -1 until first use, then the FS_SIMD_* level of the warp; relaxed atomics
+ * as for the resampler's (every thread computes the same value, and
+ * fs_warp_set_simd, for tests, only changes it between calls). */
+static int g_warp_simd = -1;
+
+static int warp_simd_detect(void) {
+#if FS_HAVE_AVX2_KERNELS
+    if (fs_cpu_avx2()) return FS_SIMD_AVX2;
+#endif
+    return FS_SIMD_NONE;
+}
+
+int fs_warp_simd(void) {
+    int v = __atomic_load_n(&g_warp_simd, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = warp_simd_detect();
+        __atomic_store_n(&g_warp_simd, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+int fs_warp_set_simd(int enable) {
+    int v = enable ? warp_simd_detect() : FS_SIMD_NONE;
+    __atomic_store_n(&g_warp_simd, v, __ATOMIC_RELAXED);
+    return v;
+}
+
 #define FS_WARP_ROW(F32, CH, ORD) \
     warp_row(sbase, src_stride, src_w, src_h, F32, CH, ORD, p, rb0, rb1, col0, col1, W, cfill, o)
 
 static void warp_row_dispatch(const char *sbase, ptrdiff_t src_stride, int src_w, int src_h,
                               int is_f32, int channels, const fs_warp_params *p,
                               double rb0, double rb1, const double *col0,
-                              const double *col1, size_t W, double cfill, double *o) {
+                              const double *col1, size_t W, double cfill, double *o,
+                              int simd) {
+#if FS_HAVE_AVX2_KERNELS
+    if (simd == FS_SIMD_AVX2 && !is_f32) {
+        warp_row_dispatch_avx2(sbase, src_stride, src_w, src_h, channels, p, rb0, rb1,
+                               col0, col1, W, cfill, o);
+        return;
+    }
+#endif
+    (void)simd;
     int key = (is_f32 ? 100 : 0) + channels * 10 + p->order;
     switch (key) {
     case 10:  FS_WARP_ROW(0, 1, 0); break;
@@ -417,6 +607,15 @@ warp_impl(const void *src, int is_f32, int src_w, int src_h, int channels,
     }
 
     const char *sbase = (const char *)src;
+    /* The AVX2 rows gather 32-bit words at byte offsets below 2^31 and need
+     * at least 4 source bytes (see gather_px). */
+    int simd = fs_warp_simd();
+    {
+        size_t span = (size_t)(src_h - 1) * (size_t)src_stride + rowbytes;
+        if (is_f32 || span < 4 || span > (size_t)INT32_MAX - 4 ||
+            src_stride > INT32_MAX)
+            simd = FS_SIMD_NONE;
+    }
     double cfill = p->quantize_u8 ? round_u8(p->cval) : (double)(float)p->cval;
     size_t rowlen = W * (size_t)channels;
     for (r = 0; r < H; r++) {
@@ -431,7 +630,7 @@ warp_impl(const void *src, int is_f32, int src_w, int src_h, int channels,
             }
         } else {
             warp_row_dispatch(sbase, src_stride, src_w, src_h, is_f32, channels, p,
-                              row0[r], row1[r], col0, col1, W, cfill, o);
+                              row0[r], row1[r], col0, col1, W, cfill, o, simd);
             /* Keras' array dtype: scipy rounds into a uint8 array, casts
              * into a float32 one (cfill already is either). */
             if (p->quantize_u8)
