@@ -320,6 +320,14 @@ warp_row(const char *sbase, ptrdiff_t src_stride, ptrdiff_t len_c, ptrdiff_t len
     }
 }
 
+/* A float32 Keras array's values t of one output row, written as a
+ * FS_DTYPE_F32 dst's samples: (float)(double)(float)t == (float)t, then the
+ * fused scale and offset, as store_row does. */
+static inline void store_f32(float *fo, const double *t, size_t n, float sc, float of) {
+    size_t i;
+    for (i = 0; i < n; i++) fo[i] = (float)t[i] * sc + of;
+}
+
 #if FS_HAVE_AVX2_KERNELS
 #include <immintrin.h>
 
@@ -344,8 +352,8 @@ warp_row(const char *sbase, ptrdiff_t src_stride, ptrdiff_t len_c, ptrdiff_t len
  * byte offsets below 2^31 (32-bit gather indices); warp_impl checks both.
  */
 FS_AVX2 static inline __attribute__((always_inline)) __m128i
-gather_px(const uint8_t *s, __m128i a, const int C) {
-    if (C == 4)
+gather_px(const uint8_t *s, __m128i a, const int C, int safe) {
+    if (C == 4 || safe)
         return _mm_i32gather_epi32((const int *)(const void *)s, a, 1);
     __m128i start = _mm_max_epi32(_mm_sub_epi32(a, _mm_set1_epi32(4 - C)),
                                   _mm_setzero_si128());
@@ -353,10 +361,12 @@ gather_px(const uint8_t *s, __m128i a, const int C) {
     return _mm_srlv_epi32(g, _mm_slli_epi32(_mm_sub_epi32(a, start), 3));
 }
 
-/* Channel k of four gathered pixels, as doubles. */
+/* Channel k (byte k of each gathered word) of four pixels, as doubles. */
 FS_AVX2 static inline __attribute__((always_inline)) __m256d
 chan(__m128i g, const int k) {
-    return _mm256_cvtepi32_pd(_mm_and_si128(_mm_srli_epi32(g, 8 * k), _mm_set1_epi32(0xff)));
+    const __m128i pick = _mm_setr_epi8(k, -1, -1, -1, 4 + k, -1, -1, -1,
+                                       8 + k, -1, -1, -1, 12 + k, -1, -1, -1);
+    return _mm256_cvtepi32_pd(_mm_shuffle_epi8(g, pick));
 }
 
 FS_AVX2 static inline __attribute__((always_inline)) __m128i
@@ -368,9 +378,9 @@ times_c(__m128i i, const int C) {
 
 FS_AVX2 static inline __attribute__((always_inline)) void
 warp_row_u8_avx2(const char *sbase, ptrdiff_t src_stride, ptrdiff_t len_c, ptrdiff_t len_r,
-                 const int channels, const int order, const fs_warp_params *p,
+                 size_t span, const int channels, const int order, const fs_warp_params *p,
                  double rb0, double rb1, const double *col0, const double *col1,
-                 size_t W, double cfill, double *o) {
+                 size_t W, double cfill, double *o, float *fo, float fsc, float fof) {
     const uint8_t *s = (const uint8_t *)sbase;
     const int mode = p->fill_mode;
     const __m256d zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1.0),
@@ -378,6 +388,8 @@ warp_row_u8_avx2(const char *sbase, ptrdiff_t src_stride, ptrdiff_t len_c, ptrdi
                   hi_r = _mm256_set1_pd((double)(len_r - 1)),
                   hi_c = _mm256_set1_pd((double)(len_c - 1)),
                   vb0 = _mm256_set1_pd(rb0), vb1 = _mm256_set1_pd(rb1);
+    /* A quad whose words all end within the source needs no shifting. */
+    const __m128i last_word = _mm_set1_epi32((int)(span - 4));
     const __m128i last_r = _mm_set1_epi32((int)(len_r - 1)),
                   last_c = _mm_set1_epi32((int)(len_c - 1)),
                   stride = _mm_set1_epi32((int)src_stride);
@@ -398,6 +410,7 @@ warp_row_u8_avx2(const char *sbase, ptrdiff_t src_stride, ptrdiff_t len_c, ptrdi
             if (mode != FS_FILL_NEAREST && mode != FS_FILL_CONSTANT) {
                 warp_row(sbase, src_stride, len_c, len_r, 0, channels, order, p, rb0, rb1,
                          col0 + c, col1 + c, 4, cfill, oq);
+                if (fo) store_f32(fo + c * (size_t)channels, oq, 4 * (size_t)channels, fsc, fof);
                 continue;
             }
             /* max(-0.0, 0.0) is +0.0 where the scalar code keeps -0.0: the
@@ -409,8 +422,9 @@ warp_row_u8_avx2(const char *sbase, ptrdiff_t src_stride, ptrdiff_t len_c, ptrdi
         if (order == 0) {
             __m128i ir = _mm256_cvttpd_epi32(_mm256_add_pd(yr, half));
             __m128i ic = _mm256_cvttpd_epi32(_mm256_add_pd(xc, half));
-            __m128i g = gather_px(s, _mm_add_epi32(_mm_mullo_epi32(ir, stride),
-                                                   times_c(ic, channels)), channels);
+            __m128i a = _mm_add_epi32(_mm_mullo_epi32(ir, stride), times_c(ic, channels));
+            int safe = !_mm_movemask_epi8(_mm_cmpgt_epi32(a, last_word));
+            __m128i g = gather_px(s, a, channels, safe);
             for (k = 0; k < channels; k++) t[k] = chan(g, k);
         } else {
             __m128i ir = _mm256_cvttpd_epi32(yr), ic = _mm256_cvttpd_epi32(xc);
@@ -423,10 +437,12 @@ warp_row_u8_avx2(const char *sbase, ptrdiff_t src_stride, ptrdiff_t len_c, ptrdi
             __m128i ic1 = _mm_sub_epi32(ic, _mm_cmpgt_epi32(last_c, ic));
             __m128i r0 = _mm_mullo_epi32(ir, stride), r1 = _mm_mullo_epi32(ir1, stride);
             __m128i c0 = times_c(ic, channels), c1 = times_c(ic1, channels);
-            __m128i g00 = gather_px(s, _mm_add_epi32(r0, c0), channels);
-            __m128i g01 = gather_px(s, _mm_add_epi32(r0, c1), channels);
-            __m128i g10 = gather_px(s, _mm_add_epi32(r1, c0), channels);
-            __m128i g11 = gather_px(s, _mm_add_epi32(r1, c1), channels);
+            __m128i a11 = _mm_add_epi32(r1, c1);   /* the largest offset */
+            int safe = !_mm_movemask_epi8(_mm_cmpgt_epi32(a11, last_word));
+            __m128i g00 = gather_px(s, _mm_add_epi32(r0, c0), channels, safe);
+            __m128i g01 = gather_px(s, _mm_add_epi32(r0, c1), channels, safe);
+            __m128i g10 = gather_px(s, _mm_add_epi32(r1, c0), channels, safe);
+            __m128i g11 = gather_px(s, a11, channels, safe);
             for (k = 0; k < channels; k++) {
                 __m256d a = _mm256_mul_pd(_mm256_mul_pd(chan(g00, k), wr0), wc0);
                 a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_mul_pd(chan(g01, k), wr0), wc1));
@@ -439,7 +455,32 @@ warp_row_u8_avx2(const char *sbase, ptrdiff_t src_stride, ptrdiff_t len_c, ptrdi
             const __m256d fill = _mm256_set1_pd(cfill);
             for (k = 0; k < channels; k++) t[k] = _mm256_blendv_pd(fill, t[k], in);
         }
-        if (channels == 1) {
+        if (fo) {
+            /* (float)(double)(float)t == (float)t: the float32 array's
+             * value, then the fused scale and offset, as store_row does. */
+            const __m128 vsc = _mm_set1_ps(fsc), vof = _mm_set1_ps(fof);
+            __m128 f[4];
+            float *fq = fo + c * (size_t)channels;
+            for (k = 0; k < channels; k++)
+                f[k] = _mm_add_ps(_mm_mul_ps(_mm256_cvtpd_ps(t[k]), vsc), vof);
+            if (channels == 1) {
+                _mm_storeu_ps(fq, f[0]);
+            } else {
+                if (channels == 3) f[3] = _mm_setzero_ps();
+                _MM_TRANSPOSE4_PS(f[0], f[1], f[2], f[3]);
+                if (channels == 4) {
+                    for (k = 0; k < 4; k++) _mm_storeu_ps(fq + 4 * k, f[k]);
+                } else {
+                    /* Pixel q's 4th lane lands on pixel q+1's first sample,
+                     * rewritten next; the last pixel stores 3 lanes only. */
+                    _mm_storeu_ps(fq, f[0]);
+                    _mm_storeu_ps(fq + 3, f[1]);
+                    _mm_storeu_ps(fq + 6, f[2]);
+                    _mm_storel_pi((__m64 *)(void *)(fq + 9), f[3]);
+                    _mm_store_ss(fq + 11, _mm_movehl_ps(f[3], f[3]));
+                }
+            }
+        } else if (channels == 1) {
             _mm256_storeu_pd(oq, t[0]);
         } else {
             double lane[4][4];
@@ -449,19 +490,25 @@ warp_row_u8_avx2(const char *sbase, ptrdiff_t src_stride, ptrdiff_t len_c, ptrdi
                 for (k = 0; k < channels; k++) oq[q * channels + k] = lane[k][q];
         }
     }
-    if (c < W)
+    if (c < W) {
         warp_row(sbase, src_stride, len_c, len_r, 0, channels, order, p, rb0, rb1,
                  col0 + c, col1 + c, W - c, cfill, o + c * (size_t)channels);
+        if (fo)
+            store_f32(fo + c * (size_t)channels, o + c * (size_t)channels,
+                      (W - c) * (size_t)channels, fsc, fof);
+    }
 }
 
 #define FS_WARP_ROW_AVX2(CH, ORD) \
-    warp_row_u8_avx2(sbase, src_stride, src_w, src_h, CH, ORD, p, rb0, rb1, col0, col1, W, cfill, o)
+    warp_row_u8_avx2(sbase, src_stride, src_w, src_h, span, CH, ORD, p, rb0, rb1, col0, col1, \
+                     W, cfill, o, fo, fsc, fof)
 
 FS_AVX2 static void warp_row_dispatch_avx2(const char *sbase, ptrdiff_t src_stride,
-                                           int src_w, int src_h, int channels,
+                                           int src_w, int src_h, size_t span, int channels,
                                            const fs_warp_params *p, double rb0, double rb1,
                                            const double *col0, const double *col1,
-                                           size_t W, double cfill, double *o) {
+                                           size_t W, double cfill, double *o,
+                                           float *fo, float fsc, float fof) {
     switch (channels * 10 + p->order) {
     case 10: FS_WARP_ROW_AVX2(1, 0); break;
     case 11: FS_WARP_ROW_AVX2(1, 1); break;
@@ -503,19 +550,25 @@ int fs_warp_set_simd(int enable) {
 #define FS_WARP_ROW(F32, CH, ORD) \
     warp_row(sbase, src_stride, src_w, src_h, F32, CH, ORD, p, rb0, rb1, col0, col1, W, cfill, o)
 
-static void warp_row_dispatch(const char *sbase, ptrdiff_t src_stride, int src_w, int src_h,
+/* Returns 1 when the row went to the AVX2 code, which then also wrote the
+ * float32 samples to `fo` if that is not NULL. */
+static int warp_row_dispatch(const char *sbase, ptrdiff_t src_stride, int src_w, int src_h,
                               int is_f32, int channels, const fs_warp_params *p,
                               double rb0, double rb1, const double *col0,
                               const double *col1, size_t W, double cfill, double *o,
-                              int simd) {
+                              int simd, size_t span, float *fo, float fsc, float fof) {
 #if FS_HAVE_AVX2_KERNELS
     if (simd == FS_SIMD_AVX2 && !is_f32) {
-        warp_row_dispatch_avx2(sbase, src_stride, src_w, src_h, channels, p, rb0, rb1,
-                               col0, col1, W, cfill, o);
-        return;
+        warp_row_dispatch_avx2(sbase, src_stride, src_w, src_h, span, channels, p, rb0, rb1,
+                               col0, col1, W, cfill, o, fo, fsc, fof);
+        return 1;
     }
 #endif
     (void)simd;
+    (void)span;
+    (void)fo;
+    (void)fsc;
+    (void)fof;
     int key = (is_f32 ? 100 : 0) + channels * 10 + p->order;
     switch (key) {
     case 10:  FS_WARP_ROW(0, 1, 0); break;
@@ -531,6 +584,7 @@ static void warp_row_dispatch(const char *sbase, ptrdiff_t src_stride, int src_w
     case 140: FS_WARP_ROW(1, 4, 0); break;
     default:  FS_WARP_ROW(1, 4, 1); break;
     }
+    return 0;
 }
 
 static inline __attribute__((always_inline)) int
@@ -610,8 +664,8 @@ warp_impl(const void *src, int is_f32, int src_w, int src_h, int channels,
     /* The AVX2 rows gather 32-bit words at byte offsets below 2^31 and need
      * at least 4 source bytes (see gather_px). */
     int simd = fs_warp_simd();
+    size_t span = (size_t)(src_h - 1) * (size_t)src_stride + rowbytes;
     {
-        size_t span = (size_t)(src_h - 1) * (size_t)src_stride + rowbytes;
         if (is_f32 || span < 4 || span > (size_t)INT32_MAX - 4 ||
             src_stride > INT32_MAX)
             simd = FS_SIMD_NONE;
@@ -629,8 +683,15 @@ warp_impl(const void *src, int is_f32, int src_w, int src_h, int channels,
                     o[c * channels + k] = load(row, is_f32, sc * channels + k);
             }
         } else {
-            warp_row_dispatch(sbase, src_stride, src_w, src_h, is_f32, channels, p,
-                              row0[r], row1[r], col0, col1, W, cfill, o, simd);
+            /* Without photometric steps a float32 Keras array goes
+             * straight into a float32 dst from the AVX2 code. */
+            float *fo = NULL;
+            if (!photo && !p->quantize_u8 && dst->dtype == FS_DTYPE_F32)
+                fo = (float *)(void *)((char *)dst->data + (ptrdiff_t)r * dst->row_stride);
+            if (warp_row_dispatch(sbase, src_stride, src_w, src_h, is_f32, channels, p,
+                                  row0[r], row1[r], col0, col1, W, cfill, o, simd, span,
+                                  fo, dst->scale, dst->offset) && fo)
+                continue;
             /* Keras' array dtype: scipy rounds into a uint8 array, casts
              * into a float32 one (cfill already is either). */
             if (p->quantize_u8)
