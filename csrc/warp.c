@@ -369,6 +369,34 @@ chan(__m128i g, const int k) {
     return _mm256_cvtepi32_pd(_mm_shuffle_epi8(g, pick));
 }
 
+static inline int64_t load8(const uint8_t *p) {
+    int64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* From four 8-byte loads (pixel j's in qword j) holding a row's left tap at
+ * byte 0 and its right tap at byte C: channel k of the four left taps and
+ * of the four right taps, as doubles.  A byte b is moved into the low byte
+ * of its qword, OR-ed into the mantissa of 2^52 and 2^52 subtracted: the
+ * double b exactly, with one FP op instead of a conversion (vcvtdq2pd,
+ * two uops on one pipe, bounded this loop). */
+FS_AVX2 static inline __attribute__((always_inline)) void
+pair_chan(__m256i q, const int k, const int C, __m256d *left, __m256d *right) {
+    const __m256i two52 = _mm256_set1_epi64x(0x4330000000000000LL);
+    const __m256d two52d = _mm256_set1_pd(4503599627370496.0);
+    const __m256i pl = _mm256_setr_epi8(
+        k, -1, -1, -1, -1, -1, -1, -1, 8 + k, -1, -1, -1, -1, -1, -1, -1,
+        k, -1, -1, -1, -1, -1, -1, -1, 8 + k, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i pr = _mm256_setr_epi8(
+        C + k, -1, -1, -1, -1, -1, -1, -1, 8 + C + k, -1, -1, -1, -1, -1, -1, -1,
+        C + k, -1, -1, -1, -1, -1, -1, -1, 8 + C + k, -1, -1, -1, -1, -1, -1, -1);
+    *left = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(_mm256_shuffle_epi8(q, pl), two52)),
+                          two52d);
+    *right = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(_mm256_shuffle_epi8(q, pr), two52)),
+                           two52d);
+}
+
 FS_AVX2 static inline __attribute__((always_inline)) __m128i
 times_c(__m128i i, const int C) {
     if (C == 1) return i;
@@ -390,6 +418,9 @@ warp_row_u8_avx2(const char *sbase, ptrdiff_t src_stride, ptrdiff_t len_c, ptrdi
                   vb0 = _mm256_set1_pd(rb0), vb1 = _mm256_set1_pd(rb1);
     /* A quad whose words all end within the source needs no shifting. */
     const __m128i last_word = _mm_set1_epi32((int)(span - 4));
+    /* An 8-byte load (both taps of a row) fits from offsets <= span - 8;
+     * INT32_MIN (no quad passes) when the source is smaller. */
+    const __m128i last_pair = _mm_set1_epi32(span >= 8 ? (int)(span - 8) : INT32_MIN);
     const __m128i last_r = _mm_set1_epi32((int)(len_r - 1)),
                   last_c = _mm_set1_epi32((int)(len_c - 1)),
                   stride = _mm_set1_epi32((int)src_stride);
@@ -437,18 +468,43 @@ warp_row_u8_avx2(const char *sbase, ptrdiff_t src_stride, ptrdiff_t len_c, ptrdi
             __m128i ic1 = _mm_sub_epi32(ic, _mm_cmpgt_epi32(last_c, ic));
             __m128i r0 = _mm_mullo_epi32(ir, stride), r1 = _mm_mullo_epi32(ir1, stride);
             __m128i c0 = times_c(ic, channels), c1 = times_c(ic1, channels);
-            __m128i a11 = _mm_add_epi32(r1, c1);   /* the largest offset */
-            int safe = !_mm_movemask_epi8(_mm_cmpgt_epi32(a11, last_word));
-            __m128i g00 = gather_px(s, _mm_add_epi32(r0, c0), channels, safe);
-            __m128i g01 = gather_px(s, _mm_add_epi32(r0, c1), channels, safe);
-            __m128i g10 = gather_px(s, _mm_add_epi32(r1, c0), channels, safe);
-            __m128i g11 = gather_px(s, a11, channels, safe);
-            for (k = 0; k < channels; k++) {
-                __m256d a = _mm256_mul_pd(_mm256_mul_pd(chan(g00, k), wr0), wc0);
-                a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_mul_pd(chan(g01, k), wr0), wc1));
-                a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_mul_pd(chan(g10, k), wr1), wc0));
-                a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_mul_pd(chan(g11, k), wr1), wc1));
-                t[k] = a;
+            __m128i a00 = _mm_add_epi32(r0, c0), a10 = _mm_add_epi32(r1, c0);
+            if (!_mm_movemask_epi8(_mm_cmpgt_epi32(a10, last_pair))) {
+                /* Both taps of a row in one 8-byte load at the left tap: the
+                 * right one is C bytes on (when the left is the last column
+                 * the right weight is 0 and 0 * v adds +0: the bytes read
+                 * there do not matter).  a10 is the quad's largest start. */
+                int off[8];
+                _mm_storeu_si128((__m128i *)(void *)off, a00);
+                _mm_storeu_si128((__m128i *)(void *)(off + 4), a10);
+                __m256i q0 = _mm256_set_epi64x(load8(s + off[3]), load8(s + off[2]),
+                                               load8(s + off[1]), load8(s + off[0]));
+                __m256i q1 = _mm256_set_epi64x(load8(s + off[7]), load8(s + off[6]),
+                                               load8(s + off[5]), load8(s + off[4]));
+                for (k = 0; k < channels; k++) {
+                    __m256d v00, v01, v10, v11;
+                    pair_chan(q0, k, channels, &v00, &v01);
+                    pair_chan(q1, k, channels, &v10, &v11);
+                    __m256d a = _mm256_mul_pd(_mm256_mul_pd(v00, wr0), wc0);
+                    a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_mul_pd(v01, wr0), wc1));
+                    a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_mul_pd(v10, wr1), wc0));
+                    a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_mul_pd(v11, wr1), wc1));
+                    t[k] = a;
+                }
+            } else {
+                __m128i a11 = _mm_add_epi32(r1, c1);   /* the largest offset */
+                int safe = !_mm_movemask_epi8(_mm_cmpgt_epi32(a11, last_word));
+                __m128i g00 = gather_px(s, a00, channels, safe);
+                __m128i g01 = gather_px(s, _mm_add_epi32(r0, c1), channels, safe);
+                __m128i g10 = gather_px(s, a10, channels, safe);
+                __m128i g11 = gather_px(s, a11, channels, safe);
+                for (k = 0; k < channels; k++) {
+                    __m256d a = _mm256_mul_pd(_mm256_mul_pd(chan(g00, k), wr0), wc0);
+                    a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_mul_pd(chan(g01, k), wr0), wc1));
+                    a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_mul_pd(chan(g10, k), wr1), wc0));
+                    a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_mul_pd(chan(g11, k), wr1), wc1));
+                    t[k] = a;
+                }
             }
         }
         if (mode == FS_FILL_CONSTANT && inside != 15) {
