@@ -23,6 +23,21 @@
  * per output column (an affine coordinate is linear in c along a row), so a
  * pixel costs one add per axis before its boundary test.  setup.py compiles with
  * -ffp-contract=off: no fused multiply-add may change a rounding.
+ *
+ * Speed.  The scalar rows cost ~0.75 ms per 224x224 RGB image, three
+ * quarters of a decode.  For uint8 sources (the batch path: Keras' float32
+ * copy of load_img's 8-bit image holds the same values) the AVX2 rows do
+ * four output columns per step in double lanes, each lane the scalar
+ * interior's operations in its order, so the results stay scipy's bit for
+ * bit (no fixed point, no float32 shortcut: the issue's 1.0 / 0.01 bound is
+ * not spent).  Per quad: the coordinates, weights and tap offsets in
+ * vectors; 'nearest' clamps and 'constant' blends cfill there too; both
+ * taps of a row come from one 8-byte load; bytes become doubles through
+ * 2^52 rather than vcvtdq2pd; float32 slots are written from the lanes,
+ * skipping the per-row double buffer.  Quads needing reflect / wrap folding,
+ * float32 sources and CPUs without AVX2 take the scalar rows.  fs_warp_set_simd
+ * selects either (tests run both against scipy).  ~0.3 ms per image on the
+ * 2-core EPYC (Zen 3) VM of the benchmark, under load.
  */
 #include "warp.h"
 #include "resample_simd.h"   /* FS_HAVE_AVX2_KERNELS, fs_cpu_avx2 */
