@@ -393,23 +393,36 @@ static inline int64_t load8(const uint8_t *p) {
 /* From four 8-byte loads (pixel j's in qword j) holding a row's left tap at
  * byte 0 and its right tap at byte C: channel k of the four left taps and
  * of the four right taps, as doubles.  A byte b is moved into the low byte
- * of its qword, OR-ed into the mantissa of 2^52 and 2^52 subtracted: the
- * double b exactly, with one FP op instead of a conversion (vcvtdq2pd,
- * two uops on one pipe, bounded this loop). */
+ * of its qword under the exponent bytes of 2^52 (0x43 0x30) and 2^52
+ * subtracted: the double b exactly, with one FP op instead of a conversion
+ * (vcvtdq2pd, two uops on one pipe, bounded this loop).  For C < 4 bytes 6
+ * and 7 of every qword are not samples: with_exp() puts the exponent there
+ * once per load and the shuffle copies it; for C == 4 it is OR-ed in. */
+FS_AVX2 static inline __attribute__((always_inline)) __m256i
+with_exp(__m256i q, const int C) {
+    if (C == 4) return q;
+    return _mm256_blend_epi16(q, _mm256_set1_epi64x(0x4330000000000000LL), 0x88);
+}
+
 FS_AVX2 static inline __attribute__((always_inline)) void
 pair_chan(__m256i q, const int k, const int C, __m256d *left, __m256d *right) {
-    const __m256i two52 = _mm256_set1_epi64x(0x4330000000000000LL);
     const __m256d two52d = _mm256_set1_pd(4503599627370496.0);
+    const int e6 = C == 4 ? -1 : 6, e7 = C == 4 ? -1 : 7;
+    const int e14 = C == 4 ? -1 : 14, e15 = C == 4 ? -1 : 15;
     const __m256i pl = _mm256_setr_epi8(
-        k, -1, -1, -1, -1, -1, -1, -1, 8 + k, -1, -1, -1, -1, -1, -1, -1,
-        k, -1, -1, -1, -1, -1, -1, -1, 8 + k, -1, -1, -1, -1, -1, -1, -1);
+        k, -1, -1, -1, -1, -1, e6, e7, 8 + k, -1, -1, -1, -1, -1, e14, e15,
+        k, -1, -1, -1, -1, -1, e6, e7, 8 + k, -1, -1, -1, -1, -1, e14, e15);
     const __m256i pr = _mm256_setr_epi8(
-        C + k, -1, -1, -1, -1, -1, -1, -1, 8 + C + k, -1, -1, -1, -1, -1, -1, -1,
-        C + k, -1, -1, -1, -1, -1, -1, -1, 8 + C + k, -1, -1, -1, -1, -1, -1, -1);
-    *left = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(_mm256_shuffle_epi8(q, pl), two52)),
-                          two52d);
-    *right = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(_mm256_shuffle_epi8(q, pr), two52)),
-                           two52d);
+        C + k, -1, -1, -1, -1, -1, e6, e7, 8 + C + k, -1, -1, -1, -1, -1, e14, e15,
+        C + k, -1, -1, -1, -1, -1, e6, e7, 8 + C + k, -1, -1, -1, -1, -1, e14, e15);
+    __m256i l = _mm256_shuffle_epi8(q, pl), r = _mm256_shuffle_epi8(q, pr);
+    if (C == 4) {
+        const __m256i two52 = _mm256_set1_epi64x(0x4330000000000000LL);
+        l = _mm256_or_si256(l, two52);
+        r = _mm256_or_si256(r, two52);
+    }
+    *left = _mm256_sub_pd(_mm256_castsi256_pd(l), two52d);
+    *right = _mm256_sub_pd(_mm256_castsi256_pd(r), two52d);
 }
 
 FS_AVX2 static inline __attribute__((always_inline)) __m128i
@@ -492,10 +505,12 @@ warp_row_u8_avx2(const char *sbase, ptrdiff_t src_stride, ptrdiff_t len_c, ptrdi
                 int off[8];
                 _mm_storeu_si128((__m128i *)(void *)off, a00);
                 _mm_storeu_si128((__m128i *)(void *)(off + 4), a10);
-                __m256i q0 = _mm256_set_epi64x(load8(s + off[3]), load8(s + off[2]),
-                                               load8(s + off[1]), load8(s + off[0]));
-                __m256i q1 = _mm256_set_epi64x(load8(s + off[7]), load8(s + off[6]),
-                                               load8(s + off[5]), load8(s + off[4]));
+                __m256i q0 = with_exp(_mm256_set_epi64x(load8(s + off[3]), load8(s + off[2]),
+                                                        load8(s + off[1]), load8(s + off[0])),
+                                      channels);
+                __m256i q1 = with_exp(_mm256_set_epi64x(load8(s + off[7]), load8(s + off[6]),
+                                                        load8(s + off[5]), load8(s + off[4])),
+                                      channels);
                 for (k = 0; k < channels; k++) {
                     __m256d v00, v01, v10, v11;
                     pair_chan(q0, k, channels, &v00, &v01);
