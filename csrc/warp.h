@@ -101,6 +101,13 @@ int fs_warp_affine_f32(const float *src, int src_w, int src_h, int channels,
                        ptrdiff_t src_stride, const fs_warp_params *p,
                        const fs_dst *dst, fs_warp_scratch *scratch);
 
+/* The instruction set of the uint8 warp (FS_SIMD_NONE or FS_SIMD_AVX2 of
+ * resample_simd.h), and the switch that tests use to run the scalar code
+ * (enable = 0) or the best the CPU has (1); returns the level in force.
+ * Results are identical either way. */
+int fs_warp_simd(void);
+int fs_warp_set_simd(int enable);
+
 /* PIL's Image.blend(black, im, factor) on one 8-bit sample (exposed so that
  * tests can compare it with Pillow on every value). */
 uint8_t fs_brightness_u8(uint8_t v, float factor);

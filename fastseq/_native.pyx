@@ -472,6 +472,19 @@ def _resize_plan(int src_w, int src_h, int channels, box, int filter,
         fs_resample_scratch_free(&scratch)
 
 
+def warp_simd():
+    """The instruction set of fastseq's uint8 affine warp: "avx2" or "none"."""
+    return _RESIZE_SIMD_NAMES[fs_warp_simd()]
+
+
+def set_warp_simd(bint enable):
+    """Use the SIMD warp when the CPU has one (True), or the scalar code
+    (False).  Results are identical (both equal scipy bit for bit); this
+    exists for tests and benchmarks.  Returns the instruction set now in
+    use."""
+    return _RESIZE_SIMD_NAMES[fs_warp_set_simd(enable)]
+
+
 # ---------------------------------------------------------------------------
 # Keras' augmentation of one image (csrc/warp.h), for fastseq.augment.
 

@@ -117,6 +117,8 @@ cdef extern from "warp.h" nogil:
         int brightness_rescaled
     void fs_warp_scratch_init(fs_warp_scratch *s)
     void fs_warp_scratch_free(fs_warp_scratch *s)
+    int fs_warp_simd()
+    int fs_warp_set_simd(int enable)
     int fs_warp_affine_u8(const uint8_t *src, int src_w, int src_h, int channels,
                           ptrdiff_t src_stride, const fs_warp_params *p,
                           const fs_dst *dst, fs_warp_scratch *scratch)

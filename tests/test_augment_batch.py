@@ -435,3 +435,34 @@ def test_index_array_is_assignable_as_in_keras(tree):
     rev.on_epoch_end()
     np.testing.assert_array_equal(rev.index_array, np.arange(rev.n)[::-1])
     np.testing.assert_array_equal(rev[0], rev.load_images(np.arange(rev.n)[::-1][:4]))
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(rotation_range=20, width_shift_range=0.2, height_shift_range=0.2, shear_range=0.2,
+         zoom_range=0.2, horizontal_flip=True),
+    dict(zoom_range=[1, 1], horizontal_flip=True, vertical_flip=True),   # no warp at all
+    dict(rotation_range=180, width_shift_range=7, height_shift_range=[-3.0, 0.0, 4.5]),
+    dict(rotation_range=30, channel_shift_range=40.0),
+    dict(shear_range=10, brightness_range=(0.5, 1.5)),
+])
+@pytest.mark.parametrize("array_dtype", [np.float32, np.uint8])
+def test_batch_rows_equal_warp_row_per_image(kwargs, array_dtype):
+    """The batch rows (built without warp_row when nothing photometric is
+    drawn) equal warp_row's for every image, bit for bit."""
+    aug = augment.BatchAugmenter(rows=13, cols=21, array_dtype=array_dtype, seed=9, **kwargs)
+    for epoch in range(3):
+        ts = aug.transforms(epoch, np.arange(40))
+        want = np.stack([augment.warp_row(p, 13, 21, array_dtype) for p in ts])
+        got, _ = aug.warps(epoch, np.arange(40))
+        np.testing.assert_array_equal(got, want)
+    assert aug.rows_for([]).shape == (0, _native.WARP_NCOLS)
+
+
+def test_batch_rows_reject_transforms_beyond_2_52_like_warp_row():
+    aug = augment.BatchAugmenter(rows=8, cols=8, zoom_range=0.1, seed=1)
+    ts = aug.transforms(0, np.arange(3))
+    ts[1] = dict(ts[1], tx=2.0 ** 60)
+    with pytest.raises(ValueError, match="beyond 2"):
+        augment.warp_row(ts[1], 8, 8)
+    with pytest.raises(ValueError, match=r"send pixels beyond 2\*\*52"):
+        aug.rows_for(ts)

@@ -683,3 +683,47 @@ def test_fit_runs_without_tensorflow(cache, tmp_path):
         assert why.startswith("TensorFlow is not installed")
         assert why.endswith(fitbench.NEEDS_TENSORFLOW[name])
         assert f"  skipped {name}: {why}" in lines
+
+
+def _class_tree(root, n_classes=2, per_class=3):
+    rng = np.random.default_rng(5)
+    for c in range(n_classes):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(per_class):
+            arr = rng.integers(0, 256, (30 + i, 40, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(root / f"c{c}" / f"{i}.jpg", quality=90)
+
+
+def test_augment_runs_the_augmentation_benchmark(tmp_path):
+    """`bench --augment DIR`: the three loaders of fastseq.bench.augbench on
+    the same --limit images, the section-5 targets, the JSON (figures never
+    asserted)."""
+    _class_tree(tmp_path / "img")
+    js = tmp_path / "aug.json"
+    proc = run_cli("bench", tmp_path / "img", "--augment", "--limit", "4", "--rounds", "2",
+                   "--size", "24x32", "--batch-size", "3", "--no-progress", "--json", js,
+                   timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(js.read_text())
+    assert d["n_images"] == 4 and d["size"] == [24, 32] and d["rounds"] == 2
+    assert d["warp_simd"] in ("avx2", "none") and d["fit"] is None
+    for name in ("fastseq_aug", "fastseq", "keras_aug"):
+        assert len(d["loading"]["seconds"][name]) == 2 and d["loading"]["images_per_s"][name] > 0
+    assert [t["minimum"] for t in d["targets"]] == [10.0, 0.8]
+    for t in d["targets"]:
+        assert f"{t['target']}: {t['ratio']:.2f}x" in proc.stdout
+    assert proc.stdout.count("PASS") + proc.stdout.count("MISS") == 2
+
+
+def test_augment_without_keras_or_images_is_one_line_and_exit_2(tmp_path):
+    _class_tree(tmp_path / "img")
+    proc = run_cli("bench", tmp_path / "img", "--augment", "--no-progress",
+                   **{bench.HIDE_ENV: "keras"})
+    assert proc.returncode == 2
+    assert "--augment compares with Keras' legacy ImageDataGenerator" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(flat / "a.jpg")
+    proc = run_cli("bench", flat, "--augment", "--no-progress")
+    assert proc.returncode == 2 and "no images in class folders" in proc.stderr

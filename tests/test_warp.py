@@ -55,8 +55,9 @@ def _scipy_warp(ndi, x, m, order, mode, cval):
 
 def _warp(x, m, order, mode, cval, out_dtype=None, **kw):
     out = np.empty(x.shape, out_dtype or x.dtype)
+    kw.setdefault("quantize_u8", x.dtype == np.uint8)
     _native.warp_affine(np.ascontiguousarray(x), out, m.ravel(), order=order, fill_mode=mode,
-                      cval=cval, quantize_u8=x.dtype == np.uint8, **kw)
+                        cval=cval, **kw)
     return out
 
 
@@ -169,6 +170,72 @@ def test_uint8_source_into_float_output_keeps_keras_float32_values(ndi):
     out = np.empty(x.shape, np.float32)
     _native.warp_affine(x, out, m.ravel(), order=1, fill_mode="nearest")
     np.testing.assert_array_equal(out, _scipy_warp(ndi, x.astype(np.float32), m, 1, "nearest", 0))
+
+
+@pytest.fixture(params=[True, False], ids=["simd", "scalar"])
+def warp_simd(request):
+    """Each test twice: with the best warp the CPU has (AVX2 rows for uint8
+    sources where available) and with the scalar code."""
+    level = _native.set_warp_simd(request.param)
+    yield level
+    _native.set_warp_simd(True)
+
+
+def test_simd_switch_reports_the_level():
+    detected = _native.set_warp_simd(True)
+    assert detected in ("avx2", "none") and _native.warp_simd() == detected
+    try:
+        assert _native.set_warp_simd(False) == "none" == _native.warp_simd()
+    finally:
+        _native.set_warp_simd(True)
+
+
+def _augmentation_matrix(rng, rows, cols):
+    """Keras-style draws, wider than the common recipe: most of the image
+    interior, with borders on every side."""
+    return augment.affine_matrix(
+        theta=rng.uniform(-40, 40), tx=rng.uniform(-0.3, 0.3) * rows,
+        ty=rng.uniform(-0.3, 0.3) * cols, shear=rng.uniform(-20, 20),
+        zx=rng.uniform(0.6, 1.4), zy=rng.uniform(0.6, 1.4), rows=rows, cols=cols)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("order", [0, 1])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("shape", [(37, 53), (64, 61), (2, 3), (3, 1)])
+def test_augmentation_sized_images_equal_scipy_bit_for_bit(ndi, warp_simd, mode, order,
+                                                           channels, shape):
+    """Images large enough for the AVX2 rows' every path: whole quads inside,
+    quads clamped or filled at the borders, quads whose 8-byte loads would
+    pass the source's end (the bottom-right corner), the row tails; and
+    sources under 4 and 8 bytes.  uint8 sources into uint8 (scipy's
+    rounding) and into float32 (Keras' float32 array, straight from the
+    rows), with and without the fused scale."""
+    rng = np.random.default_rng([MODES.index(mode), order, channels, *shape])
+    for trial in range(6):
+        x = _image(rng, shape, channels, np.uint8)
+        m = (_augmentation_matrix(rng, *shape) if trial < 4 else
+             np.array([[1.0, 0, shape[0] * 0.5 + 0.25], [0, 1.0, shape[1] * 0.5 + 0.5]]))
+        cval = float(rng.choice([0.0, 17.25, 300.0]))
+        flips = dict(flip_h=bool(trial & 1), flip_v=bool(trial & 2))
+        ref = _scipy_warp(ndi, x.astype(np.float32), m, order, mode, cval)
+        if flips["flip_h"]:
+            ref = ref[:, ::-1]
+        if flips["flip_v"]:
+            ref = ref[::-1]
+        got = _warp(x, m, order, mode, cval, out_dtype=np.float32, quantize_u8=False, **flips)
+        np.testing.assert_array_equal(got, ref, err_msg=f"m={m.tolist()} cval={cval}")
+        sc, of = np.float32(1 / 255), np.float32(-0.5)
+        got = _warp(x, m, order, mode, cval, out_dtype=np.float32, quantize_u8=False,
+                    scale=sc, offset=of, **flips)
+        np.testing.assert_array_equal(got, ref * sc + of)
+        got = _warp(x, m, order, mode, cval, **flips)     # uint8 array: scipy rounds
+        want = _scipy_warp(ndi, x, m, order, mode, cval)
+        if flips["flip_h"]:
+            want = want[:, ::-1]
+        if flips["flip_v"]:
+            want = want[::-1]
+        np.testing.assert_array_equal(got, want)
 
 
 def test_warp_affine_rejects_bad_arguments():

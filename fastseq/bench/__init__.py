@@ -21,6 +21,9 @@ Modules, one job each:
 ``report``        the text report, JSON and the bar chart.
 ``environment``   machine and version facts, other processes' CPU load.
 ``fitbench``      the ``model.fit`` benchmark (``--fit``).
+``augbench``      issue 11's augmentation benchmark (``--augment``; in one
+                  process, fastseq and Keras' legacy ImageDataGenerator
+                  with Keras' common recipe).
 ``datasets``      the generated default dataset.
 ``common``        ``BenchError``, the one-line error form, ``HIDE_ENV``.
 ================  =========================================================

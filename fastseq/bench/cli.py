@@ -67,6 +67,12 @@ def build_parser(prog="fastseq bench"):
     p.add_argument("--epochs", type=int, default=2,
                    help="epochs per loader for --fit, at least 2: the first is "
                         "excluded (default 2)")
+    p.add_argument("--augment", action="store_true",
+                   help="instead, issue 11's augmentation benchmark (fastseq.bench.augbench): "
+                        "Keras' common augmentation recipe, fastseq vs Keras' legacy "
+                        "ImageDataGenerator and vs fastseq unaugmented, on the ImageNet-like "
+                        "set or DIR's class folders (--limit default 320; --fit adds "
+                        "model.fit); needs Keras")
     p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     p.add_argument("--plot", metavar="FILE", help="write a bar chart (PNG)")
     p.add_argument("--cache-dir", metavar="DIR",
@@ -161,6 +167,42 @@ def _run_fit(data_dir, size, a, progress):
     return dict(status="ok", note=None, result=res)
 
 
+def _augment_main(a, size, data_dir, prog):
+    """``--augment``: the figures and targets of fastseq.bench.augbench."""
+    hide_modules()
+    try:
+        from keras.src.legacy.preprocessing.image import ImageDataGenerator  # noqa: F401
+    except ImportError as e:
+        print(f"{prog}: error: --augment compares with Keras' legacy ImageDataGenerator: "
+              f"{keras_import_failure(e)}", file=sys.stderr)
+        return 2
+    from fastseq.bench import augbench
+
+    limit = 320 if a.limit is None else a.limit
+    try:
+        r = augbench.run_augment_benchmark(data_dir, limit=limit, rounds=a.rounds, fit=a.fit,
+                                           epochs=a.epochs, size=size,
+                                           batch_size=a.batch_size)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except ValueError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    print(augbench.format_augment_report(r), flush=True)
+    if a.json:
+        try:
+            import json
+            with open(a.json, "w") as f:
+                json.dump(r, f, indent=1)
+            print(f"wrote {a.json}")
+        except OSError as e:
+            print(f"{prog}: error: cannot write --json file {a.json}: {e.strerror or e}",
+                  file=sys.stderr)
+            return 1
+    return 0
+
+
 def bench_main(argv=None, prog="fastseq bench"):
     """``fastseq bench`` command line.  Returns the exit status: 0 done,
     2 bad arguments or input, 130 interrupted."""
@@ -180,6 +222,9 @@ def bench_main(argv=None, prog="fastseq bench"):
     except KeyboardInterrupt:
         print(f"{prog}: interrupted before anything was measured", file=sys.stderr)
         return 130
+
+    if a.augment:
+        return _augment_main(a, size, fit_dir, prog)
 
     result = run_benchmark(sets, size=size, batch_size=a.batch_size, threads=threads,
                            loaders=loaders, rounds=a.rounds, warmup=a.warmup,

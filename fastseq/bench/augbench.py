@@ -1,0 +1,182 @@
+"""Issue 11's augmentation benchmark (``benchmarks/bench_augment.py``,
+``fastseq bench --augment``): Keras' common augmentation recipe through
+fastseq and through Keras' legacy ImageDataGenerator, and fastseq without
+augmentation, as ratios measured in one run.
+
+The recipe::
+
+    rotation_range=20, width_shift_range=0.2, height_shift_range=0.2,
+    shear_range=0.2, zoom_range=0.2, horizontal_flip=True, fill_mode="nearest"
+
+Loaders, each ``flow_from_directory(dir, target_size=size, batch_size=64,
+shuffle=False)`` read batch by batch (``it[i]``), Keras' default "nearest"
+resize for all:
+
+* ``fastseq_aug``: ``fastseq.ImageDataGenerator(**RECIPE)`` (its default
+  threads);
+* ``fastseq``: ``fastseq.ImageDataGenerator()``, no augmentation;
+* ``keras_aug``: Keras' legacy
+  ``keras.src.legacy.preprocessing.image.ImageDataGenerator(**RECIPE)``.
+
+All run in one process, after a warm-up pass each, rounds alternating
+between loaders (the order reversed every other round); a loader's figure
+is the median of its rounds.  The two fastseq loaders run back to back in
+each round, and their target is the median of the per-round ratios (paired
+rounds).  Keras takes ~10 ms an image, so every loader may read the same
+subset (``limit``: links to the first images of each class, round-robin, in
+a temporary folder).  With ``fit``, ``model.fit`` seconds per epoch with the
+recipe (and ``rescale=1/255``), fastseq vs Keras legacy, on
+fastseq.bench.fitbench's model, epoch 1 excluded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import statistics
+import tempfile
+import time
+
+import fastseq
+
+SIZE = (224, 224)
+BATCH = 64
+RECIPE = dict(rotation_range=20, width_shift_range=0.2, height_shift_range=0.2,
+              shear_range=0.2, zoom_range=0.2, horizontal_flip=True, fill_mode="nearest")
+LOADERS = ("fastseq_aug", "fastseq", "keras_aug")
+
+
+def subset_tree(src, limit, dest):
+    """`dest`/<class>/<file> links to `limit` images of `src`'s class
+    folders, taken round-robin over the classes (sorted names)."""
+    classes = sorted(d for d in os.listdir(src) if os.path.isdir(os.path.join(src, d)))
+    files = {c: sorted(os.listdir(os.path.join(src, c))) for c in classes}
+    picked, i = 0, 0
+    while picked < limit and any(i < len(f) for f in files.values()):
+        for c in classes:
+            if i < len(files[c]) and picked < limit:
+                os.makedirs(os.path.join(dest, c), exist_ok=True)
+                os.symlink(os.path.join(src, c, files[c][i]), os.path.join(dest, c, files[c][i]))
+                picked += 1
+        i += 1
+    return picked
+
+
+def make_iterator(name, data_dir, batch_size=BATCH, size=SIZE, **extra):
+    quiet = contextlib.redirect_stdout(io.StringIO())   # "Found N images ..."
+    kw = dict(target_size=size, batch_size=batch_size, class_mode="categorical")
+    if name == "keras_aug":
+        from keras.src.legacy.preprocessing.image import ImageDataGenerator as KerasIDG
+        with quiet:
+            return KerasIDG(**RECIPE, **extra).flow_from_directory(data_dir, shuffle=False, **kw)
+    gen_kw = dict(RECIPE) if name == "fastseq_aug" else {}
+    with quiet:
+        return fastseq.ImageDataGenerator(**gen_kw, **extra).flow_from_directory(
+            data_dir, shuffle=False, **kw)
+
+
+def one_pass(it):
+    """Seconds to read every batch of `it` once."""
+    t0 = time.perf_counter()
+    for i in range(len(it)):
+        it[i]
+    return time.perf_counter() - t0
+
+
+def run_loading(data_dir, n_images, rounds, size=SIZE, batch_size=BATCH):
+    its = {name: make_iterator(name, data_dir, batch_size, size) for name in LOADERS}
+    for it in its.values():      # warm-up: page cache, pools, imports
+        one_pass(it)
+    times = {name: [] for name in LOADERS}
+    for r in range(rounds):
+        order = LOADERS if r % 2 == 0 else LOADERS[::-1]
+        for name in order:
+            times[name].append(one_pass(its[name]))
+    rate = {name: n_images / statistics.median(t) for name, t in times.items()}
+    paired = [p / a for a, p in zip(times["fastseq_aug"], times["fastseq"])]
+    return dict(seconds=times, images_per_s=rate, paired_aug_over_plain=paired)
+
+
+def run_fit(data_dir, epochs, size=SIZE):
+    import keras
+
+    from fastseq.bench import fitbench
+
+    n_classes = len([d for d in os.listdir(data_dir) if os.path.isdir(os.path.join(data_dir, d))])
+    out = {}
+    for name in ("fastseq_aug", "keras_aug"):
+        keras.utils.set_random_seed(0)
+        data = make_iterator(name, data_dir, batch_size=32, size=size, rescale=1 / 255)
+        model = fitbench._build_model(size, n_classes)
+        timer = fitbench._EpochTimer()
+        model.fit(data, epochs=epochs, verbose=0, callbacks=[timer.callback])
+        out[name] = timer.seconds[1:]      # epoch 1 excluded
+        del model, data
+        keras.backend.clear_session()
+    return {name: statistics.mean(s) for name, s in out.items()}
+
+
+def load_line():
+    try:
+        la = os.getloadavg()
+        return f"load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} on {os.cpu_count()} CPUs"
+    except OSError:
+        return "load average unavailable"
+
+
+def run_augment_benchmark(src, *, limit=320, rounds=5, fit=False, epochs=2, size=SIZE,
+                          batch_size=BATCH) -> dict:
+    """The figures and targets for the class folders under `src` (every
+    image when `limit` is 0).  Returns a JSON-serialisable dict."""
+    out = dict(source=str(src), size=list(size), batch_size=batch_size, rounds=rounds,
+               warp_simd=fastseq._native.warp_simd(), load_before=load_line())
+    with tempfile.TemporaryDirectory(prefix="fastseq-bench-augment-") as tmp:
+        if limit:
+            data_dir = os.path.join(tmp, "images")
+            n = subset_tree(src, limit, data_dir)
+        else:
+            data_dir = src
+            n = sum(len(fs) for _, _, fs in os.walk(src))
+        if n == 0:
+            raise ValueError(f"no images in class folders under {src}")
+        out["n_images"] = n
+        res = run_loading(data_dir, n, rounds, size, batch_size)
+        fit_res = run_fit(data_dir, epochs, size) if fit else None
+    out["load_after"] = load_line()
+    rate = res["images_per_s"]
+    paired = res["paired_aug_over_plain"]
+    targets = [
+        ("fastseq augmented / Keras legacy augmented", rate["fastseq_aug"] / rate["keras_aug"], 10.0),
+        ("fastseq augmented / fastseq unaugmented (paired)", statistics.median(paired), 0.8),
+    ]
+    if fit_res:
+        targets.append(("model.fit s/epoch, Keras legacy / fastseq",
+                        fit_res["keras_aug"] / fit_res["fastseq_aug"], 4.0))
+    out.update(loading=res, fit=fit_res,
+               targets=[dict(target=d, ratio=g, minimum=w) for d, g, w in targets])
+    return out
+
+
+def format_augment_report(r: dict) -> str:
+    size = r["size"]
+    lines = [f"fastseq {fastseq.__version__}, warp SIMD: {r['warp_simd']}",
+             f"{r['n_images']} images of {r['source']}, {size[0]}x{size[1]}, "
+             f"batch {r['batch_size']}, {r['rounds']} rounds",
+             f"before: {r['load_before']}", f"after: {r['load_after']}"]
+    res = r["loading"]
+    rate = res["images_per_s"]
+    for name in LOADERS:
+        rounds = " ".join(f"{r['n_images'] / s:.0f}" for s in res["seconds"][name])
+        lines.append(f"  {name:12s} {rate[name]:8.1f} images/s   (rounds: {rounds})")
+    lines.append("  fastseq_aug / fastseq per round: "
+                 + " ".join(f"{x:.2f}" for x in res["paired_aug_over_plain"])
+                 + f"; ratio of medians {rate['fastseq_aug'] / rate['fastseq']:.2f}")
+    if r["fit"]:
+        lines.append(f"  model.fit s/epoch: fastseq {r['fit']['fastseq_aug']:.2f}, "
+                     f"Keras legacy {r['fit']['keras_aug']:.2f}")
+    lines.append("targets (issue 11, section 5):")
+    for t in r["targets"]:
+        ok = "PASS" if t["ratio"] >= t["minimum"] else "MISS"
+        lines.append(f"  {ok}  {t['target']}: {t['ratio']:.2f}x (>= {t['minimum']:g}x)")
+    return "\n".join(lines)
