@@ -581,6 +581,7 @@ static void batch_task(void *vctx, size_t index, void **local) {
         if (st == FS_OK) st = run_encoded(w, o, t, data, len);
         trim(&w->file, &w->file_cap);
         trim(&w->pix, &w->pix_cap);
+        fs_png_trim(w->png, FS_KEEP_BYTES);
     }
     if (w) trim(&w->aug, &w->aug_cap);
     t->status = st;

@@ -18,10 +18,16 @@
  * bad adler32 is caught as Pillow catches it.
  */
 
-/* Ancillary chunks libpng may hold in memory (text, ICC profiles...), at
- * Pillow's own cap on text (MAX_TEXT_MEMORY, 64 MiB); past it libpng warns
- * and the file goes to Pillow. */
-#define FS_PNG_CHUNK_MAX ((png_alloc_size_t)64 << 20)
+/* The most libpng may allocate for one ancillary chunk it keeps (tRNS,
+ * PLTE, gAMA...; text and ICC profiles are not kept at all, see
+ * fs_png_read_header): past it libpng warns and the file goes to Pillow. */
+#define FS_PNG_CHUNK_MAX ((png_alloc_size_t)1 << 20)
+
+/* Chunks fastseq never reads and libpng would otherwise decompress and hold
+ * until the image is released, unaccounted by max_memory: a 60 KB zTXt
+ * expands to 60 MiB.  Pillow ignores them for pixels too. */
+static const png_byte fs_png_ignored[] =
+    "tEXt\0zTXt\0iTXt\0iCCP\0sPLT\0eXIf";
 
 /* Where the decode stood when libpng reported something (fs_png.stage). */
 enum { STAGE_HEADER, STAGE_ROWS, STAGE_DONE };
@@ -204,7 +210,10 @@ int fs_png_read_header(fs_png *p, const uint8_t *data, size_t len,
     png_set_benign_errors(p->png, 1);
     png_set_user_limits(p->png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
     png_set_chunk_malloc_max(p->png, FS_PNG_CHUNK_MAX);
-    png_set_chunk_cache_max(p->png, 0);
+    /* libpng's default cap of 1000 cached ancillary chunks stays (0 would
+     * lift it); past it libpng warns and the file goes to Pillow. */
+    png_set_keep_unknown_chunks(p->png, PNG_HANDLE_CHUNK_NEVER, fs_png_ignored,
+                                (int)(sizeof fs_png_ignored / 5));
     /* An index past PLTE is black, opaque, as Pillow makes it. */
     png_set_check_for_invalid_index(p->png, -1);
     png_read_info(p->png, p->info);
@@ -273,8 +282,19 @@ uint64_t fs_png_extra_bytes(const fs_png *p, int out_mode) {
     if (!p->png) return 0;
     /* An interlaced image is assembled whole before its conversion; other
      * images are converted row by row (or read straight into the output). */
-    if (p->interlaced) return (uint64_t)p->rowbytes * p->height;
-    return is_direct(p, out_mode) ? 0 : p->rowbytes;
+    /* libpng's own row buffers: the current and the previous row, each
+     * rowbytes plus a small filter/alignment margin. */
+    uint64_t libpng_rows = 2 * ((uint64_t)p->rowbytes + 64);
+    if (p->interlaced) return libpng_rows + (uint64_t)p->rowbytes * p->height;
+    return libpng_rows + (is_direct(p, out_mode) ? 0 : p->rowbytes);
+}
+
+void fs_png_trim(fs_png *p, size_t keep) {
+    if (p && p->buf_cap > keep) {
+        free(p->buf);
+        p->buf = NULL;
+        p->buf_cap = 0;
+    }
 }
 
 /* One stored row to Pillow's convert(out_mode). */

@@ -58,4 +58,8 @@ void fs_png_abort(fs_png *p);
 /* libpng's version, e.g. "1.6.39". */
 const char *fs_png_version(void);
 
+/* Release the reusable row buffer when it holds more than `keep` bytes, so
+ * one huge (interlaced) image does not pin memory in a worker. */
+void fs_png_trim(fs_png *p, size_t keep);
+
 #endif

@@ -202,6 +202,16 @@ static void store_row(const fs_dst *dst, size_t row, const double *v, size_t n) 
 
 /* Channel shift, then brightness, on the warped values `v` (n of them,
  * Keras' array), written to dst. */
+/* numpy's astype(uint8) truncation for the values it is defined on, [0, 256);
+ * NaN (a float32 source may hold one) and values outside clamp instead of
+ * being undefined behaviour.  Identical to the cast for every finite value
+ * the brightness step produces. */
+static inline uint8_t trunc_u8(double v) {
+    if (!(v > 0)) return 0;
+    if (v >= 255) return 255;
+    return (uint8_t)v;
+}
+
 static int photometric(double *v, size_t n, const fs_warp_params *p,
                        const fs_dst *dst) {
     int rescaled = 0;
@@ -243,7 +253,7 @@ static int photometric(double *v, size_t n, const fs_warp_params *p,
         if (!rescaled) {
             /* array_to_img(scale=False): astype(uint8) truncates. */
             for (i = 0; i < n; i++) {
-                uint8_t u = (uint8_t)v[i];
+                uint8_t u = trunc_u8(v[i]);
                 v[i] = (ch == 4 && i % 4 == 3) ? u : fs_brightness_u8(u, factor);
             }
         } else if (p->photo_f32) {
@@ -253,7 +263,7 @@ static int photometric(double *v, size_t n, const fs_warp_params *p,
             for (i = 0; i < n; i++) {
                 float y = (float)v[i] - fmn;
                 if (range != 0) { y /= range; y *= 255.0f; } else { y *= 255.0f; }
-                uint8_t u = (uint8_t)y;
+                uint8_t u = trunc_u8(y);
                 uint8_t b = (ch == 4 && i % 4 == 3) ? u : fs_brightness_u8(u, factor);
                 v[i] = (float)((float)b / 255.0f * range) + fmn;
             }
@@ -264,7 +274,7 @@ static int photometric(double *v, size_t n, const fs_warp_params *p,
             for (i = 0; i < n; i++) {
                 double y = v[i] - mn;
                 if (range != 0) { y /= range; y *= 255.0; } else { y *= 255.0; }
-                uint8_t u = (uint8_t)y;
+                uint8_t u = trunc_u8(y);
                 uint8_t b = (ch == 4 && i % 4 == 3) ? u : fs_brightness_u8(u, factor);
                 v[i] = (double)((float)b / 255.0f) * range + mn;
             }

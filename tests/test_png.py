@@ -12,6 +12,7 @@ import io
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -392,19 +393,21 @@ def test_limits(tmp_path):
     # 20x30 RGB: 1800 pixel bytes, read straight into the output; RGBA out
     # of an RGB file is converted row by row through one 90-byte row, and an
     # interlaced file is assembled whole (1800 bytes) before its conversion.
+    # Each also counts libpng's two row buffers, 2 * (90 + 64) = 308 bytes.
+    rows = 2 * (90 + 64)
     with pytest.raises(fastseq.ImageDecodeError) as e:
-        fastseq.decode_image(png, "rgb", max_memory=1799)
+        fastseq.decode_image(png, "rgb", max_memory=1800 + rows - 1)
     assert e.value.code == "memory_limit"
-    assert fastseq.decode_image(png, "rgb", max_memory=1800).shape == (20, 30, 3)
+    assert fastseq.decode_image(png, "rgb", max_memory=1800 + rows).shape == (20, 30, 3)
     with pytest.raises(fastseq.ImageDecodeError) as e:
-        fastseq.decode_image(png, "rgba", max_memory=2400 + 89)
+        fastseq.decode_image(png, "rgba", max_memory=2400 + 90 + rows - 1)
     assert e.value.code == "memory_limit"
-    assert fastseq.decode_image(png, "rgba", max_memory=2400 + 90).shape == (20, 30, 4)
+    assert fastseq.decode_image(png, "rgba", max_memory=2400 + 90 + rows).shape == (20, 30, 4)
     adam7 = make_png(np.zeros((20, 30, 3), np.uint8), 2, 8, interlace=True)
     with pytest.raises(fastseq.ImageDecodeError) as e:
-        fastseq.decode_image(adam7, "rgb", max_memory=1800 + 1799)
+        fastseq.decode_image(adam7, "rgb", max_memory=3600 + rows - 1)
     assert e.value.code == "memory_limit"
-    assert fastseq.decode_image(adam7, "rgb", max_memory=3600).shape == (20, 30, 3)
+    assert fastseq.decode_image(adam7, "rgb", max_memory=3600 + rows).shape == (20, 30, 3)
 
 
 def test_huge_declared_size_is_refused_before_allocating():
@@ -462,3 +465,29 @@ def test_mixed_batch_and_decode_only(tmp_path):
 
 def test_info_reports_libpng():
     assert fastseq.info()["libpng"].count(".") == 2
+
+
+def test_text_chunks_cost_no_memory(tmp_path):
+    """zTXt/iTXt/tEXt/iCCP are never decompressed or kept (fastseq reads no
+    text): 12 zTXt chunks of 32 MiB each once cost 400+ MiB, unaccounted by
+    max_memory.  The pixels still decode."""
+    import zlib
+
+    samples = np.arange(16 * 16, dtype=np.uint8).reshape(16, 16, 1)
+    ztxt = chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"a" * (32 << 20), 9))
+    bomb = make_png(samples, 0, 8, before_idat=ztxt * 12)
+    path = tmp_path / "bomb.png"
+    path.write_bytes(bomb)
+    code = f"""
+import resource, numpy as np, fastseq
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+x = fastseq.decode_image({str(path)!r}, "grayscale")
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(grown, int(x.sum()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    grown_kib, total = map(int, out.stdout.split())
+    assert total == int(samples.sum())
+    assert grown_kib < 32 * 1024, f"decoding grew RSS by {grown_kib} KiB"
