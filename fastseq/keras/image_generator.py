@@ -68,6 +68,19 @@ def _nonzero(value: Any) -> bool:
     return bool(arr.size) and bool(np.any(arr != 0))
 
 
+def _keras_defaults(data_format: str | None, dtype: str | None) -> tuple[str, str]:
+    """Keras' defaults for `data_format` and `dtype` (its config), read only
+    when one is missing so that Keras is imported no sooner than needed."""
+    if data_format is None or dtype is None:
+        import keras
+
+        if data_format is None:
+            data_format = keras.config.image_data_format()
+        if dtype is None:
+            dtype = keras.config.floatx()
+    return data_format, dtype
+
+
 class ImageDataGenerator:
     """Keras' legacy ``ImageDataGenerator`` API on fastseq's C core.
 
@@ -113,13 +126,7 @@ class ImageDataGenerator:
                  preprocessing_function: Callable[[np.ndarray], np.ndarray] | None = None,
                  data_format: str | None = None, validation_split: float = 0.0,
                  interpolation_order: int = 1, dtype: str | None = None) -> None:
-        if data_format is None or dtype is None:
-            import keras
-
-            if data_format is None:
-                data_format = keras.config.image_data_format()
-            if dtype is None:
-                dtype = keras.config.floatx()
+        data_format, dtype = _keras_defaults(data_format, dtype)
         if data_format not in ("channels_last", "channels_first"):
             raise ValueError('`data_format` should be "channels_last" or "channels_first", '
                              f"got {data_format!r}")
@@ -545,13 +552,7 @@ class FileBatches:
                                                                ImageDataGenerator):
             raise TypeError("image_data_generator must be a fastseq.ImageDataGenerator or "
                             f"None, got {type(image_data_generator).__name__}")
-        if data_format is None or dtype is None:
-            import keras
-
-            if data_format is None:
-                data_format = keras.config.image_data_format()
-            if dtype is None:
-                dtype = keras.config.floatx()
+        data_format, dtype = _keras_defaults(data_format, dtype)
         if data_format not in ("channels_last", "channels_first"):
             raise ValueError('data_format should be "channels_last" or "channels_first", '
                              f"got {data_format!r}")
