@@ -153,7 +153,8 @@ def affine_matrix(theta=0, tx=0, ty=0, shear=0, zx=1, zy=1, *, rows, cols):
 TransformPlan = namedtuple("TransformPlan", ["matrix", "flip_h", "flip_v"])
 
 
-def _finite(name, v):
+def check_finite(name, v):
+    """`v` if it is a finite number, else ValueError naming `name`."""
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -166,7 +167,7 @@ def _finite(name, v):
 def transform_plan(transform_parameters, rows, cols):
     """A TransformPlan from Keras' parameter dict for a rows x cols image."""
     p = transform_parameters
-    vals = {k: _finite(k, p.get(k, d)) for k, d in
+    vals = {k: check_finite(k, p.get(k, d)) for k, d in
             (("theta", 0), ("tx", 0), ("ty", 0), ("shear", 0), ("zx", 1), ("zy", 1))}
     m = affine_matrix(**vals, rows=rows, cols=cols)
     if m is not None:
@@ -198,7 +199,7 @@ def apply_transform(x, transform_parameters, *, data_format=None, fill_mode="nea
     data_format = check_data_format(data_format)
     check_fill_mode(fill_mode)
     order = check_interpolation_order(interpolation_order)
-    cval = float(_finite("cval", cval))
+    cval = float(check_finite("cval", cval))
     x = np.asarray(x)
     if x.ndim != 3:
         raise ValueError("Input arrays must be multi-channel 2D images.")
@@ -221,8 +222,8 @@ def apply_transform(x, transform_parameters, *, data_format=None, fill_mode="nea
     shift = p.get("channel_shift_intensity")
     bright = p.get("brightness")
     if shift is not None:
-        _finite("channel_shift_intensity", shift)
-    if bright is not None and not _fits_float32(_finite("brightness", bright)):
+        check_finite("channel_shift_intensity", shift)
+    if bright is not None and not _fits_float32(check_finite("brightness", bright)):
         # Image.blend takes a C float.
         raise ValueError(f"transform parameter 'brightness' must be finite as a float32, "
                          f"got {bright!r}")
@@ -356,7 +357,7 @@ def check_shift_range(name, r):
         raise ValueError(f"`{name}` should be a float, an int or a 1-D array of numbers. "
                          f"Received: {r!r}")
     if isinstance(r, (int, np.integer, float, np.floating)):
-        _finite(name, r)
+        check_finite(name, r)
         return r
     if isinstance(r, (list, tuple, np.ndarray)):
         arr = np.asarray(r)
@@ -376,10 +377,10 @@ def warp_row(params, rows, cols, array_dtype=np.float32):
     dtype = np.dtype(array_dtype)
     shift_f32 = True
     if shift is not None:
-        shift = float(_finite("channel_shift_intensity", shift))
+        shift = float(check_finite("channel_shift_intensity", shift))
         dtype = np.result_type(dtype, shift)
         shift_f32 = dtype == np.float32
-    if bright is not None and not _fits_float32(_finite("brightness", bright)):
+    if bright is not None and not _fits_float32(check_finite("brightness", bright)):
         raise ValueError(f"transform parameter 'brightness' must be finite as a float32, "
                          f"got {bright!r}")
     m = plan.matrix if plan.matrix is not None else (1, 0, 0, 0, 1, 0)
@@ -427,15 +428,15 @@ class BatchAugmenter:
                  brightness_range=None, fill_mode="nearest", cval=0.0,
                  interpolation_order=1, array_dtype=np.float32, seed=None):
         self.rows, self.cols = int(rows), int(cols)
-        self.rotation_range = float(_finite("rotation_range", rotation_range))
-        self.shear_range = float(_finite("shear_range", shear_range))
-        self.channel_shift_range = float(_finite("channel_shift_range", channel_shift_range))
+        self.rotation_range = float(check_finite("rotation_range", rotation_range))
+        self.shear_range = float(check_finite("shear_range", shear_range))
+        self.channel_shift_range = float(check_finite("channel_shift_range", channel_shift_range))
         self.width_shift_range = check_shift_range("width_shift_range", width_shift_range)
         self.height_shift_range = check_shift_range("height_shift_range", height_shift_range)
-        self.zoom_range = [float(_finite("zoom_range", z)) for z in normalize_zoom_range(zoom_range)]
+        self.zoom_range = [float(check_finite("zoom_range", z)) for z in normalize_zoom_range(zoom_range)]
         check_brightness_range(brightness_range)
         self.brightness_range = (None if brightness_range is None else
-                                 [float(_finite("brightness_range", b)) for b in brightness_range])
+                                 [float(check_finite("brightness_range", b)) for b in brightness_range])
         self.horizontal_flip = bool(horizontal_flip)
         self.vertical_flip = bool(vertical_flip)
         self.array_dtype = np.dtype(array_dtype)
@@ -444,7 +445,7 @@ class BatchAugmenter:
         self.seed = int(seed) & _MASK64
         self.options = _native.WarpOptions(check_interpolation_order(interpolation_order),
                                            check_fill_mode(fill_mode),
-                                           float(_finite("cval", cval)),
+                                           float(check_finite("cval", cval)),
                                            self.array_dtype == np.uint8)
 
     def _uniforms(self, epoch, indexes):

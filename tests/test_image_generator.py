@@ -340,3 +340,12 @@ def test_the_keras_package_imports_keras_only_for_its_classes():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", ["rotation_range", "shear_range", "channel_shift_range"])
+@pytest.mark.parametrize("value", ["a", None, float("nan"), float("inf")])
+def test_scalar_ranges_are_checked_in_the_constructor(name, value):
+    """A non-number used to pass the constructor and fail inside the first
+    draw with "bad operand type for unary -"."""
+    with pytest.raises(ValueError, match=name):
+        IDG(**{name: value})

@@ -179,6 +179,11 @@ class ImageDataGenerator:
         self.samplewise_std_normalization = samplewise_std_normalization
         self.zca_whitening = zca_whitening
         self.zca_epsilon = zca_epsilon
+        # Checked here, as the shift, zoom and brightness ranges are, rather
+        # than failing inside the first draw.
+        for name, value in (("rotation_range", rotation_range), ("shear_range", shear_range),
+                            ("channel_shift_range", channel_shift_range)):
+            augment.check_finite(name, value)
         self.rotation_range = rotation_range
         self.width_shift_range = width_shift_range
         self.height_shift_range = height_shift_range
