@@ -23,6 +23,7 @@ class DecodeOptions:
     dtype: np.dtype[Any]
     scale: float
     offset: float
+    featurewise: tuple[tuple[float, ...], tuple[float, ...]] | None
     filter: int
     dct_scaling: bool
     keep_aspect_ratio: bool
@@ -38,6 +39,7 @@ class DecodeOptions:
         dtype: Any = ...,
         rescale: float | None = ...,
         offset: float = ...,
+        featurewise: tuple[Any, Any] | None = ...,
         dct_scaling: bool = ...,
         keep_aspect_ratio: bool = ...,
         on_error: str = ...,
