@@ -373,6 +373,11 @@ class ImageFiles:
         # on (seed, epoch, indexes), so a batch decoded ahead is the batch.
         self._augmenter = augmenter
 
+    def _batch_options(self) -> DecodeOptions:
+        """The options of the next batch (a subclass may fuse more into
+        the write per batch)."""
+        return self._options
+
     def load_images(self, indexes: Sequence[int] | np.ndarray) -> np.ndarray:
         """Decode and resize the images at `indexes` into a new
         ``(len(indexes), height, width, channels)`` array: one call into the
@@ -383,7 +388,8 @@ class ImageFiles:
         # A fresh, 64-byte aligned batch (out=None).
         aug = self._augmenter
         warps = aug.warps(self._draw_epoch(), indexes) if aug is not None else None
-        x, failures = load_files([encoded[i] for i in indexes], self._options, warps=warps)
+        x, failures = load_files([encoded[i] for i in indexes], self._batch_options(),
+                                 warps=warps)
         on_error = self._options.on_error
         if failures and on_error == "warn" and defer_warnings_here():
             # Decoded ahead: the warnings come when the batch is served.
