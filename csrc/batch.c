@@ -468,6 +468,14 @@ static int run_png(fs_worker *w, const fs_batch_opts *o, fs_task *t,
         snprintf(t->msg, FS_MSG_LEN, "CMYK output needs a CMYK JPEG");
         return FS_ERR_ARG;
     }
+    if (o->wide_gray && out_mode == FS_MODE_L && !o->full_size &&
+        info.color_type == 0 /* PNG_COLOR_TYPE_GRAY */ && info.bit_depth == 16) {
+        /* Keras keeps Pillow's "I;16" at 16 bits for grayscale; Pillow
+         * resizes it in its own 32-bit arithmetic: the fallback does it. */
+        fs_png_abort(p);
+        snprintf(t->msg, FS_MSG_LEN, "16-bit grayscale PNG kept at 16 bits");
+        return FS_ERR_NOT_JPEG;
+    }
     int oc = fs_mode_channels(out_mode);
     size_t rowbytes, total;
     if (!fs_mul_size((size_t)info.width, (size_t)oc, &rowbytes) ||

@@ -33,6 +33,7 @@ class BatchOptions:
         scale: float = ...,
         offset: float = ...,
         norm: tuple[Any, Any] | None = ...,
+        wide_gray: bool = ...,
         filter: int = ...,
         dct_scaling: bool = ...,
         keep_aspect_ratio: bool = ...,

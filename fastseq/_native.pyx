@@ -84,7 +84,8 @@ cdef class BatchOptions:
     cdef readonly size_t slot_bytes
 
     def __cinit__(self, int out_width, int out_height, int out_mode, int dtype, *,
-                  float scale=1.0, float offset=0.0, object norm=None, int filter=2,
+                  float scale=1.0, float offset=0.0, object norm=None,
+                  bint wide_gray=False, int filter=2,
                   bint dct_scaling=True, bint keep_aspect_ratio=False,
                   uint64_t max_pixels=0, int max_scans=0, bint allow_truncated=False,
                   uint64_t max_file_bytes=0, uint64_t max_memory=0,
@@ -117,6 +118,7 @@ cdef class BatchOptions:
                 raise ValueError("norm needs float32 output")
             _set_norm(&self.c.norm, norm, self.channels)
             self.c.has_norm = 1
+        self.c.wide_gray = wide_gray
         self.c.out_row_stride = (<ptrdiff_t>out_width * self.channels
                                  * (4 if dtype == FS_DTYPE_F32 else 1))
         self.c.filter = filter

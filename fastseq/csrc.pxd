@@ -156,6 +156,7 @@ cdef extern from "batch.h" nogil:
     ctypedef struct fs_batch_opts:
         int out_width, out_height, out_mode, out_dtype
         float scale, offset
+        int wide_gray
         int has_norm
         fs_chan_norm norm
         ptrdiff_t out_row_stride

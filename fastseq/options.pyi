@@ -24,6 +24,8 @@ class DecodeOptions:
     scale: float
     offset: float
     featurewise: tuple[tuple[float, ...], tuple[float, ...]] | None
+    wide_gray: bool
+    interpolation: str
     filter: int
     dct_scaling: bool
     keep_aspect_ratio: bool
@@ -40,6 +42,7 @@ class DecodeOptions:
         rescale: float | None = ...,
         offset: float = ...,
         featurewise: tuple[Any, Any] | None = ...,
+        wide_gray: bool = ...,
         dct_scaling: bool = ...,
         keep_aspect_ratio: bool = ...,
         on_error: str = ...,

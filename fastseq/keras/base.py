@@ -361,13 +361,15 @@ class ImageFiles:
     def _setup_decoding(self, target_size: tuple[int, int], color_mode: str,
                         interpolation: str, dtype: str, rescale: float | None,
                         dct_scaling: bool, keep_aspect_ratio: bool,
-                        on_error: str, augmenter: Any = None) -> None:
+                        on_error: str, augmenter: Any = None,
+                        wide_gray: bool = False) -> None:
         # Validated once (the core's own messages, here rather than in a
         # worker) and reused by every batch, as are the encoded paths.
         self._options = DecodeOptions(
             tuple(target_size), color_mode=color_mode, interpolation=interpolation,
             dtype=dtype, rescale=rescale, dct_scaling=bool(dct_scaling),
-            keep_aspect_ratio=bool(keep_aspect_ratio), on_error=on_error)
+            keep_aspect_ratio=bool(keep_aspect_ratio), on_error=on_error,
+            wide_gray=wide_gray)
         self._encoded = encode_paths(self._paths)
         # A fastseq.augment.BatchAugmenter, or None: its draws depend only
         # on (seed, epoch, indexes), so a batch decoded ahead is the batch.

@@ -664,10 +664,16 @@ class FileBatches:
             core_dtype = "float32"
         self._np_dtype = np_dtype
         # (uint8 is only chosen when rescale is None, so fused_rescale is too)
+        # Keras' load_img keeps 16- and 32-bit grayscale images ("I;16",
+        # "I") at their values, as float32 in img_to_array.  A uint8 batch
+        # holds Pillow's convert("L") of them instead (clipped at 255):
+        # Keras casts values above 255 to uint8, which numpy leaves undefined.
+        wide_gray = (self.color_mode == "grayscale" and core_dtype == "float32"
+                     and np_dtype.kind == "f")
         self._setup_decoding(self.target_size, self.color_mode, self.interpolation,
                              core_dtype, fused_rescale,
                              dct_scaling, self.keep_aspect_ratio, on_error,
-                             augmenter=augmenter)
+                             augmenter=augmenter, wide_gray=wide_gray)
         # The featurewise statistics may be fit after the iterator is made
         # (Keras reads them per batch): the fused form is looked up per batch.
         self._plain_options = self._options
@@ -779,10 +785,12 @@ class DirectoryIterator(FileBatches, ImageFiles, Iterator):
 
     ``dct_scaling=False`` makes JPEG pixels identical to Keras' (Pillow's
     full decode); the default True decodes large JPEGs at a reduced DCT
-    scale first, which is much faster and visually equivalent.  One known
-    difference: with ``color_mode="grayscale"`` Keras keeps 16- and 32-bit
-    grayscale images (PIL modes "I;16", "I") at their bit depth, while
-    fastseq converts every image to 8 bits.
+    scale first, which is much faster and visually equivalent.  With
+    ``color_mode="grayscale"`` 16- and 32-bit grayscale images (PIL modes
+    "I;16", "I") keep their values, as in Keras (decoded and resized by
+    Pillow in their own mode); a uint8 batch holds Pillow's
+    ``convert("L")`` of them (clipped at 255) instead of Keras' undefined
+    cast of float values above 255.
 
     ``prefetch=True`` (the default) decodes the next batch's images on a
     background thread while Keras consumes the current one (see
