@@ -42,7 +42,7 @@ import numpy as np
 
 from fastseq import _native
 
-__all__ = ["FILL_MODES", "INTERPOLATION_ORDERS", "affine_matrix", "transform_plan",
+__all__ = ["FILL_MODES", "INTERPOLATION_ORDERS", "affine_matrix", "affine_matrices", "transform_plan",
            "apply_transform", "get_random_transform", "random_transform"]
 
 FILL_MODES = ("constant", "nearest", "reflect", "wrap")
