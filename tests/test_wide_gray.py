@@ -17,7 +17,6 @@ from fastseq.batch import keras_resize
 
 keras = pytest.importorskip("keras")
 K = pytest.importorskip("keras.src.legacy.preprocessing.image")
-pd = pytest.importorskip("pandas")
 
 from fastseq import ImageDataGenerator as IDG  # noqa: E402
 
@@ -109,6 +108,7 @@ def test_augmented_equals_keras_array_then_apply_transform(tree):
 
 
 def test_dataframe_keeps_values(tree):
+    pd = pytest.importorskip("pandas")
     df = pd.DataFrame({"filename": sorted(p.name for p in (tree / "a").iterdir())})
     kw = dict(directory=str(tree / "a"), target_size=(9, 7), color_mode="grayscale",
               class_mode=None, shuffle=False, batch_size=6, interpolation="lanczos")
