@@ -221,7 +221,7 @@ static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
                        int premultiply) {
     int oc = fs_mode_channels(o->out_mode);
     fs_dst dst = {t->out, o->out_width, o->out_height, oc, o->out_row_stride,
-                  o->out_dtype, o->scale, o->offset};
+                  o->out_dtype, o->scale, o->offset, o->has_norm ? &o->norm : NULL};
     fs_dst rdst = dst;
     if (t->warp) {
         /* Keras augments the image load_img gave it: resized to the target
@@ -242,6 +242,7 @@ static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
         rdst.dtype = FS_DTYPE_U8;
         rdst.scale = 1.0f;
         rdst.offset = 0.0f;
+        rdst.norm = NULL;
     }
     int st = fs_resize_u8(pix, pw, ph, pc, stride, pad, box, o->filter,
                           premultiply, &rdst, &w->rs);
@@ -269,7 +270,7 @@ static int warp_pixels(fs_worker *w, const fs_batch_opts *o, fs_task *t) {
                                             0, 0, 0.0, 0};
     int oc = fs_mode_channels(o->out_mode);
     fs_dst dst = {t->out, o->out_width, o->out_height, oc, o->out_row_stride,
-                  o->out_dtype, o->scale, o->offset};
+                  o->out_dtype, o->scale, o->offset, o->has_norm ? &o->norm : NULL};
     const fs_warp_params *p = t->warp ? t->warp : &identity;
     int st = t->pix_dtype == FS_DTYPE_F32
         ? fs_warp_affine_f32((const float *)t->data, t->pix_width, t->pix_height,
@@ -466,6 +467,14 @@ static int run_png(fs_worker *w, const fs_batch_opts *o, fs_task *t,
         fs_png_abort(p);
         snprintf(t->msg, FS_MSG_LEN, "CMYK output needs a CMYK JPEG");
         return FS_ERR_ARG;
+    }
+    if (o->wide_gray && out_mode == FS_MODE_L && !o->full_size &&
+        info.color_type == 0 /* PNG_COLOR_TYPE_GRAY */ && info.bit_depth == 16) {
+        /* Keras keeps Pillow's "I;16" at 16 bits for grayscale; Pillow
+         * resizes it in its own 32-bit arithmetic: the fallback does it. */
+        fs_png_abort(p);
+        snprintf(t->msg, FS_MSG_LEN, "16-bit grayscale PNG kept at 16 bits");
+        return FS_ERR_NOT_JPEG;
     }
     int oc = fs_mode_channels(out_mode);
     size_t rowbytes, total;

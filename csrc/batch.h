@@ -59,6 +59,11 @@ typedef struct {
                                     only), with header_only FS_MODE_SOURCE */
     int out_dtype;               /* fs_dtype */
     float scale, offset;         /* FS_DTYPE_F32: v * scale + offset */
+    int wide_gray;               /* FS_MODE_L: 16-bit grayscale PNGs go to the
+                                    fallback (FS_ERR_NOT_JPEG), which keeps
+                                    their values as Keras' load_img does */
+    int has_norm;                /* FS_DTYPE_F32: then `norm` per channel */
+    fs_chan_norm norm;           /* (fs_dst.norm; resample.h) */
     ptrdiff_t out_row_stride;    /* bytes between rows of one slot */
     int filter;                  /* fs_filter */
     int dct_scaling;             /* allow libjpeg's 1/2, 1/4, 1/8 scaled decode */

@@ -297,6 +297,7 @@ static void out_store(const fs_out *o, int y, const uint8_t *row) {
             for (i = 0; i < n; i++)
                 frow[3 * i] = frow[3 * i + 1] = frow[3 * i + 2] =
                     (float)row[i] * d->scale + d->offset;
+            if (d->norm) fs_chan_norm_row(frow, 3 * n, 3, d->norm);
         }
         return;
     }
@@ -326,6 +327,7 @@ static void out_store(const fs_out *o, int y, const uint8_t *row) {
         } else {
             for (i = 0; i < n; i++) frow[i] = (float)row[i] * scale + offset;
         }
+        if (d->norm) fs_chan_norm_row(frow, n, d->channels, d->norm);
     }
 }
 

@@ -28,17 +28,54 @@ typedef struct {
 void fs_resample_scratch_init(fs_resample_scratch *s);
 void fs_resample_scratch_free(fs_resample_scratch *s);
 
+/* Keras' featurewise standardisation, per channel, fused into a
+ * FS_DTYPE_F32 write after the scalar scale and offset: channel c of each
+ * value t becomes (t - sub[c]) / div[c], a float32 subtraction then a
+ * float32 division, each rounded.  These are the operations of Keras'
+ * `x -= mean; x /= std + 1e-6` on a float32 array (div[c] is numpy's float32
+ * `std + 1e-6`), so the result is bit-identical to them; one multiply-add
+ * `t * a_c + b_c`, or a multiply by a reciprocal, would round differently
+ * (up to a few ulp).  sub[c] = 0 and div[c] = 1 leave t unchanged (both
+ * operations are then exact), so centring alone or normalisation alone is
+ * the same struct. */
+typedef struct {
+    float sub[4];
+    float div[4];
+} fs_chan_norm;
+
 /* Where the resized image goes: `height` rows of `width` pixels of
  * `channels` samples, rows `row_stride` bytes apart, samples contiguous.
  * For FS_DTYPE_F32 each 8-bit result v is written as (float)v * scale + offset
- * (no fused multiply-add, so it equals numpy's float32 `v * scale + offset`). */
+ * (no fused multiply-add, so it equals numpy's float32 `v * scale + offset`),
+ * then, when `norm` is not NULL, standardised per channel (fs_chan_norm).
+ * `norm` is ignored for FS_DTYPE_U8. */
 typedef struct {
     void *data;
     int width, height, channels;
     ptrdiff_t row_stride;
     int dtype;            /* fs_dtype */
     float scale, offset;
+    const fs_chan_norm *norm;   /* NULL: none */
 } fs_dst;
+
+/* Apply `nm` to one written float32 row of n samples (n a multiple of
+ * `channels`), in place.  The row is still in cache when the writers call
+ * this, so the second pass costs no memory traffic; the values equal
+ * computing ((float)v * scale + offset - sub) / div in one expression, since
+ * every float32 operation rounds to float32 either way. */
+static inline void fs_chan_norm_row(float *row, size_t n, int channels,
+                                    const fs_chan_norm *nm) {
+    size_t i;
+    int c;
+    if (channels == 1) {
+        const float s = nm->sub[0], d = nm->div[0];
+        for (i = 0; i < n; i++) row[i] = (row[i] - s) / d;
+        return;
+    }
+    for (i = 0; i + (size_t)channels <= n; i += (size_t)channels)
+        for (c = 0; c < channels; c++)
+            row[i + c] = (row[i + c] - nm->sub[c]) / nm->div[c];
+}
 
 /*
  * Resize the region `box` = {x0, y0, x1, y1} (source pixel coordinates,

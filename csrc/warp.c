@@ -194,6 +194,7 @@ static void store_row(const fs_dst *dst, size_t row, const double *v, size_t n) 
     if (dst->dtype == FS_DTYPE_F32) {
         float *o = (float *)base, sc = dst->scale, of = dst->offset;
         for (i = 0; i < n; i++) o[i] = (float)v[i] * sc + of;
+        if (dst->norm) fs_chan_norm_row(o, n, dst->channels, dst->norm);
     } else {
         uint8_t *o = (uint8_t *)base;
         for (i = 0; i < n; i++) o[i] = (uint8_t)round_u8(v[i]);
@@ -786,8 +787,12 @@ warp_impl(const void *src, int is_f32, int src_w, int src_h, int channels,
                 fo = (float *)(void *)((char *)dst->data + (ptrdiff_t)r * dst->row_stride);
             if (warp_row_dispatch(sbase, src_stride, src_w, src_h, is_f32, channels, p,
                                   row0[r], row1[r], col0, col1, W, cfill, o, simd, span,
-                                  fo, dst->scale, dst->offset) && fo)
+                                  fo, dst->scale, dst->offset) && fo) {
+                /* The AVX2 rows wrote (float)t * scale + offset; the
+                 * standardisation follows, as in store_row. */
+                if (dst->norm) fs_chan_norm_row(fo, rowlen, channels, dst->norm);
                 continue;
+            }
             /* Keras' array dtype: scipy rounds into a uint8 array, casts
              * into a float32 one (cfill already is either). */
             if (p->quantize_u8)

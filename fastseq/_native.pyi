@@ -32,6 +32,8 @@ class BatchOptions:
         *,
         scale: float = ...,
         offset: float = ...,
+        norm: tuple[Any, Any] | None = ...,
+        wide_gray: bool = ...,
         filter: int = ...,
         dct_scaling: bool = ...,
         keep_aspect_ratio: bool = ...,
@@ -53,6 +55,8 @@ def run_batch(
     slots: list[int],
     opts: BatchOptions,
     premultiply: list[bool] | None = ...,
+    warps: Any = ...,
+    warp_opts: Any = ...,
 ) -> list[tuple[int, int, str, int, int, int, int]]: ...
 def read_file(path: bytes, max_file_bytes: int = ..., source: str = ...) -> bytes: ...
 def set_num_threads(n: int) -> None: ...
@@ -98,6 +102,7 @@ def warp_affine(
     photo_f32: bool = ...,
     scale: float = ...,
     offset: float = ...,
+    norm: tuple[Any, Any] | None = ...,
 ) -> bool: ...
 def _brightness_u8(v: int, factor: float) -> int: ...
 def set_resize_pass_order(order: int) -> int: ...

@@ -84,7 +84,8 @@ cdef class BatchOptions:
     cdef readonly size_t slot_bytes
 
     def __cinit__(self, int out_width, int out_height, int out_mode, int dtype, *,
-                  float scale=1.0, float offset=0.0, int filter=2,
+                  float scale=1.0, float offset=0.0, object norm=None,
+                  bint wide_gray=False, int filter=2,
                   bint dct_scaling=True, bint keep_aspect_ratio=False,
                   uint64_t max_pixels=0, int max_scans=0, bint allow_truncated=False,
                   uint64_t max_file_bytes=0, uint64_t max_memory=0,
@@ -112,6 +113,12 @@ cdef class BatchOptions:
         self.c.out_dtype = dtype
         self.c.scale = scale
         self.c.offset = offset
+        if norm is not None:
+            if dtype != FS_DTYPE_F32:
+                raise ValueError("norm needs float32 output")
+            _set_norm(&self.c.norm, norm, self.channels)
+            self.c.has_norm = 1
+        self.c.wide_gray = wide_gray
         self.c.out_row_stride = (<ptrdiff_t>out_width * self.channels
                                  * (4 if dtype == FS_DTYPE_F32 else 1))
         self.c.filter = filter
@@ -127,6 +134,22 @@ cdef class BatchOptions:
         self.c.limits.max_memory = max_memory
         self.c.limits.max_scan_pixels = max_scan_pixels
         self.slot_bytes = <size_t>self.c.out_row_stride * <size_t>out_height
+
+
+cdef int _set_norm(fs_chan_norm *n, object norm, int channels) except -1:
+    """Fill `n` from norm = (sub, div): two sequences of `channels` float32
+    values (see fs_chan_norm in csrc/resample.h)."""
+    cdef int k
+    sub, div = norm
+    sub = np.asarray(sub, dtype=np.float32).ravel()
+    div = np.asarray(div, dtype=np.float32).ravel()
+    if sub.shape[0] != channels or div.shape[0] != channels:
+        raise ValueError(f"norm needs {channels} values per channel, got "
+                         f"{sub.shape[0]} and {div.shape[0]}")
+    for k in range(4):
+        n.sub[k] = sub[k] if k < channels else 0.0
+        n.div[k] = div[k] if k < channels else 1.0
+    return 0
 
 
 # run_batch waits for the pool in slices of this length, with the GIL
@@ -497,17 +520,19 @@ def warp_affine(object src, object out, object matrix, *, bint warp=True,
                 str fill_mode="nearest", double cval=0.0,
                 bint quantize_u8=False, object shift=None, bint shift_f32=True,
                 object brightness=None, bint photo_f32=True,
-                float scale=1.0, float offset=0.0):
+                float scale=1.0, float offset=0.0, object norm=None):
     """Run fs_warp_affine on one image, on the calling thread, GIL released.
 
     src: C-contiguous (h, w, c) uint8 or float32 array, c in 1, 3, 4; out:
     C-contiguous writeable (H, W, c) uint8 or float32 array (not sharing
     memory with src); matrix: 6 floats, scipy's (row, col) matrix and offset
-    (see csrc/warp.h for every other argument).  Writes `out`; returns True
+    (see csrc/warp.h for every other argument; `norm`: None or (sub, div),
+    fs_chan_norm, float32 `out` only).  Writes `out`; returns True
     when the brightness step rescaled values outside [0, 255].
     """
     cdef fs_warp_params p
     cdef fs_dst dst
+    cdef fs_chan_norm cnorm
     cdef fs_warp_scratch scratch
     cdef const uint8_t[:, :, ::1] s8
     cdef const float[:, :, ::1] s32
@@ -557,6 +582,12 @@ def warp_affine(object src, object out, object matrix, *, bint warp=True,
     dst.channels = c
     dst.scale = scale
     dst.offset = offset
+    dst.norm = NULL
+    if norm is not None:
+        if out.dtype != np.float32:
+            raise ValueError("norm needs a float32 out")
+        _set_norm(&cnorm, norm, c)
+        dst.norm = &cnorm
     if fill_mode not in FILL_MODES:
         raise ValueError(f"fill_mode must be one of {sorted(FILL_MODES)}, got {fill_mode!r}")
     if order not in (0, 1):

@@ -148,13 +148,39 @@ class _MemoryReader(io.RawIOBase):
         super().close()
 
 
-def _pillow_array(source, pil_mode, limits, name=""):
+#: Pillow's modes that keras.utils.load_img keeps for color_mode="grayscale".
+WIDE_GRAY_MODES = ("I;16", "I")
+
+
+def keras_resize(im, size, interpolation, keep_aspect_ratio):
+    """keras.utils.load_img's resize of a PIL image to `size` = (height,
+    width): none when it has that size, else ``im.resize`` with the filter
+    named `interpolation`, on Keras' centre crop when `keep_aspect_ratio`."""
+    from PIL import Image
+
+    target = (size[1], size[0])
+    if im.size == target:
+        return im
+    resample = Image.Resampling[interpolation.upper()]
+    if not keep_aspect_ratio:
+        return im.resize(target, resample)
+    width, height = im.size
+    crop_h = min(height, (width * target[1]) // target[0])
+    crop_w = min(width, (height * target[0]) // target[1])
+    y0, x0 = (height - crop_h) // 2, (width - crop_w) // 2
+    return im.resize(target, resample, box=[x0, y0, x0 + crop_w, y0 + crop_h])
+
+
+def _pillow_array(source, pil_mode, limits, name="", wide=None):
     """Fallback: decode a non-JPEG image with Pillow, converted to `pil_mode`
     (None keeps the file's mode) as Keras' load_img converts it.  `source` is
     a path (str) or a C-contiguous bytes-like object, read in place.  Every
     failure (any Exception from Pillow or its plugins) becomes an
     ImageDecodeError naming `name`.  Returns an array of shape (h, w,
-    channels).  Thread-safe: the fallback pool runs it."""
+    channels).  `wide`: None, or a DecodeOptions with ``wide_gray``: an
+    image in a WIDE_GRAY_MODES mode is then not converted but resized by
+    Pillow in its own mode (keras_resize) and returned as float32
+    (img_to_array's values).  Thread-safe: the fallback pool runs it."""
     from PIL import Image, UnidentifiedImageError
 
     max_pixels = limits["max_pixels"]
@@ -175,9 +201,14 @@ def _pillow_array(source, pil_mode, limits, name=""):
                 raise ImageDecodeError(name, f"image size {w}x{h} ({w * h} pixels) exceeds "
                                        f"max_pixels={max_pixels}", "too_many_pixels")
             im.load()
-            if pil_mode is not None and im.mode != pil_mode:
-                im = im.convert(pil_mode)
-            arr = np.asarray(im)
+            if wide is not None and im.mode in WIDE_GRAY_MODES:
+                im = keras_resize(im, (wide.height, wide.width), wide.interpolation,
+                                  wide.keep_aspect_ratio)
+                arr = np.asarray(im, dtype=np.float32)
+            else:
+                if pil_mode is not None and im.mode != pil_mode:
+                    im = im.convert(pil_mode)
+                arr = np.asarray(im)
     except ImageDecodeError:
         raise
     except UnidentifiedImageError:
@@ -232,12 +263,18 @@ def _fallback_submit(fn, items):
 
 def _fallback_decode(slots, opener, names, opts):
     """Pillow-decode the non-JPEG inputs at `slots`, in parallel: for each,
-    (uint8 pixels in the output mode, premultiply?) or an ImageDecodeError."""
+    (uint8 pixels in the output mode, premultiply?) or an ImageDecodeError;
+    with ``opts.wide_gray``, a 16/32-bit grayscale image gives float32
+    pixels already at the output size instead (see _pillow_array)."""
+    wide = opts if opts.wide_gray else None
+
     def one(slot):
         try:
-            arr = _pillow_array(opener(slot), opts.pil_mode, opts.limits, names(slot))
+            arr = _pillow_array(opener(slot), opts.pil_mode, opts.limits, names(slot), wide)
         except ImageDecodeError as e:
             return e
+        if arr.dtype == np.float32:
+            return np.ascontiguousarray(arr), False
         # Pillow resizes RGBA premultiplied; with opaque alpha that is a
         # no-op, so only real transparency pays for it.
         premul = opts.channels == 4 and bool((arr[..., 3] != 255).any())

@@ -48,12 +48,16 @@ cdef extern from "png_decode.h" nogil:
 
 
 cdef extern from "resample.h" nogil:
+    ctypedef struct fs_chan_norm:
+        float sub[4]
+        float div[4]
     ctypedef struct fs_dst:
         void *data
         int width, height, channels
         ptrdiff_t row_stride
         int dtype
         float scale, offset
+        const fs_chan_norm *norm
     ctypedef struct fs_resample_scratch:
         pass
     void fs_resample_scratch_init(fs_resample_scratch *s)
@@ -152,6 +156,9 @@ cdef extern from "batch.h" nogil:
     ctypedef struct fs_batch_opts:
         int out_width, out_height, out_mode, out_dtype
         float scale, offset
+        int wide_gray
+        int has_norm
+        fs_chan_norm norm
         ptrdiff_t out_row_stride
         int filter
         int dct_scaling

@@ -56,7 +56,7 @@ _MAX_SIDE = 1 << 16
 #: load_batch's defaults of the options other than target_size.
 DEFAULTS = MappingProxyType(dict(
     color_mode="rgb", interpolation="bilinear", dtype="uint8", rescale=None,
-    offset=0.0, dct_scaling=True, keep_aspect_ratio=False, on_error="raise",
+    offset=0.0, featurewise=None, wide_gray=False, dct_scaling=True, keep_aspect_ratio=False, on_error="raise",
     max_pixels=DEFAULT_MAX_PIXELS, max_scans=DEFAULT_MAX_SCANS,
     allow_truncated=False, max_file_bytes=DEFAULT_MAX_FILE_BYTES,
     max_memory=DEFAULT_MAX_MEMORY, max_scan_pixels=DEFAULT_MAX_SCAN_PIXELS))
@@ -69,14 +69,31 @@ class DecodeOptions:
     others default as in load_batch), with load_batch's error messages.
     Attributes: ``height``, ``width``, ``mode``/``channels``/``pil_mode`` of
     the colour mode, ``dtype`` (a numpy dtype), ``scale``, ``offset``,
-    ``filter``, ``dct_scaling``, ``keep_aspect_ratio``, ``on_error``,
+    ``featurewise``, ``filter``, ``dct_scaling``, ``keep_aspect_ratio``, ``on_error``,
     ``limits`` (a read-only mapping of the limits, None given as 0) and
     ``c``, the ``_native.BatchOptions`` every batch hands to the C core.
     Pickles as its arguments (rebuilt, and re-validated, on unpickling).
+
+    ``featurewise`` (not a load_batch argument: the Keras iterators set it)
+    is None or ``(mean, divisor)``, one float32 value per channel each:
+    every float32 output value t (after ``v * scale + offset``) becomes
+    ``(t - mean[c]) / divisor[c]`` in float32, Keras' featurewise
+    ``x -= mean; x /= std + 1e-6`` bit for bit when ``divisor`` is numpy's
+    float32 ``std + 1e-6`` (csrc/resample.h, fs_chan_norm).
+
+    ``wide_gray`` (not a load_batch argument either) is Keras' grayscale
+    rule, for ``color_mode="grayscale"`` and float32 only: an image Pillow
+    opens as "I;16" or "I" (16-bit grayscale PNG, 32-bit TIFF...) keeps its
+    values, as ``keras.utils.load_img`` + ``img_to_array`` keep them,
+    instead of Pillow's ``convert("L")`` (which clips at 255).  Such images
+    are decoded and resized by Pillow in their own mode (exactly Keras'
+    ``img.resize``), then go through the C write (augmentation, rescale,
+    statistics) as float32 pixels.
     """
 
     __slots__ = ("_args", "height", "width", "mode", "channels", "pil_mode",
-                 "dtype", "scale", "offset", "filter", "dct_scaling",
+                 "dtype", "scale", "offset", "featurewise", "wide_gray", "filter",
+                 "interpolation", "dct_scaling",
                  "keep_aspect_ratio", "on_error", "limits", "c")
 
     def __init__(self, target_size, **kwargs: Any) -> None:
@@ -111,6 +128,11 @@ class DecodeOptions:
             scale, off = _check_rescale(rescale, offset)
         else:
             raise TypeError(f"dtype must be 'uint8' or 'float32', got {dt}")
+        featurewise = _check_featurewise(args["featurewise"], channels, dt)
+        args["featurewise"] = featurewise     # hashable, comparable (the proxy's dict)
+        wide_gray = bool(args["wide_gray"])
+        if wide_gray and (color_mode != "grayscale" or dt != np.float32):
+            raise ValueError("wide_gray needs color_mode='grayscale' and dtype='float32'")
         on_error = args["on_error"]
         if on_error not in _ON_ERROR:
             raise ValueError(f"on_error must be one of {_ON_ERROR}, got {on_error!r}")
@@ -119,13 +141,15 @@ class DecodeOptions:
                               args["max_scan_pixels"])
         for name, value in (("height", height), ("width", width), ("mode", mode),
                             ("channels", channels), ("pil_mode", pil_mode), ("dtype", dt),
-                            ("scale", scale), ("offset", off),
+                            ("scale", scale), ("offset", off), ("featurewise", featurewise),
+                            ("wide_gray", wide_gray), ("interpolation", interpolation),
                             ("filter", INTERPOLATIONS[interpolation]),
                             ("dct_scaling", bool(args["dct_scaling"])),
                             ("keep_aspect_ratio", bool(args["keep_aspect_ratio"])),
                             ("on_error", on_error), ("limits", MappingProxyType(limits))):
             set_(name, value)
         set_("c", _native.BatchOptions(width, height, mode, dtype_id, scale=scale, offset=off,
+                                     norm=featurewise, wide_gray=wide_gray,
                                      filter=self.filter, dct_scaling=self.dct_scaling,
                                      keep_aspect_ratio=self.keep_aspect_ratio, **limits))
 
@@ -162,6 +186,26 @@ def _rebuild(args):
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_featurewise(featurewise, channels, dt):
+    """DecodeOptions' ``featurewise``: None, or ``(mean, divisor)`` as two
+    tuples of `channels` float32 values (Python floats), or raise."""
+    if featurewise is None:
+        return None
+    if dt != np.float32:
+        raise ValueError("featurewise needs dtype='float32'")
+    try:
+        mean, div = featurewise
+        mean = np.asarray(mean, dtype=np.float32).reshape(-1)
+        div = np.asarray(div, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError):
+        raise TypeError("featurewise must be (mean, divisor), each one number per channel, "
+                        f"got {featurewise!r}") from None
+    if mean.shape != (channels,) or div.shape != (channels,):
+        raise ValueError(f"featurewise needs {channels} mean and {channels} divisor values, "
+                         f"got {mean.size} and {div.size}")
+    return tuple(float(v) for v in mean), tuple(float(v) for v in div)
 
 
 def _check_rescale(rescale, offset):

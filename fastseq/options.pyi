@@ -23,6 +23,9 @@ class DecodeOptions:
     dtype: np.dtype[Any]
     scale: float
     offset: float
+    featurewise: tuple[tuple[float, ...], tuple[float, ...]] | None
+    wide_gray: bool
+    interpolation: str
     filter: int
     dct_scaling: bool
     keep_aspect_ratio: bool
@@ -38,6 +41,8 @@ class DecodeOptions:
         dtype: Any = ...,
         rescale: float | None = ...,
         offset: float = ...,
+        featurewise: tuple[Any, Any] | None = ...,
+        wide_gray: bool = ...,
         dct_scaling: bool = ...,
         keep_aspect_ratio: bool = ...,
         on_error: str = ...,

@@ -466,3 +466,31 @@ def test_batch_rows_reject_transforms_beyond_2_52_like_warp_row():
         augment.warp_row(ts[1], 8, 8)
     with pytest.raises(ValueError, match=r"send pixels beyond 2\*\*52"):
         aug.rows_for(ts)
+
+
+@pytest.mark.parametrize("rows,cols", [(32, 32), (13, 21)])
+def test_affine_matrices_equal_affine_matrix_per_image(rows, cols):
+    """The batch matrices (grouped by which factors Keras multiplies, one
+    stacked matmul per product) equal affine_matrix image by image, bit for
+    bit, for every pattern of identity factors (None: the identity row)."""
+    r = np.random.default_rng(rows)
+    n = 4000
+    p = dict(theta=r.uniform(-180, 180, n), tx=r.uniform(-20, 20, n), ty=r.uniform(-9, 9, n),
+             shear=r.uniform(-45, 45, n), zx=r.uniform(0.5, 1.5, n), zy=r.uniform(0.5, 1.5, n))
+    pattern = r.integers(0, 16, n)
+    p["theta"][pattern & 1 == 0] = 0
+    p["tx"][pattern & 2 == 0] = 0
+    p["ty"][pattern & 2 == 0] = 0
+    p["shear"][pattern & 4 == 0] = 0
+    p["zx"][pattern & 8 == 0] = 1
+    p["zy"][pattern & 8 == 0] = 1
+    mats, warp = augment.affine_matrices(**p, rows=rows, cols=cols)
+    assert set(np.unique(pattern)) == set(range(16)) and warp.sum() < n
+    for i in range(n):
+        m = augment.affine_matrix(**{k: v[i] for k, v in p.items()}, rows=rows, cols=cols)
+        if m is None:
+            assert not warp[i]
+            np.testing.assert_array_equal(mats[i], [[1, 0, 0], [0, 1, 0]])
+        else:
+            assert warp[i]
+            np.testing.assert_array_equal(mats[i], m)

@@ -349,8 +349,8 @@ def test_parse_size_and_loaders():
     keys = [l.key for l in bench.parse_loaders("fastseq,fastseq@1,pillow,bare@3,fastseq", 4)]
     assert keys == ["fastseq@4", "fastseq@1", "pillow", "bare@3"]
     assert [l.key for l in bench.parse_loaders("all", 2)] == [
-        "fastseq@2", "fastseq@1", "pillow", "keras-idg", "keras-ds@2", "turbojpeg@2", "bare@2",
-        "bare@1"]
+        "fastseq@2", "fastseq@1", "fastseq-df@2", "pillow", "keras-idg", "keras-ds@2",
+        "turbojpeg@2", "bare@2", "bare@1"]
 
 
 def _row(key, ips, threads):
@@ -727,3 +727,39 @@ def test_augment_without_keras_or_images_is_one_line_and_exit_2(tmp_path):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(flat / "a.jpg")
     proc = run_cli("bench", flat, "--augment", "--no-progress")
     assert proc.returncode == 2 and "no images in class folders" in proc.stderr
+
+
+def test_flow_runs_the_flow_benchmark(tmp_path):
+    """`bench --flow`: fastseq's and Keras' flow with the recipe on the
+    generated uint8 array (--limit samples), the section-6 target, the JSON
+    (figures never asserted); no dataset is generated."""
+    js = tmp_path / "flow.json"
+    proc = run_cli("bench", "--flow", "--limit", "40", "--rounds", "2", "--batch-size", "16",
+                   "--no-progress", "--json", js, "--cache-dir", tmp_path / "cache",
+                   timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "cache").exists()
+    d = json.loads(js.read_text())
+    assert d["shape"] == [40, 32, 32, 3] and d["batch_size"] == 16 and d["rounds"] == 2
+    for name in ("fastseq_flow", "keras_flow"):
+        assert len(d["seconds"][name]) == 2 and d["images_per_s"][name] > 0
+    [t] = d["targets"]
+    assert t["minimum"] == 10.0 and f"{t['target']}: {t['ratio']:.2f}x" in proc.stdout
+    proc = run_cli("bench", "--flow", "--augment", "--no-progress")
+    assert proc.returncode == 2 and "--flow runs on its own generated array" in proc.stderr
+    proc = run_cli("bench", "--flow", "--no-progress", **{bench.HIDE_ENV: "keras"})
+    assert proc.returncode == 2 and "--flow compares with Keras' legacy" in proc.stderr
+
+
+def test_dataframe_loaders(tmp_path):
+    """fastseq-df and keras-df read the same images as the other loaders."""
+    pytest.importorskip("pandas")
+    _class_tree(tmp_path / "img")
+    js = tmp_path / "df.json"
+    proc = run_cli("bench", tmp_path / "img", "--loaders", "fastseq-df,keras-df,fastseq",
+                   "--rounds", "1", "--warmup", "0", "--size", "24", "--batch-size", "3",
+                   "--threads", "2", "--no-progress", "--json", js, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["loader"]: r for r in json.loads(js.read_text())["sets"][0]["results"]}
+    for key in ("fastseq-df@2", "keras-df", "fastseq@2"):
+        assert rows[key]["status"] == "ok" and rows[key]["images_per_s"] > 0, rows[key]

@@ -35,8 +35,12 @@ Loaders (``--loaders``; ``NAME@T`` runs a threaded loader on T threads):
 ``pillow``     per image, as Keras' ``load_img`` does it: read the file,
                ``Image.open``, ``convert("RGB")``, ``resize`` with the
                filter, ``np.asarray``; one Python loop, one thread.
+``fastseq-df`` ``fastseq.ImageDataGenerator(dtype="uint8").flow_from_dataframe``
+               on a DataFrame of the paths, batch by batch (needs pandas).
 ``keras-idg``  Keras' legacy ``ImageDataGenerator().flow_from_directory``
                (dtype uint8), iterated batch by batch; on any Keras backend.
+``keras-df``   Keras' legacy ``flow_from_dataframe``, the same way (not in
+               the default list: it costs what ``keras-idg`` costs).
 ``keras-ds``   ``keras.utils.image_dataset_from_directory`` (tf.data, with
                its AUTOTUNE prefetch; needs TensorFlow); yields float32, as Keras does, and
                resizes with ``tf.image.resize`` without antialiasing.

@@ -27,6 +27,11 @@ subset (``limit``: links to the first images of each class, round-robin, in
 a temporary folder).  With ``fit``, ``model.fit`` seconds per epoch with the
 recipe (and ``rescale=1/255``), fastseq vs Keras legacy, on
 fastseq.bench.fitbench's model, epoch 1 excluded.
+
+The flow benchmark (issue 12, section 6; ``fastseq bench --flow``,
+``benchmarks/bench_augment.py --flow``): ``flow(x, y)`` with the recipe on a
+CIFAR-shaped 10,000 x 32 x 32 x 3 uint8 array, fastseq against Keras' legacy
+``flow``, passes alternating in one process (:func:`run_flow_benchmark`).
 """
 
 from __future__ import annotations
@@ -156,6 +161,77 @@ def run_augment_benchmark(src, *, limit=320, rounds=5, fit=False, epochs=2, size
     out.update(loading=res, fit=fit_res,
                targets=[dict(target=d, ratio=g, minimum=w) for d, g, w in targets])
     return out
+
+
+# -- issue 12, section 6: flow() on a CIFAR-shaped array ---------------------
+
+FLOW_SHAPE = (10_000, 32, 32, 3)
+
+
+def flow_array(n=FLOW_SHAPE[0], seed=0):
+    """A deterministic (n, 32, 32, 3) uint8 array and its labels (0..9):
+    random pixels (the warp's cost does not depend on them)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (n,) + FLOW_SHAPE[1:], dtype=np.uint8),
+            np.arange(n) % 10)
+
+
+def make_flow(name, x, y, batch_size):
+    """``flow(x, y, batch_size, shuffle=False, seed=0)`` of fastseq's or
+    Keras' legacy generator with RECIPE (float32 batches, Keras' default)."""
+    if name == "keras_flow":
+        from keras.src.legacy.preprocessing.image import ImageDataGenerator as KerasIDG
+        gen = KerasIDG(**RECIPE)
+    else:
+        gen = fastseq.ImageDataGenerator(**RECIPE)
+    return gen.flow(x, y, batch_size=batch_size, shuffle=False, seed=0)
+
+
+FLOW_LOADERS = ("fastseq_flow", "keras_flow")
+
+
+def run_flow_benchmark(n=FLOW_SHAPE[0], rounds=3, batch_size=32) -> dict:
+    """``flow`` with RECIPE on an (n, 32, 32, 3) uint8 array, fastseq
+    against Keras' legacy ``flow``: one warm-up pass each, then `rounds`
+    timed passes alternating (order reversed every other round); a
+    loader's figure is its median pass.  Returns a JSON-serialisable dict
+    with the ratio and its target (>= 10x, issue 12 section 6)."""
+    x, y = flow_array(n)
+    out = dict(shape=list(x.shape), batch_size=batch_size, rounds=rounds,
+               threads=fastseq.get_num_threads(), warp_simd=fastseq._native.warp_simd(),
+               load_before=load_line())
+    its = {name: make_flow(name, x, y, batch_size) for name in FLOW_LOADERS}
+    for it in its.values():
+        one_pass(it)
+    times = {name: [] for name in FLOW_LOADERS}
+    for r in range(rounds):
+        for name in (FLOW_LOADERS if r % 2 == 0 else FLOW_LOADERS[::-1]):
+            times[name].append(one_pass(its[name]))
+    rate = {name: n / statistics.median(t) for name, t in times.items()}
+    out.update(seconds=times, images_per_s=rate, load_after=load_line(),
+               targets=[dict(target="fastseq flow / Keras legacy flow, augmented",
+                             ratio=rate["fastseq_flow"] / rate["keras_flow"], minimum=10.0)])
+    return out
+
+
+def format_flow_report(r: dict) -> str:
+    lines = [f"fastseq {fastseq.__version__}, warp SIMD: {r['warp_simd']}, "
+             f"{r['threads']} threads",
+             f"flow() on a {'x'.join(map(str, r['shape']))} uint8 array, Keras' common "
+             f"recipe, batch {r['batch_size']}, {r['rounds']} rounds",
+             f"before: {r['load_before']}", f"after: {r['load_after']}"]
+    n = r["shape"][0]
+    for name in FLOW_LOADERS:
+        rounds = " ".join(f"{n / s:.0f}" for s in r["seconds"][name])
+        lines.append(f"  {name:12s} {r['images_per_s'][name]:9.1f} images/s   "
+                     f"(rounds: {rounds})")
+    lines.append("targets (issue 12, section 6):")
+    for t in r["targets"]:
+        ok = "PASS" if t["ratio"] >= t["minimum"] else "MISS"
+        lines.append(f"  {ok}  {t['target']}: {t['ratio']:.2f}x (>= {t['minimum']:g}x)")
+    return "\n".join(lines)
 
 
 def format_augment_report(r: dict) -> str:

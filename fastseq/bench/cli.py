@@ -73,6 +73,11 @@ def build_parser(prog="fastseq bench"):
                         "ImageDataGenerator and vs fastseq unaugmented, on the ImageNet-like "
                         "set or DIR's class folders (--limit default 320; --fit adds "
                         "model.fit); needs Keras")
+    p.add_argument("--flow", action="store_true",
+                   help="instead, issue 12's flow() benchmark (fastseq.bench.augbench): "
+                        "ImageDataGenerator(**recipe).flow on a 10000x32x32x3 uint8 array, "
+                        "fastseq vs Keras' legacy flow (--limit: samples; --batch-size "
+                        "applies); needs Keras")
     p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     p.add_argument("--plot", metavar="FILE", help="write a bar chart (PNG)")
     p.add_argument("--cache-dir", metavar="DIR",
@@ -167,29 +172,38 @@ def _run_fit(data_dir, size, a, progress):
     return dict(status="ok", note=None, result=res)
 
 
-def _augment_main(a, size, data_dir, prog):
-    """``--augment``: the figures and targets of fastseq.bench.augbench."""
+def _augment_main(a, size, data_dir, prog, flow=False):
+    """``--augment`` (or ``--flow``): the figures and targets of
+    fastseq.bench.augbench."""
+    opt = "--flow" if flow else "--augment"
     hide_modules()
     try:
         from keras.src.legacy.preprocessing.image import ImageDataGenerator  # noqa: F401
     except ImportError as e:
-        print(f"{prog}: error: --augment compares with Keras' legacy ImageDataGenerator: "
+        print(f"{prog}: error: {opt} compares with Keras' legacy ImageDataGenerator: "
               f"{keras_import_failure(e)}", file=sys.stderr)
         return 2
     from fastseq.bench import augbench
 
-    limit = 320 if a.limit is None else a.limit
     try:
-        r = augbench.run_augment_benchmark(data_dir, limit=limit, rounds=a.rounds, fit=a.fit,
-                                           epochs=a.epochs, size=size,
-                                           batch_size=a.batch_size)
+        if flow:
+            n = augbench.FLOW_SHAPE[0] if a.limit is None else a.limit
+            if n < 1:
+                raise ValueError("--flow needs --limit >= 1 samples")
+            r = augbench.run_flow_benchmark(n, rounds=a.rounds, batch_size=a.batch_size)
+        else:
+            limit = 320 if a.limit is None else a.limit
+            r = augbench.run_augment_benchmark(data_dir, limit=limit, rounds=a.rounds,
+                                               fit=a.fit, epochs=a.epochs, size=size,
+                                               batch_size=a.batch_size)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except ValueError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
-    print(augbench.format_augment_report(r), flush=True)
+    print((augbench.format_flow_report if flow else augbench.format_augment_report)(r),
+          flush=True)
     if a.json:
         try:
             import json
@@ -215,7 +229,10 @@ def bench_main(argv=None, prog="fastseq bench"):
 
         threads = a.threads or fastseq.get_num_threads()
         loaders = parse_loaders(a.loaders, threads)
-        sets, fit_dir = _sets_from_args(a, progress)
+        if a.flow and (a.augment or a.dir is not None or a.fit):
+            raise BenchError("--flow runs on its own generated array: no DIR, --augment "
+                             "or --fit")
+        sets, fit_dir = _sets_from_args(a, progress) if not a.flow else ([], None)
     except BenchError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
@@ -223,8 +240,8 @@ def bench_main(argv=None, prog="fastseq bench"):
         print(f"{prog}: interrupted before anything was measured", file=sys.stderr)
         return 130
 
-    if a.augment:
-        return _augment_main(a, size, fit_dir, prog)
+    if a.augment or a.flow:
+        return _augment_main(a, size, fit_dir, prog, flow=a.flow)
 
     result = run_benchmark(sets, size=size, batch_size=a.batch_size, threads=threads,
                            loaders=loaders, rounds=a.rounds, warmup=a.warmup,

@@ -30,14 +30,17 @@ class LoaderSpec:
 LOADERS = {
     "fastseq": LoaderSpec("fastseq", "fastseq", True, False),
     "pillow": LoaderSpec("pillow", "Pillow per image (Keras load_img)", False, False),
+    "fastseq-df": LoaderSpec("fastseq-df", "fastseq flow_from_dataframe", True, False),
     "keras-idg": LoaderSpec("keras-idg", "Keras ImageDataGenerator (legacy)", False, True),
+    "keras-df": LoaderSpec("keras-df", "Keras flow_from_dataframe (legacy)", False, False),
     "keras-ds": LoaderSpec("keras-ds", "keras image_dataset_from_directory", True, True),
     "turbojpeg": LoaderSpec("turbojpeg", "PyTurboJPEG + thread-pool resize", True, False),
     "bare": LoaderSpec("bare", "bare libjpeg-turbo decode (limit)", True, False),
 }
 # bare@1 gives the 1-thread rows (fastseq@1, pillow, keras-idg) a limit on
 # their own number of threads.
-DEFAULT_LOADERS = "fastseq,fastseq@1,pillow,keras-idg,keras-ds,turbojpeg,bare,bare@1"
+DEFAULT_LOADERS = ("fastseq,fastseq@1,fastseq-df,pillow,keras-idg,keras-ds,turbojpeg,bare,"
+                   "bare@1")
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "hamming", "box", "lanczos")
 # keras-ds resizes with tf.image.resize, whose method names differ.
 _TF_METHODS = {"nearest": "nearest", "bilinear": "bilinear", "bicubic": "bicubic",
@@ -303,6 +306,56 @@ class _KerasIDGLoader:
         return n
 
 
+def _dataframe(paths):
+    try:
+        import pandas as pd
+    except ImportError as e:
+        raise Unavailable(f"pandas is not installed ({e})") from None
+    return pd.DataFrame({"filename": list(paths)})
+
+
+class _FastseqDataFrameLoader:
+    """``fastseq.ImageDataGenerator(dtype="uint8").flow_from_dataframe`` on
+    the paths (absolute, ``directory=None``), read batch by batch."""
+    output = "uint8"
+
+    def __init__(self, cfg):
+        import fastseq
+
+        fastseq.set_num_threads(cfg["threads"])
+        self.gen = fastseq.ImageDataGenerator(dtype="uint8")
+        self.cfg = cfg
+
+    def prepare(self, paths, view):
+        import contextlib
+
+        with contextlib.redirect_stdout(io.StringIO()):   # "Found N validated ..."
+            self.it = self.gen.flow_from_dataframe(
+                _dataframe(paths), target_size=tuple(self.cfg["size"]), class_mode=None,
+                batch_size=self.cfg["batch_size"], shuffle=False,
+                interpolation=self.cfg["interpolation"], dct_scaling=self.cfg["dct_scaling"])
+        if self.it.samples != len(paths):
+            raise RuntimeError(f"flow_from_dataframe kept {self.it.samples} of {len(paths)} images")
+
+    def run(self, n_batches, report):
+        return _KerasIDGLoader.run(self, n_batches, report)
+
+
+class _KerasDataFrameLoader(_KerasIDGLoader):
+    """Keras' legacy ``flow_from_dataframe`` on the paths."""
+
+    def prepare(self, paths, view):
+        import contextlib
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.it = self.gen.flow_from_dataframe(
+                _dataframe(paths), target_size=tuple(self.cfg["size"]), class_mode=None,
+                batch_size=self.cfg["batch_size"], shuffle=False,
+                interpolation=self.cfg["interpolation"])
+        if self.it.samples != len(paths):
+            raise RuntimeError(f"flow_from_dataframe kept {self.it.samples} of {len(paths)} images")
+
+
 class _KerasDatasetLoader:
     # tf.image.resize (antialias=False) samples only the nearest source
     # pixels when shrinking: cheaper than Pillow's filters, and aliased.
@@ -333,5 +386,6 @@ class _KerasDatasetLoader:
 
 LOADER_CLASSES = {"fastseq": _FastseqLoader, "bare": _BareLoader,
                   "pillow": _PillowLoader, "turbojpeg": _TurboJPEGLoader,
-                  "keras-idg": _KerasIDGLoader, "keras-ds": _KerasDatasetLoader}
+                  "keras-idg": _KerasIDGLoader, "keras-ds": _KerasDatasetLoader,
+                  "fastseq-df": _FastseqDataFrameLoader, "keras-df": _KerasDataFrameLoader}
 

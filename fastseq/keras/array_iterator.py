@@ -43,10 +43,14 @@ _MODES = {1: _native.MODE_L, 3: _native.MODE_RGB, 4: _native.MODE_RGBA}
 
 def augment_batch(images: np.ndarray, indexes: Any, augmenter: Any, epoch: int,
                   out_dtype: Any, scale: float = 1.0,
-                  channels_first: bool = False) -> np.ndarray:
+                  channels_first: bool = False, norm: Any = None) -> np.ndarray:
     """Warp ``images[indexes]`` by the draws of `augmenter` for `epoch` into
     a new 64-byte aligned channels-last batch of `out_dtype` (uint8 or
-    float32), each value written as ``v * scale`` (float32 only).
+    float32), each value written as ``v * scale`` (float32 only), then
+    standardised per channel by `norm` (None or ``(mean, std + 1e-6)``,
+    float32 only; fastseq.options.DecodeOptions' ``featurewise``).  With
+    `augmenter` None each image is copied through the same write (the
+    identity: Keras' ``apply_transform`` without a transform).
 
     `images` is an (N, rows, cols, channels) C-contiguous uint8 or float32
     array (channels_first: (N, channels, rows, cols), gathered and
@@ -63,9 +67,9 @@ def augment_batch(images: np.ndarray, indexes: Any, augmenter: Any, epoch: int,
     out_dtype = np.dtype(out_dtype)
     opts = _native.BatchOptions(cols, rows, _MODES[channels],
                                 _native.DTYPE_U8 if out_dtype == np.uint8 else _native.DTYPE_F32,
-                                scale=scale)
+                                scale=scale, norm=norm)
     out = aligned_empty((len(indexes), rows, cols, channels), out_dtype)
-    rows_, wopts = augmenter.warps(epoch, indexes)
+    rows_, wopts = augmenter.warps(epoch, indexes) if augmenter is not None else (None, None)
     # Views into the array's own memory: the workers read them in place.
     sources = [images[j] for j in positions]
     results = _native.run_batch(_native.SRC_PIXELS, sources, out, list(range(len(sources))),
@@ -217,6 +221,13 @@ class NumpyArrayIterator(Iterator):
             if gen is not None and gen.augments else None
         self._augmenter = aug
         self._fused_rescale = None
+        # Unaugmented batches are a numpy gather, or, when the featurewise
+        # statistics can be fused (_fused_norm), one C pass straight from
+        # the array (uint8 or float32, channels-last, read in place).
+        self._direct_src = None
+        if (aug is None and not cf and channels in _MODES and self._src.flags.c_contiguous
+                and self._src.dtype in (np.uint8, np.float32)):
+            self._direct_src = self._src
         if aug is None:
             return
         if channels not in _MODES:
@@ -235,15 +246,39 @@ class NumpyArrayIterator(Iterator):
                 and gen.preprocessing_function is None):
             self._fused_rescale = float(gen.rescale)
 
+    def _fused_norm(self) -> tuple | None:
+        """The featurewise statistics as the C write's per-channel step
+        (ImageDataGenerator._fused_norm), when the batch is float32 Keras
+        arithmetic written by C: augmented, or unaugmented from a
+        channels-last uint8/float32 array, in the float32 dtype."""
+        gen = self.image_data_generator
+        if (gen is None or self._np_dtype != np.float32
+                or (self._augmenter is None and self._direct_src is None)):
+            return None
+        cf = self.data_format == "channels_first"
+        return gen._fused_norm(self._src.shape[1 if cf else 3], cf)
+
+    def _key(self, indexes: np.ndarray, epoch: int) -> tuple:
+        # A batch computed ahead holds the statistics of its write: after a
+        # new fit() it is not this batch.
+        return (epoch, indexes.dtype.str, indexes.tobytes(), self._fused_norm())
+
     def load_images(self, indexes: Any) -> np.ndarray:
         """The (augmented) images of the samples at `indexes`: a new
-        array, channels-last from the C warp, else in the array's layout."""
+        array, channels-last from the C warp, else in the array's layout
+        (with the featurewise statistics fused when ``_fused_norm`` says)."""
         indexes = np.asarray(indexes)
+        norm = self._fused_norm()
         if self._augmenter is None:
-            return aligned_copy(self._src[indexes], self._np_dtype)
+            if norm is None:
+                return aligned_copy(self._src[indexes], self._np_dtype)
+            # rescale, centring and normalisation in one pass from the array
+            gen = self.image_data_generator
+            return augment_batch(self._direct_src, indexes, None, 0, np.float32,
+                                 scale=float(gen.rescale) if gen.rescale else 1.0, norm=norm)
         return augment_batch(self._warp_src, indexes, self._augmenter, self._draw_epoch(),
                              self._core_dtype, scale=self._fused_rescale or 1.0,
-                             channels_first=self.data_format == "channels_first")
+                             channels_first=self.data_format == "channels_first", norm=norm)
 
     def _get_batches_of_transformed_samples(self, index_array: np.ndarray) -> Any:
         """The batch of the samples at `index_array` (Keras' legacy hook)."""
@@ -252,8 +287,10 @@ class NumpyArrayIterator(Iterator):
             x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         gen = self.image_data_generator
         if gen is not None:
-            x = gen._standardize_batch(x, rescaled=self._fused_rescale is not None,
-                                       dtype=self._np_dtype)
+            fused = self._fused_norm() is not None
+            x = gen._standardize_batch(
+                x, rescaled=self._fused_rescale is not None or (fused and self._augmenter is None),
+                dtype=self._np_dtype, fused=fused)
         if x.dtype != self._np_dtype or not x.flags.c_contiguous:
             x = aligned_copy(x, self._np_dtype)
         if self.save_to_dir:

@@ -361,17 +361,24 @@ class ImageFiles:
     def _setup_decoding(self, target_size: tuple[int, int], color_mode: str,
                         interpolation: str, dtype: str, rescale: float | None,
                         dct_scaling: bool, keep_aspect_ratio: bool,
-                        on_error: str, augmenter: Any = None) -> None:
+                        on_error: str, augmenter: Any = None,
+                        wide_gray: bool = False) -> None:
         # Validated once (the core's own messages, here rather than in a
         # worker) and reused by every batch, as are the encoded paths.
         self._options = DecodeOptions(
             tuple(target_size), color_mode=color_mode, interpolation=interpolation,
             dtype=dtype, rescale=rescale, dct_scaling=bool(dct_scaling),
-            keep_aspect_ratio=bool(keep_aspect_ratio), on_error=on_error)
+            keep_aspect_ratio=bool(keep_aspect_ratio), on_error=on_error,
+            wide_gray=wide_gray)
         self._encoded = encode_paths(self._paths)
         # A fastseq.augment.BatchAugmenter, or None: its draws depend only
         # on (seed, epoch, indexes), so a batch decoded ahead is the batch.
         self._augmenter = augmenter
+
+    def _batch_options(self) -> DecodeOptions:
+        """The options of the next batch (a subclass may fuse more into
+        the write per batch)."""
+        return self._options
 
     def load_images(self, indexes: Sequence[int] | np.ndarray) -> np.ndarray:
         """Decode and resize the images at `indexes` into a new
@@ -383,7 +390,8 @@ class ImageFiles:
         # A fresh, 64-byte aligned batch (out=None).
         aug = self._augmenter
         warps = aug.warps(self._draw_epoch(), indexes) if aug is not None else None
-        x, failures = load_files([encoded[i] for i in indexes], self._options, warps=warps)
+        x, failures = load_files([encoded[i] for i in indexes], self._batch_options(),
+                                 warps=warps)
         on_error = self._options.on_error
         if failures and on_error == "warn" and defer_warnings_here():
             # Decoded ahead: the warnings come when the batch is served.

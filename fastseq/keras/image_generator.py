@@ -32,6 +32,7 @@ import numpy as np
 
 from fastseq import augment
 from fastseq.batch import aligned_empty
+from fastseq.options import DecodeOptions
 from fastseq.keras import listing
 from fastseq.keras.base import ImageFiles, Iterator, aligned_copy
 
@@ -79,6 +80,21 @@ def _keras_defaults(data_format: str | None, dtype: str | None) -> tuple[str, st
         if dtype is None:
             dtype = keras.config.floatx()
     return data_format, dtype
+
+
+def _per_channel(stat: Any, channels: int, channels_first: bool) -> np.ndarray | None:
+    """The `channels` float32 values of a featurewise statistic that
+    broadcasts over an image only along its channel axis (``fit``'s
+    (1, 1, C) or (C, 1, 1), or a scalar-like (1, 1, 1)), or None when
+    ``image - stat`` is not per-channel float32 arithmetic on an image
+    (another dtype, a per-pixel array, an extra leading axis)."""
+    if not isinstance(stat, np.ndarray) or stat.dtype != np.float32 or stat.ndim > 3:
+        return None
+    shape = (1,) * (3 - stat.ndim) + stat.shape
+    axis = 0 if channels_first else 2
+    if any(n != 1 for i, n in enumerate(shape) if i != axis) or shape[axis] not in (1, channels):
+        return None
+    return np.broadcast_to(stat.reshape(shape[axis]), (channels,)).astype(np.float32)
 
 
 class ImageDataGenerator:
@@ -228,18 +244,22 @@ class ImageDataGenerator:
                       "on any training data. Fit it first by calling `.fit(numpy_data)`.",
                       stacklevel=3)
 
-    def _featurewise(self, x: np.ndarray) -> np.ndarray:
+    def _featurewise(self, x: np.ndarray, fused: bool = False) -> np.ndarray:
         """Keras' featurewise centring, normalisation and ZCA on an image or
         a batch (the statistics broadcast over leading axes), in place where
-        Keras works in place."""
+        Keras works in place.  `fused`: the centring and normalisation by
+        the statistics that are set were already applied by the C write
+        (:meth:`_fused_norm`); only the warnings and ZCA remain."""
         if self.featurewise_center:
             if self.mean is not None:
-                x -= self.mean
+                if not fused:
+                    x -= self.mean
             else:
                 self._warn_unfit("featurewise_center")
         if self.featurewise_std_normalization:
             if self.std is not None:
-                x /= self.std + 1e-6
+                if not fused:
+                    x /= self.std + 1e-6
             else:
                 self._warn_unfit("featurewise_std_normalization")
         if self.zca_whitening:
@@ -250,20 +270,50 @@ class ImageDataGenerator:
                 self._warn_unfit("zca_whitening")
         return x
 
+    def _fused_norm(self, channels: int, channels_first: bool) -> tuple | None:
+        """The featurewise centring and normalisation as the C write's
+        per-channel ``(mean, std + 1e-6)`` (fastseq.options.DecodeOptions'
+        ``featurewise``), or None when they are not exactly that.
+
+        The C write computes ``((v * rescale) - mean_c) / (std_c + 1e-6)``
+        as three float32 operations, which is what Keras' ``standardize``
+        does to a float32 image only when nothing runs between rescale and
+        the featurewise steps (no ``preprocessing_function``, no samplewise
+        step) and the statistics are float32 arrays that vary along the
+        channel axis only (``fit`` gives that shape and dtype; a float64 or
+        per-pixel ``mean`` set by hand keeps numpy's path).  The caller also
+        checks that its batch is float32 arithmetic."""
+        if (self.preprocessing_function is not None or self.samplewise_center
+                or self.samplewise_std_normalization):
+            return None
+        center = bool(self.featurewise_center) and self.mean is not None
+        normalize = bool(self.featurewise_std_normalization) and self.std is not None
+        if not (center or normalize):
+            return None
+        sub = _per_channel(self.mean, channels, channels_first) if center \
+            else np.zeros(channels, np.float32)
+        div = _per_channel(self.std + 1e-6, channels, channels_first) if normalize \
+            else np.ones(channels, np.float32)
+        if sub is None or div is None:
+            return None
+        return tuple(float(v) for v in sub), tuple(float(v) for v in div)
+
     @property
     def _standardizes(self) -> bool:
         return bool(self.preprocessing_function or self.rescale or self.samplewise_center
                     or self.samplewise_std_normalization or self.featurewise_center
                     or self.featurewise_std_normalization or self.zca_whitening)
 
-    def _standardize_batch(self, x: np.ndarray, *, rescaled: bool, dtype: Any) -> np.ndarray:
+    def _standardize_batch(self, x: np.ndarray, *, rescaled: bool, dtype: Any,
+                           fused: bool = False) -> np.ndarray:
         """Keras' per-image ``standardize`` over a fresh batch `x` (its own
         memory, changed in place; `rescaled`: rescale was already applied,
         fused into the C write).  With a ``preprocessing_function`` each
         image goes through Keras' steps in Python and lands in a new batch of
         `dtype`; otherwise the elementwise steps run on the whole batch (the
-        same values) and the samplewise ones per image.  The caller casts
-        to `dtype`."""
+        same values) and the samplewise ones per image.  `fused`: the
+        featurewise centring and normalisation were fused into the C write
+        too (:meth:`_fused_norm`).  The caller casts to `dtype`."""
         if self.preprocessing_function is not None:
             out = aligned_empty(x.shape, dtype)
             for i in range(len(x)):
@@ -280,7 +330,7 @@ class ImageDataGenerator:
         if self.samplewise_center or self.samplewise_std_normalization:
             for i in range(len(x)):
                 x[i] = self._samplewise_one(x[i])
-        return self._featurewise(x)
+        return self._featurewise(x, fused=fused)
 
     def _samplewise_one(self, xi: np.ndarray) -> np.ndarray:
         if self.samplewise_center:
@@ -614,10 +664,53 @@ class FileBatches:
             core_dtype = "float32"
         self._np_dtype = np_dtype
         # (uint8 is only chosen when rescale is None, so fused_rescale is too)
+        # Keras' load_img keeps 16- and 32-bit grayscale images ("I;16",
+        # "I") at their values, as float32 in img_to_array.  A uint8 batch
+        # holds Pillow's convert("L") of them instead (clipped at 255):
+        # Keras casts values above 255 to uint8, which numpy leaves undefined.
+        wide_gray = (self.color_mode == "grayscale" and core_dtype == "float32"
+                     and np_dtype.kind == "f")
         self._setup_decoding(self.target_size, self.color_mode, self.interpolation,
                              core_dtype, fused_rescale,
                              dct_scaling, self.keep_aspect_ratio, on_error,
-                             augmenter=augmenter)
+                             augmenter=augmenter, wide_gray=wide_gray)
+        # The featurewise statistics may be fit after the iterator is made
+        # (Keras reads them per batch): the fused form is looked up per batch.
+        self._plain_options = self._options
+        self._norm_options: dict = {}
+
+    def _fused_norm(self) -> tuple | None:
+        """The generator's featurewise statistics as the C write's
+        per-channel step, when it equals Keras' float32 arithmetic on this
+        batch: a float32 core batch with rescale fused (so nothing runs
+        between it and the featurewise steps), in the iterator's float32
+        dtype, else None."""
+        gen = self.image_data_generator
+        if (gen is None or self._per_image or self._options.dtype != np.float32
+                or self._np_dtype != np.float32):
+            return None
+        channels = self.image_shape[0 if self.data_format == "channels_first" else 2]
+        return gen._fused_norm(channels, self.data_format == "channels_first")
+
+    def _batch_options(self) -> Any:
+        norm = self._fused_norm()
+        if norm is None:
+            return self._plain_options
+        opts = self._norm_options.get(norm)
+        if opts is None:
+            args = dict(self._plain_options._args)
+            args["featurewise"] = norm
+            opts = DecodeOptions(**args)
+            # The statistics rarely change: keep the latest few.
+            if len(self._norm_options) > 4:
+                self._norm_options.clear()
+            self._norm_options[norm] = opts
+        return opts
+
+    def _key(self, indexes: np.ndarray, epoch: int) -> tuple:
+        # A batch decoded ahead holds the statistics of its decode: after a
+        # new fit() it is not this batch.
+        return (epoch, indexes.dtype.str, indexes.tobytes(), self._fused_norm())
 
     def _get_batches_of_transformed_samples(self, index_array: np.ndarray) -> Any:
         """The batch of the samples at `index_array`: ``(x, y)`` or ``x``
@@ -630,7 +723,8 @@ class FileBatches:
             x = x.transpose(0, 3, 1, 2)
         gen = self.image_data_generator
         if gen is not None:
-            x = gen._standardize_batch(x, rescaled=not self._per_image, dtype=self._np_dtype)
+            x = gen._standardize_batch(x, rescaled=not self._per_image, dtype=self._np_dtype,
+                                       fused=self._fused_norm() is not None)
         if x.dtype != self._np_dtype or not x.flags.c_contiguous:
             x = aligned_copy(x, self._np_dtype)
         if self.save_to_dir:
@@ -691,10 +785,12 @@ class DirectoryIterator(FileBatches, ImageFiles, Iterator):
 
     ``dct_scaling=False`` makes JPEG pixels identical to Keras' (Pillow's
     full decode); the default True decodes large JPEGs at a reduced DCT
-    scale first, which is much faster and visually equivalent.  One known
-    difference: with ``color_mode="grayscale"`` Keras keeps 16- and 32-bit
-    grayscale images (PIL modes "I;16", "I") at their bit depth, while
-    fastseq converts every image to 8 bits.
+    scale first, which is much faster and visually equivalent.  With
+    ``color_mode="grayscale"`` 16- and 32-bit grayscale images (PIL modes
+    "I;16", "I") keep their values, as in Keras (decoded and resized by
+    Pillow in their own mode); a uint8 batch holds Pillow's
+    ``convert("L")`` of them (clipped at 255) instead of Keras' undefined
+    cast of float values above 255.
 
     ``prefetch=True`` (the default) decodes the next batch's images on a
     background thread while Keras consumes the current one (see
