@@ -481,7 +481,8 @@ def decode_image(source, color_mode=None, *, max_pixels=DEFAULT_MAX_PIXELS,
 
 
 def info() -> dict:
-    """Versions and build facts: fastseq, libjpeg-turbo, libpng, SIMD, threads."""
+    """Versions and build facts: fastseq, each codec library (libjpeg-turbo,
+    libpng, zlib, libwebp), SIMD, threads."""
     from fastseq import __version__
     import PIL
 
@@ -489,6 +490,8 @@ def info() -> dict:
         "fastseq": __version__,
         "libjpeg_turbo": _native.libjpeg_version(),
         "libpng": _native.libpng_version(),
+        "zlib": _native.zlib_version(),
+        "libwebp": _native.libwebp_version(),
         "simd": _native.libjpeg_simd() and not os.environ.get("JSIMD_FORCENONE"),
         "simd_built": _native.libjpeg_simd(),
         "resize_simd": _native.resize_simd(),
