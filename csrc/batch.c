@@ -8,6 +8,7 @@
 
 #include "batch.h"
 #include "png_decode.h"
+#include "raw_decode.h"
 #include "webp_decode.h"
 #include "pool.h"
 #include "resample.h"
@@ -109,7 +110,9 @@ static int native_signature(const uint8_t *sig, size_t got) {
     if (got < 2) return 0;
     return fs_is_jpeg(sig, got) ||
            (sig[0] == 0x89 && sig[1] == 'P') ||     /* PNG */
-           (sig[0] == 'R' && sig[1] == 'I');        /* RIFF: WebP */
+           (sig[0] == 'R' && sig[1] == 'I') ||      /* RIFF: WebP */
+           (sig[0] == 'B' && sig[1] == 'M') ||      /* BMP */
+           (sig[0] == 'P' && (sig[1] == '5' || sig[1] == '6'));   /* PGM, PPM */
 }
 
 int fs_read_file(const char *path, uint64_t max_bytes, int native_only,
@@ -619,13 +622,87 @@ static int run_webp(fs_worker *w, const fs_batch_opts *o, fs_task *t,
                        total + FS_PIX_PAD - end, box, premultiply);
 }
 
+/* ---- BMP and binary PGM/PPM (csrc/raw_decode.h): rows converted from the
+ * encoded bytes straight into the resize's source buffer (or, at full
+ * size, the slot); the only memory is those pixels. */
+static int run_raw(fs_worker *w, const fs_batch_opts *o, fs_task *t,
+                   const uint8_t *data, size_t len, int bmp) {
+    fs_raw_info info;
+    int st = bmp ? fs_bmp_read_header(data, len, &o->limits, &info, t->msg, FS_MSG_LEN)
+                 : fs_pnm_read_header(data, len, &o->limits, &info, t->msg, FS_MSG_LEN);
+    if (st != FS_OK) return st;
+    t->src_width = info.width;
+    t->src_height = info.height;
+    t->src_mode = info.mode ? info.mode : -1;
+    int out_mode = o->out_mode == FS_MODE_SOURCE ? info.mode : o->out_mode;
+    if (out_mode == 0) {
+        /* Pillow's own mode is "1", "P" or "I": Pillow gives it. */
+        snprintf(t->msg, FS_MSG_LEN, "image whose Pillow mode fastseq does not produce");
+        return FS_ERR_NOT_JPEG;
+    }
+    if (out_mode == FS_MODE_CMYK) {
+        snprintf(t->msg, FS_MSG_LEN, "CMYK output needs a CMYK JPEG");
+        return FS_ERR_ARG;
+    }
+    int oc = fs_mode_channels(out_mode);
+    size_t rowbytes, total;
+    if (!fs_mul_size((size_t)info.width, (size_t)oc, &rowbytes) ||
+        !fs_mul_size(rowbytes, (size_t)info.height, &total) ||
+        total > SIZE_MAX - FS_PIX_PAD) {
+        snprintf(t->msg, FS_MSG_LEN, "image too large");
+        return FS_ERR_OVERFLOW;
+    }
+    uint64_t need = o->full_size ? (uint64_t)total : (uint64_t)total + FS_PIX_PAD;
+    if (o->limits.max_memory && need > o->limits.max_memory) {
+        snprintf(t->msg, FS_MSG_LEN, "decoding needs %llu bytes, over max_memory=%llu",
+                 (unsigned long long)need, (unsigned long long)o->limits.max_memory);
+        return FS_ERR_MEMORY_LIMIT;
+    }
+    if (o->full_size) {
+        if (o->header_only) return FS_OK;
+        if (info.width != o->out_width || info.height != o->out_height ||
+            out_mode != o->out_mode || o->out_dtype != FS_DTYPE_U8 || !t->out) {
+            snprintf(t->msg, FS_MSG_LEN, "full-size output does not match the image");
+            return FS_ERR_ARG;
+        }
+        st = bmp ? fs_bmp_decode(&info, data, len, out_mode, (uint8_t *)t->out, o->out_row_stride)
+                 : fs_pnm_decode(&info, data, len, out_mode, (uint8_t *)t->out, o->out_row_stride);
+        if (st != FS_OK) snprintf(t->msg, FS_MSG_LEN, "invalid decode request");
+        return st;
+    }
+    if (!grow(&w->pix, &w->pix_cap, total + FS_PIX_PAD)) {
+        snprintf(t->msg, FS_MSG_LEN, "out of memory for %dx%d pixels",
+                 info.width, info.height);
+        return FS_ERR_NOMEM;
+    }
+    st = bmp ? fs_bmp_decode(&info, data, len, out_mode, w->pix, (ptrdiff_t)rowbytes)
+             : fs_pnm_decode(&info, data, len, out_mode, w->pix, (ptrdiff_t)rowbytes);
+    if (st != FS_OK) {
+        snprintf(t->msg, FS_MSG_LEN, "invalid decode request");
+        return st;
+    }
+    if (o->decode_only) return FS_OK;
+    double box[4] = {0, 0, info.width, info.height};
+    if (o->keep_aspect_ratio)
+        fs_keep_aspect_box(info.width, info.height, o->out_width, o->out_height, box);
+    int premultiply = 0;     /* Pillow resizes RGBA as RGBa: see run_png */
+    if (oc == 4)
+        for (size_t i = 3; i < total && !premultiply; i += 4)
+            premultiply = w->pix[i] != 255;
+    memset(w->pix + total, 0, FS_PIX_PAD);
+    return resize_into(w, o, t, w->pix, info.width, info.height, oc,
+                       (ptrdiff_t)rowbytes, FS_PIX_PAD, box, premultiply);
+}
+
 /* Encoded bytes: the decoder is chosen by the stream's signature, never by
- * the file name; anything but PNG and WebP goes to the JPEG decoder, which sends
+ * the file name; anything but PNG, WebP, BMP and PGM/PPM goes to the JPEG decoder, which sends
  * what is not JPEG either to the Pillow fallback. */
 static int run_encoded(fs_worker *w, const fs_batch_opts *o, fs_task *t,
                        const uint8_t *data, size_t len) {
     if (fs_is_png(data, len)) return run_png(w, o, t, data, len);
     if (fs_is_webp(data, len)) return run_webp(w, o, t, data, len);
+    if (fs_is_bmp(data, len)) return run_raw(w, o, t, data, len, 1);
+    if (fs_is_pnm(data, len)) return run_raw(w, o, t, data, len, 0);
     return run_jpeg(w, o, t, data, len);
 }
 
