@@ -206,8 +206,10 @@ def _configure(ext):
     ext.library_dirs = library_dirs
     ext.libraries = libs
     ext.extra_objects = extra_objects
-    if extra_objects and sys.platform.startswith("linux"):
-        # Keep the static libjpeg's symbols private to the extension.
+    if sys.platform.startswith("linux"):
+        # Keep the symbols of any static codec (libjpeg-turbo, or the zlib,
+        # libpng and libwebp archives of tools/build_codecs.sh) private to
+        # the extension; shared libraries are not affected.
         ext.extra_link_args = ext.extra_link_args + ["-Wl,--exclude-libs,ALL"]
     (c_ext,) = cythonize([ext], language_level=3, quiet=True,
                          compiler_directives={"boundscheck": False,
@@ -216,6 +218,23 @@ def _configure(ext):
                                               "embedsignature": True})
     ext.sources = c_ext.sources
     ext.depends = sorted(set(ext.depends) | set(getattr(c_ext, "depends", [])))
+
+
+def _codec_notices():
+    """{vendor folder: licence files} of the codecs tools/build_codecs.sh
+    installed (PREFIX/share/doc/NAME beside the FASTSEQ_*_LIBDIR archives),
+    to ship in a wheel that links them statically."""
+    found = {}
+    for var, names in (("FASTSEQ_PNG_LIBDIR", ("zlib", "libpng")),
+                       ("FASTSEQ_WEBP_LIBDIR", ("libwebp",))):
+        libdir = os.environ.get(var)
+        if not libdir:
+            continue
+        for name in names:
+            doc = os.path.join(os.path.dirname(os.path.abspath(libdir)), "share", "doc", name)
+            if os.path.isdir(doc):
+                found[name] = [os.path.join(doc, f) for f in sorted(os.listdir(doc))]
+    return found
 
 
 def _static_notices():
@@ -246,6 +265,11 @@ class build_ext(_build_ext):
             for path in _static_notices():
                 os.makedirs(dest, exist_ok=True)
                 shutil.copy(path, dest)
+            for name, paths in _codec_notices().items():
+                d = os.path.join(self.build_lib, "fastseq", "_vendor", name)
+                os.makedirs(d, exist_ok=True)
+                for path in paths:
+                    shutil.copy(path, d)
 
 
 def extensions():

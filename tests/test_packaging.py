@@ -317,3 +317,24 @@ def test_installed_wheel_embeds_the_pinned_codec():
         assert "libjpeg" not in deps, f"the extension needs a shared libjpeg:\n{deps}"
         assert (pkg / "_vendor" / "libjpeg-turbo" / "LICENSE.md").is_file(), \
             "the wheel embeds libjpeg-turbo but not its licence"
+    for key, name in (("FASTSEQ_EXPECT_LIBPNG", "libpng"), ("FASTSEQ_EXPECT_ZLIB", "zlib"),
+                      ("FASTSEQ_EXPECT_LIBWEBP", "libwebp")):
+        if EXPECT.get(key):
+            assert str(info[name]) == EXPECT[key], info
+    if EXPECT.get("FASTSEQ_EXPECT_STATIC_CODECS") == "1":
+        # tools/build_codecs.sh's archives linked in: no shared zlib, libpng
+        # or libwebp needed, and their licences shipped.
+        ext = pathlib.Path(_native.__file__)
+        if sys.platform.startswith("linux"):
+            deps = subprocess.run(["ldd", str(ext)], capture_output=True, text=True).stdout
+        elif sys.platform == "darwin":
+            deps = subprocess.run(["otool", "-L", str(ext)], capture_output=True,
+                                  text=True).stdout
+        else:
+            pytest.skip(f"no dependency lister for {sys.platform}")
+        for lib in ("libpng", "libwebp", "libsharpyuv", "libz."):
+            assert lib not in deps, f"the extension needs a shared {lib}:\n{deps}"
+        for name in ("zlib", "libpng", "libwebp"):
+            vendor = pkg / "_vendor" / name
+            assert vendor.is_dir() and any(vendor.iterdir()), \
+                f"the wheel embeds {name} but not its licence"
