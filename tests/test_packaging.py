@@ -338,3 +338,38 @@ def test_installed_wheel_embeds_the_pinned_codec():
             vendor = pkg / "_vendor" / name
             assert vendor.is_dir() and any(vendor.iterdir()), \
                 f"the wheel embeds {name} but not its licence"
+
+
+def _webp_check(env, patch=""):
+    """Run setup.py's libwebp lookup alone, in a subprocess."""
+    code = ("import runpy\n"
+            f"g = runpy.run_path({str(REPO / 'setup.py')!r}, run_name='fastseq_setup')\n"
+            f"{patch}\n"
+            "print(g['_webp_config']())\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=str(REPO))
+
+
+@needs_tree
+@pytest.mark.parametrize("env,patch", [
+    ({"FASTSEQ_WEBP_INCLUDE": "/nonexistent"}, ""),
+    # as on a machine without libwebp-dev: no pkg-config result, no headers
+    ({"PKG_CONFIG_LIBDIR": "/nonexistent", "PKG_CONFIG_PATH": ""},
+     "g['DEFAULT_INCLUDE_DIRS'][:] = []"),
+])
+def test_missing_libwebp_names_the_package(env, patch):
+    r = _webp_check(_clean_env(**env), patch)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    for needle in ("cannot find libwebp's headers webp/decode.h and webp/demux.h",
+                   "apt-get install libwebp-dev", "dnf install libwebp-devel",
+                   "brew install webp", "FASTSEQ_WEBP_INCLUDE"):
+        assert needle in r.stderr, f"{needle!r} missing from:\n{r.stderr}"
+    assert "Traceback" not in r.stderr
+    if "FASTSEQ_WEBP_INCLUDE" in env:
+        assert "in /nonexistent" in r.stderr
+
+
+@needs_tree
+def test_libwebp_found_here():
+    r = _webp_check(_clean_env())
+    assert r.returncode == 0 and "'webpdemux'" in r.stdout and "'webp'" in r.stdout, r.stderr
