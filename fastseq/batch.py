@@ -1,10 +1,12 @@
 """The batch API: image files or bytes in, a preallocated NHWC batch out.
 
-JPEG files are read, decoded (libjpeg-turbo), colour-converted and resized
-(Pillow's filters) in C on fastseq's native thread pool with the GIL
-released, each image straight into its slot of the output array.  Other
-formats (PNG, BMP, PPM/PGM, GIF, TIFF, WebP...) are decoded by Pillow and then
-resized by the same C kernels.  A file's format is detected from its bytes.
+JPEG, PNG, WebP, BMP and binary PGM/PPM files are read, decoded (libjpeg-turbo,
+libpng, libwebp, plain C), colour-converted and resized (Pillow's filters)
+in C on fastseq's native thread pool with the GIL released, each image
+straight into its slot of the output array.  Other formats (GIF, TIFF...)
+and the layouts those decoders leave to Pillow are decoded by Pillow and
+then resized by the same C kernels.  A file's format is detected from its
+bytes.
 """
 
 from __future__ import annotations
