@@ -13,9 +13,14 @@
 # or libwebp.  It needs internet access to the three releases (or the
 # *_TARBALL variables), cmake and a C compiler.
 #
-# NOT EXERCISED where it was written (no internet there beyond PyPI and
-# apt): the pins below are the published SHA-256s, each read in at least
-# two independent packaging recipes; the first CI run is its first run.
+# Where it was written there is no internet beyond PyPI and apt, so the
+# pinned downloads are unexercised: the pins below are the published
+# SHA-256s, each read in at least two independent packaging recipes.  The
+# build steps were exercised there with Debian's upstream tarballs of older
+# releases (zlib 1.2.13, libpng 1.6.39, libwebp 1.2.4, from `apt-get source`)
+# given through the *_TARBALL variables with their versions and SHA-256s
+# substituted: the archives installed, linked into fastseq with no shared
+# zlib/libpng/libwebp left, and the PNG/WebP/BMP/PNM tests passed on it.
 #
 # Environment (all optional):
 #   ZLIB_TARBALL / PNG_TARBALL / WEBP_TARBALL  local tarballs (still checked)
@@ -152,10 +157,17 @@ cmake --build "$WORK/webp-build" --parallel "$JOBS"
 cmake --install "$WORK/webp-build"
 mkdir -p "$PREFIX/share/doc/libwebp"
 cp "$src/COPYING" "$src/PATENTS" "$PREFIX/share/doc/libwebp/"
+# libsharpyuv is a library of its own from libwebp 1.3 on (the pinned 1.5.0
+# installs it; libwebp.a's encoder needs it); before, its objects were
+# inside libwebp.a.
+SHARPYUV=""
+grep -q "add_library(sharpyuv[ )]" "$src/CMakeLists.txt" \
+    && ! grep -q "add_library(sharpyuv OBJECT" "$src/CMakeLists.txt" && SHARPYUV=libsharpyuv
 
 # ---------------------------------------------------------------- check
 log "check the result"
-for f in lib/libz.a lib/libpng16.a lib/libwebp.a lib/libwebpdemux.a lib/libsharpyuv.a \
+for f in lib/libz.a lib/libpng16.a lib/libwebp.a lib/libwebpdemux.a \
+         ${SHARPYUV:+lib/$SHARPYUV.a} \
          include/zlib.h include/png.h include/webp/decode.h include/webp/demux.h; do
     [[ -f "$PREFIX/$f" ]] || die "$PREFIX/$f was not installed"
 done
@@ -166,14 +178,15 @@ fi
 # Every object of every archive must be linkable into a shared object (-fPIC).
 printf 'int fastseq_codecs_probe(void) { return 0; }\n' > "$WORK/probe.c"
 CC=${CC:-cc}
-for a in libz libpng16 libsharpyuv libwebp libwebpdemux; do
+LSHARP=${SHARPYUV:+-lsharpyuv}
+for a in libz libpng16 $SHARPYUV libwebp libwebpdemux; do
     if [[ "$OS" == Darwin ]]; then
         $CC -shared -fPIC -arch "$ARCH" -o "$WORK/probe.so" "$WORK/probe.c" \
-            -Wl,-force_load,"$PREFIX/lib/$a.a" -L"$PREFIX/lib" -lwebp -lsharpyuv -lz
+            -Wl,-force_load,"$PREFIX/lib/$a.a" -L"$PREFIX/lib" -lwebp $LSHARP -lz
     else
         $CC -shared -fPIC -o "$WORK/probe.so" "$WORK/probe.c" \
             -Wl,--whole-archive "$PREFIX/lib/$a.a" -Wl,--no-whole-archive \
-            -L"$PREFIX/lib" -lsharpyuv -lz -lm -pthread
+            -L"$PREFIX/lib" $LSHARP -lz -lm -pthread
     fi
 done
 echo "zlib $ZLIB_VERSION, libpng $PNG_VERSION, libwebp $WEBP_VERSION: static, position-independent, in $PREFIX"
