@@ -20,6 +20,12 @@ fastseq also links libpng 1.6 (PNG decoding) and zlib.  They come from
 (default ``png16 z``) when set, else pkg-config ``libpng``, else the
 compiler's default paths; a missing png.h stops the build naming the package.
 
+And libwebp (WebP decoding) with libwebpdemux (the first frame of an
+animation), from ``FASTSEQ_WEBP_INCLUDE`` / ``FASTSEQ_WEBP_LIBDIR`` /
+``FASTSEQ_WEBP_LIBS`` (default ``webpdemux webp``) when set, else pkg-config
+``libwebpdemux`` (which brings libwebp), else the compiler's default paths; a
+missing webp/decode.h or webp/demux.h stops the build naming libwebp-dev.
+
 The library lookups and the Cython step run when the extension is built
 (``build_ext``), not when this file is loaded, so that an sdist or the
 project metadata can be made on a machine without libjpeg-turbo or numpy.
@@ -35,10 +41,11 @@ from setuptools.command.build_ext import build_ext as _build_ext
 
 ENV_VARS = ("FASTSEQ_JPEG_STATIC", "FASTSEQ_JPEG_INCLUDE", "FASTSEQ_JPEG_LIBDIR",
             "FASTSEQ_JPEG_LIBS", "FASTSEQ_PNG_INCLUDE", "FASTSEQ_PNG_LIBDIR",
-            "FASTSEQ_PNG_LIBS")
+            "FASTSEQ_PNG_LIBS", "FASTSEQ_WEBP_INCLUDE", "FASTSEQ_WEBP_LIBDIR",
+            "FASTSEQ_WEBP_LIBS")
 
 # The C sources of the extension (besides fastseq/_native.pyx).
-CSRC = ["csrc/jpeg_decode.c", "csrc/png_decode.c", "csrc/resample.c", "csrc/resample_simd.c", "csrc/pool.c", "csrc/batch.c", "csrc/warp.c"]
+CSRC = ["csrc/jpeg_decode.c", "csrc/png_decode.c", "csrc/webp_decode.c", "csrc/bmp_decode.c", "csrc/pnm_decode.c", "csrc/resample.c", "csrc/resample_simd.c", "csrc/pool.c", "csrc/batch.c", "csrc/warp.c"]
 
 # Where compilers look for headers when no directory is given.
 DEFAULT_INCLUDE_DIRS = ["/usr/include", "/usr/local/include",
@@ -146,13 +153,52 @@ def _png_config():
     return include_dirs, library_dirs, libs
 
 
+def _webp_config():
+    """(include_dirs, library_dirs, libraries) for libwebp and libwebpdemux."""
+    inc = os.environ.get("FASTSEQ_WEBP_INCLUDE")
+    libdir = os.environ.get("FASTSEQ_WEBP_LIBDIR")
+    libs = os.environ.get("FASTSEQ_WEBP_LIBS", "webpdemux webp").split()
+    include_dirs, library_dirs = [inc] if inc else [], [libdir] if libdir else []
+    if not (inc or libdir):
+        cflags = _pkg_config("--cflags", package="libwebpdemux")
+        ldflags = _pkg_config("--libs", package="libwebpdemux")
+        if cflags is not None:
+            # pkg-config names .../include/webp; the sources include <webp/...>.
+            include_dirs = [os.path.dirname(f[2:].rstrip("/")) if f.rstrip("/").endswith("/webp")
+                            else f[2:] for f in cflags if f.startswith("-I")]
+        if ldflags is not None:
+            library_dirs = [f[2:] for f in ldflags if f.startswith("-L")]
+            libs = [f[2:] for f in ldflags if f.startswith("-l")] or libs
+    has = lambda d: all(os.path.isfile(os.path.join(d, "webp", h))
+                        for h in ("decode.h", "demux.h"))
+    if not any(has(d) for d in include_dirs + ([] if inc else DEFAULT_INCLUDE_DIRS)):
+        if not os.environ.get("FASTSEQ_SKIP_HEADER_CHECK"):
+            sys.stderr.write(
+                "\n"
+                f"fastseq: cannot find libwebp's headers webp/decode.h and webp/demux.h"
+                f"{' in ' + inc if inc else ''}.\n"
+                "  fastseq decodes WebP with libwebp (and libwebpdemux for animations).\n"
+                "  Install it, then build again:\n"
+                "    Debian/Ubuntu: apt-get install libwebp-dev\n"
+                "    Fedora/RHEL:   dnf install libwebp-devel\n"
+                "    macOS:         brew install webp\n"
+                "  or set FASTSEQ_WEBP_INCLUDE (the directory holding webp/) /\n"
+                "  FASTSEQ_WEBP_LIBDIR (and FASTSEQ_WEBP_LIBS, default 'webpdemux webp').\n\n")
+            raise SystemExit(1)
+    return include_dirs, library_dirs, libs
+
+
 def _configure(ext):
-    """Fill in libjpeg-turbo, libpng and numpy, and turn the .pyx into C, in place."""
+    """Fill in libjpeg-turbo, libpng, libwebp and numpy, and turn the .pyx into C, in place."""
     include_dirs, library_dirs, libs, extra_objects = _jpeg_config()
     png_inc, png_libdirs, png_libs = _png_config()
     include_dirs = include_dirs + [d for d in png_inc if d not in include_dirs]
     library_dirs = library_dirs + [d for d in png_libdirs if d not in library_dirs]
     libs = libs + [l for l in png_libs if l not in libs]
+    webp_inc, webp_libdirs, webp_libs = _webp_config()
+    include_dirs = include_dirs + [d for d in webp_inc if d not in include_dirs]
+    library_dirs = library_dirs + [d for d in webp_libdirs if d not in library_dirs]
+    libs = libs + [l for l in webp_libs if l not in libs]
     import numpy
     from Cython.Build import cythonize
 
@@ -160,8 +206,10 @@ def _configure(ext):
     ext.library_dirs = library_dirs
     ext.libraries = libs
     ext.extra_objects = extra_objects
-    if extra_objects and sys.platform.startswith("linux"):
-        # Keep the static libjpeg's symbols private to the extension.
+    if sys.platform.startswith("linux"):
+        # Keep the symbols of any static codec (libjpeg-turbo, or the zlib,
+        # libpng and libwebp archives of tools/build_codecs.sh) private to
+        # the extension; shared libraries are not affected.
         ext.extra_link_args = ext.extra_link_args + ["-Wl,--exclude-libs,ALL"]
     (c_ext,) = cythonize([ext], language_level=3, quiet=True,
                          compiler_directives={"boundscheck": False,
@@ -170,6 +218,23 @@ def _configure(ext):
                                               "embedsignature": True})
     ext.sources = c_ext.sources
     ext.depends = sorted(set(ext.depends) | set(getattr(c_ext, "depends", [])))
+
+
+def _codec_notices():
+    """{vendor folder: licence files} of the codecs tools/build_codecs.sh
+    installed (PREFIX/share/doc/NAME beside the FASTSEQ_*_LIBDIR archives),
+    to ship in a wheel that links them statically."""
+    found = {}
+    for var, names in (("FASTSEQ_PNG_LIBDIR", ("zlib", "libpng")),
+                       ("FASTSEQ_WEBP_LIBDIR", ("libwebp",))):
+        libdir = os.environ.get(var)
+        if not libdir:
+            continue
+        for name in names:
+            doc = os.path.join(os.path.dirname(os.path.abspath(libdir)), "share", "doc", name)
+            if os.path.isdir(doc):
+                found[name] = [os.path.join(doc, f) for f in sorted(os.listdir(doc))]
+    return found
 
 
 def _static_notices():
@@ -200,6 +265,11 @@ class build_ext(_build_ext):
             for path in _static_notices():
                 os.makedirs(dest, exist_ok=True)
                 shutil.copy(path, dest)
+            for name, paths in _codec_notices().items():
+                d = os.path.join(self.build_lib, "fastseq", "_vendor", name)
+                os.makedirs(d, exist_ok=True)
+                for path in paths:
+                    shutil.copy(path, d)
 
 
 def extensions():

@@ -8,6 +8,8 @@
 
 #include "batch.h"
 #include "png_decode.h"
+#include "raw_decode.h"
+#include "webp_decode.h"
 #include "pool.h"
 #include "resample.h"
 
@@ -24,6 +26,7 @@
 typedef struct {
     fs_jpeg *jpeg;
     fs_png *png;            /* created at the first PNG */
+    fs_webp *webp;          /* created at the first WebP */
     uint8_t *file;          /* encoded bytes read from disk */
     size_t file_cap;
     uint8_t *pix;           /* decoded pixels before resizing */
@@ -39,6 +42,7 @@ static void worker_free(void *ptr) {
     if (!w) return;
     fs_jpeg_free(w->jpeg);
     fs_png_free(w->png);
+    fs_webp_free(w->webp);
     free(w->file);
     free(w->pix);
     fs_resample_scratch_free(&w->rs);
@@ -100,8 +104,17 @@ static int read_full(int fd, uint8_t *buf, size_t want, size_t *got, char *msg) 
  * or a socket is never opened, and again with fstat() on the descriptor,
  * opened O_NONBLOCK, in case the path was swapped in between.  The size
  * limit is checked from fstat() before anything is allocated, and the two
- * signature bytes are read before the rest, so a file that is neither JPEG
- * nor PNG (left to the Pillow fallback) costs one small read. */
+ * signature bytes are read before the rest, so a file no native decoder
+ * takes (left to the Pillow fallback) costs one small read. */
+static int native_signature(const uint8_t *sig, size_t got) {
+    if (got < 2) return 0;
+    return fs_is_jpeg(sig, got) ||
+           (sig[0] == 0x89 && sig[1] == 'P') ||     /* PNG */
+           (sig[0] == 'R' && sig[1] == 'I') ||      /* RIFF: WebP */
+           (sig[0] == 'B' && sig[1] == 'M') ||      /* BMP */
+           (sig[0] == 'P' && (sig[1] == '5' || sig[1] == '6'));   /* PGM, PPM */
+}
+
 int fs_read_file(const char *path, uint64_t max_bytes, int native_only,
                  uint8_t **buf, size_t *cap, size_t *len, char *msg) {
     struct stat st;
@@ -162,9 +175,8 @@ int fs_read_file(const char *path, uint64_t max_bytes, int native_only,
     } else if (got == 0) {
         snprintf(msg, FS_MSG_LEN, "file is empty");
         status = FS_ERR_EMPTY;
-    } else if (native_only && !fs_is_jpeg(sig, got) &&
-               !(got == 2 && sig[0] == 0x89 && sig[1] == 'P')) {
-        snprintf(msg, FS_MSG_LEN, "neither a JPEG nor a PNG stream");
+    } else if (native_only && !native_signature(sig, got)) {
+        snprintf(msg, FS_MSG_LEN, "not a stream fastseq decodes natively");
         status = FS_ERR_NOT_JPEG;
     } else if (!grow(buf, cap, (size_t)st.st_size)) {
         snprintf(msg, FS_MSG_LEN, "out of memory reading %lld bytes",
@@ -525,12 +537,181 @@ static int run_png(fs_worker *w, const fs_batch_opts *o, fs_task *t,
                        (ptrdiff_t)rowbytes, FS_PIX_PAD, box, premultiply);
 }
 
+/* ---- WebP: Pillow's pixels (csrc/webp_decode.c), then the same resize.
+ * libwebp writes RGB or RGBA; an L output is Pillow's luma of the RGB,
+ * converted in place as after a JPEG decode.  The memory counted against
+ * max_memory is the pixels libwebp writes, the output when it is not those
+ * pixels, and libwebp's own buffers (fs_webp_extra_bytes). */
+static int webp_memory_check(const fs_batch_opts *o, fs_task *t, fs_webp *p,
+                             uint64_t pixel_bytes) {
+    uint64_t extra = fs_webp_extra_bytes(p);
+    uint64_t need = extra > UINT64_MAX - pixel_bytes ? UINT64_MAX : pixel_bytes + extra;
+    if (o->limits.max_memory && need > o->limits.max_memory) {
+        snprintf(t->msg, FS_MSG_LEN, "decoding needs %llu bytes, over max_memory=%llu",
+                 (unsigned long long)need, (unsigned long long)o->limits.max_memory);
+        return FS_ERR_MEMORY_LIMIT;
+    }
+    return FS_OK;
+}
+
+static int run_webp(fs_worker *w, const fs_batch_opts *o, fs_task *t,
+                    const uint8_t *data, size_t len) {
+    if (!w->webp && !(w->webp = fs_webp_new())) {
+        snprintf(t->msg, FS_MSG_LEN, "out of memory creating decoder state");
+        return FS_ERR_NOMEM;
+    }
+    fs_webp *p = w->webp;
+    fs_webp_info info;
+    int st = fs_webp_read_header(p, data, len, &o->limits, &info, t->msg, FS_MSG_LEN);
+    if (st != FS_OK) return st;
+    t->src_width = info.width;
+    t->src_height = info.height;
+    t->src_mode = info.mode;
+    int out_mode = o->out_mode == FS_MODE_SOURCE ? info.mode : o->out_mode;
+    if (out_mode == FS_MODE_CMYK) {
+        snprintf(t->msg, FS_MSG_LEN, "CMYK output needs a CMYK JPEG");
+        return FS_ERR_ARG;
+    }
+    int decode_mode = out_mode == FS_MODE_L ? FS_MODE_RGB : out_mode;
+    int dc = fs_mode_channels(decode_mode), oc = fs_mode_channels(out_mode);
+    size_t rowbytes, total;
+    if (!fs_mul_size((size_t)info.width, (size_t)dc, &rowbytes) ||
+        !fs_mul_size(rowbytes, (size_t)info.height, &total) ||
+        total > SIZE_MAX - FS_PIX_PAD) {
+        snprintf(t->msg, FS_MSG_LEN, "image too large");
+        return FS_ERR_OVERFLOW;
+    }
+    if (o->full_size) {
+        uint64_t out_bytes = (uint64_t)info.width * (uint64_t)info.height * (uint64_t)oc;
+        st = webp_memory_check(o, t, p, out_bytes + (decode_mode != out_mode ? total : 0));
+        if (st != FS_OK || o->header_only) return st;
+        if (info.width != o->out_width || info.height != o->out_height ||
+            out_mode != o->out_mode || o->out_dtype != FS_DTYPE_U8 || !t->out) {
+            snprintf(t->msg, FS_MSG_LEN, "full-size output does not match the image");
+            return FS_ERR_ARG;
+        }
+        if (decode_mode == out_mode)
+            return fs_webp_decode(p, out_mode, (uint8_t *)t->out, o->out_row_stride,
+                                  t->msg, FS_MSG_LEN);
+    } else {
+        st = webp_memory_check(o, t, p, (uint64_t)total + FS_PIX_PAD);
+        if (st != FS_OK) return st;
+    }
+    if (!grow(&w->pix, &w->pix_cap, total + FS_PIX_PAD)) {
+        snprintf(t->msg, FS_MSG_LEN, "out of memory for %dx%d pixels",
+                 info.width, info.height);
+        return FS_ERR_NOMEM;
+    }
+    st = fs_webp_decode(p, decode_mode, w->pix, (ptrdiff_t)rowbytes, t->msg, FS_MSG_LEN);
+    if (st != FS_OK) return st;
+    if (decode_mode != out_mode) {
+        /* In place unless full size: rows stay rowbytes apart. */
+        uint8_t *dst = o->full_size ? (uint8_t *)t->out : w->pix;
+        ptrdiff_t dstride = o->full_size ? o->out_row_stride : (ptrdiff_t)rowbytes;
+        st = fs_convert_rows(w->pix, (ptrdiff_t)rowbytes, decode_mode, dst, dstride,
+                             out_mode, info.width, info.height);
+        if (st != FS_OK) {
+            snprintf(t->msg, FS_MSG_LEN, "unsupported colour conversion");
+            return st;
+        }
+    }
+    if (o->full_size || o->decode_only) return FS_OK;
+    double box[4] = {0, 0, info.width, info.height};
+    if (o->keep_aspect_ratio)
+        fs_keep_aspect_box(info.width, info.height, o->out_width, o->out_height, box);
+    /* Pillow resizes RGBA as premultiplied RGBa: only real transparency
+     * pays for it (see run_png). */
+    int premultiply = 0;
+    if (oc == 4)
+        for (size_t i = 3; i < total && !premultiply; i += 4)
+            premultiply = w->pix[i] != 255;
+    size_t end = (size_t)(info.height - 1) * rowbytes + (size_t)info.width * (size_t)oc;
+    memset(w->pix + end, 0, total + FS_PIX_PAD - end);
+    return resize_into(w, o, t, w->pix, info.width, info.height, oc, (ptrdiff_t)rowbytes,
+                       total + FS_PIX_PAD - end, box, premultiply);
+}
+
+/* ---- BMP and binary PGM/PPM (csrc/raw_decode.h): rows converted from the
+ * encoded bytes straight into the resize's source buffer (or, at full
+ * size, the slot); the only memory is those pixels. */
+static int run_raw(fs_worker *w, const fs_batch_opts *o, fs_task *t,
+                   const uint8_t *data, size_t len, int bmp) {
+    fs_raw_info info;
+    int st = bmp ? fs_bmp_read_header(data, len, &o->limits, &info, t->msg, FS_MSG_LEN)
+                 : fs_pnm_read_header(data, len, &o->limits, &info, t->msg, FS_MSG_LEN);
+    if (st != FS_OK) return st;
+    t->src_width = info.width;
+    t->src_height = info.height;
+    t->src_mode = info.mode ? info.mode : -1;
+    int out_mode = o->out_mode == FS_MODE_SOURCE ? info.mode : o->out_mode;
+    if (out_mode == 0) {
+        /* Pillow's own mode is "1", "P" or "I": Pillow gives it. */
+        snprintf(t->msg, FS_MSG_LEN, "image whose Pillow mode fastseq does not produce");
+        return FS_ERR_NOT_JPEG;
+    }
+    if (out_mode == FS_MODE_CMYK) {
+        snprintf(t->msg, FS_MSG_LEN, "CMYK output needs a CMYK JPEG");
+        return FS_ERR_ARG;
+    }
+    int oc = fs_mode_channels(out_mode);
+    size_t rowbytes, total;
+    if (!fs_mul_size((size_t)info.width, (size_t)oc, &rowbytes) ||
+        !fs_mul_size(rowbytes, (size_t)info.height, &total) ||
+        total > SIZE_MAX - FS_PIX_PAD) {
+        snprintf(t->msg, FS_MSG_LEN, "image too large");
+        return FS_ERR_OVERFLOW;
+    }
+    uint64_t need = o->full_size ? (uint64_t)total : (uint64_t)total + FS_PIX_PAD;
+    if (o->limits.max_memory && need > o->limits.max_memory) {
+        snprintf(t->msg, FS_MSG_LEN, "decoding needs %llu bytes, over max_memory=%llu",
+                 (unsigned long long)need, (unsigned long long)o->limits.max_memory);
+        return FS_ERR_MEMORY_LIMIT;
+    }
+    if (o->full_size) {
+        if (o->header_only) return FS_OK;
+        if (info.width != o->out_width || info.height != o->out_height ||
+            out_mode != o->out_mode || o->out_dtype != FS_DTYPE_U8 || !t->out) {
+            snprintf(t->msg, FS_MSG_LEN, "full-size output does not match the image");
+            return FS_ERR_ARG;
+        }
+        st = bmp ? fs_bmp_decode(&info, data, len, out_mode, (uint8_t *)t->out, o->out_row_stride)
+                 : fs_pnm_decode(&info, data, len, out_mode, (uint8_t *)t->out, o->out_row_stride);
+        if (st != FS_OK) snprintf(t->msg, FS_MSG_LEN, "invalid decode request");
+        return st;
+    }
+    if (!grow(&w->pix, &w->pix_cap, total + FS_PIX_PAD)) {
+        snprintf(t->msg, FS_MSG_LEN, "out of memory for %dx%d pixels",
+                 info.width, info.height);
+        return FS_ERR_NOMEM;
+    }
+    st = bmp ? fs_bmp_decode(&info, data, len, out_mode, w->pix, (ptrdiff_t)rowbytes)
+             : fs_pnm_decode(&info, data, len, out_mode, w->pix, (ptrdiff_t)rowbytes);
+    if (st != FS_OK) {
+        snprintf(t->msg, FS_MSG_LEN, "invalid decode request");
+        return st;
+    }
+    if (o->decode_only) return FS_OK;
+    double box[4] = {0, 0, info.width, info.height};
+    if (o->keep_aspect_ratio)
+        fs_keep_aspect_box(info.width, info.height, o->out_width, o->out_height, box);
+    int premultiply = 0;     /* Pillow resizes RGBA as RGBa: see run_png */
+    if (oc == 4)
+        for (size_t i = 3; i < total && !premultiply; i += 4)
+            premultiply = w->pix[i] != 255;
+    memset(w->pix + total, 0, FS_PIX_PAD);
+    return resize_into(w, o, t, w->pix, info.width, info.height, oc,
+                       (ptrdiff_t)rowbytes, FS_PIX_PAD, box, premultiply);
+}
+
 /* Encoded bytes: the decoder is chosen by the stream's signature, never by
- * the file name; anything but PNG goes to the JPEG decoder, which sends
+ * the file name; anything but PNG, WebP, BMP and PGM/PPM goes to the JPEG decoder, which sends
  * what is not JPEG either to the Pillow fallback. */
 static int run_encoded(fs_worker *w, const fs_batch_opts *o, fs_task *t,
                        const uint8_t *data, size_t len) {
     if (fs_is_png(data, len)) return run_png(w, o, t, data, len);
+    if (fs_is_webp(data, len)) return run_webp(w, o, t, data, len);
+    if (fs_is_bmp(data, len)) return run_raw(w, o, t, data, len, 1);
+    if (fs_is_pnm(data, len)) return run_raw(w, o, t, data, len, 0);
     return run_jpeg(w, o, t, data, len);
 }
 

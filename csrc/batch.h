@@ -91,9 +91,9 @@ int fs_batch_submit(const fs_batch_opts *opts, fs_task *tasks, size_t n,
  * size) and set *len.  Refuses, before allocating: anything but a regular
  * file (FS_ERR_NOT_REGULAR_FILE, naming what it is; never blocks on a FIFO),
  * a file over max_bytes (FS_ERR_FILE_TOO_LARGE; 0 = no limit), an empty one.
- * With native_only, a file starting with neither the JPEG nor the PNG
- * signature returns FS_ERR_NOT_JPEG after reading only its first two bytes.  `msg` holds
- * FS_MSG_LEN bytes. */
+ * With native_only, a file whose first two bytes are no native format's
+ * (JPEG, PNG, WebP, BMP, PGM/PPM) returns FS_ERR_NOT_JPEG after reading
+ * only those.  `msg` holds FS_MSG_LEN bytes. */
 int fs_read_file(const char *path, uint64_t max_bytes, int native_only,
                  uint8_t **buf, size_t *cap, size_t *len, char *msg);
 

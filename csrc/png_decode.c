@@ -76,6 +76,8 @@ void fs_png_free(fs_png *p) {
 
 const char *fs_png_version(void) { return png_get_libpng_ver(NULL); }
 
+const char *fs_zlib_version(void) { return zlibVersion(); }
+
 static void on_error(png_structp png, png_const_charp m) {
     fs_png *p = (fs_png *)png_get_error_ptr(png);
     snprintf(p->why, sizeof p->why, "%s", m);

@@ -58,6 +58,9 @@ void fs_png_abort(fs_png *p);
 /* libpng's version, e.g. "1.6.39". */
 const char *fs_png_version(void);
 
+/* The version of the zlib linked (libpng's inflate and the CRC check). */
+const char *fs_zlib_version(void);
+
 /* Release the reusable row buffer when it holds more than `keep` bytes, so
  * one huge (interlaced) image does not pin memory in a worker. */
 void fs_png_trim(fs_png *p, size_t keep);

@@ -413,6 +413,14 @@ def libpng_version():
     return fs_png_version().decode("ascii")
 
 
+def zlib_version():
+    return fs_zlib_version().decode("ascii")
+
+
+def libwebp_version():
+    return fs_webp_version().decode("ascii")
+
+
 def libjpeg_simd():
     return bool(fs_jpeg_simd())
 

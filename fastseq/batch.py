@@ -1,10 +1,12 @@
 """The batch API: image files or bytes in, a preallocated NHWC batch out.
 
-JPEG files are read, decoded (libjpeg-turbo), colour-converted and resized
-(Pillow's filters) in C on fastseq's native thread pool with the GIL
-released, each image straight into its slot of the output array.  Other
-formats (PNG, BMP, PPM/PGM, GIF, TIFF, WebP...) are decoded by Pillow and then
-resized by the same C kernels.  A file's format is detected from its bytes.
+JPEG, PNG, WebP, BMP and binary PGM/PPM files are read, decoded (libjpeg-turbo,
+libpng, libwebp, plain C), colour-converted and resized (Pillow's filters)
+in C on fastseq's native thread pool with the GIL released, each image
+straight into its slot of the output array.  Other formats (GIF, TIFF...)
+and the layouts those decoders leave to Pillow are decoded by Pillow and
+then resized by the same C kernels.  A file's format is detected from its
+bytes.
 """
 
 from __future__ import annotations
@@ -518,7 +520,8 @@ def decode_image(source, color_mode=None, *, max_pixels=DEFAULT_MAX_PIXELS,
 
 
 def info() -> dict:
-    """Versions and build facts: fastseq, libjpeg-turbo, libpng, SIMD, threads."""
+    """Versions and build facts: fastseq, each codec library (libjpeg-turbo,
+    libpng, zlib, libwebp), SIMD, threads."""
     from fastseq import __version__
     import PIL
 
@@ -526,6 +529,8 @@ def info() -> dict:
         "fastseq": __version__,
         "libjpeg_turbo": _native.libjpeg_version(),
         "libpng": _native.libpng_version(),
+        "zlib": _native.zlib_version(),
+        "libwebp": _native.libwebp_version(),
         "simd": _native.libjpeg_simd() and not os.environ.get("JSIMD_FORCENONE"),
         "simd_built": _native.libjpeg_simd(),
         "resize_simd": _native.resize_simd(),

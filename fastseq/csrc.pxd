@@ -45,6 +45,10 @@ cdef extern from "jpeg_decode.h" nogil:
 
 cdef extern from "png_decode.h" nogil:
     const char *fs_png_version()
+    const char *fs_zlib_version()
+
+cdef extern from "webp_decode.h" nogil:
+    const char *fs_webp_version()
 
 
 cdef extern from "resample.h" nogil:

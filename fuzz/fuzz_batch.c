@@ -1,6 +1,7 @@
 /*
  * libFuzzer harness: the C batch path (fs_batch_run, FS_SRC_MEMORY) on one
- * encoded image, as decode_batch runs it for a JPEG or a PNG.
+ * encoded image, as decode_batch runs it for a JPEG, PNG, WebP, BMP or
+ * PGM/PPM.
  *
  * Input layout: 4 option bytes, then the encoded image.
  *   [0] output width  - 1 (mod 96)      [1] output height - 1 (mod 96)

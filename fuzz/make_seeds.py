@@ -7,8 +7,9 @@ seed, in each harness's input layout (option bytes, then the payload; see
 the harness sources).  The payloads are the shared JPEG corpus's files (the
 ones MANIFEST.tsv lists, up to MAX_SEED_BYTES each) plus tiny images made
 here with Pillow: JPEGs of every colour layout, progressive and baseline, and
-PNGs of every Pillow-written colour type (batch and decode_batch), and
-BMP/GIF/TIFF files for decode_batch's Pillow fallback.  Nothing here is
+PNGs of every Pillow-written colour type, WebP (lossy, lossless with alpha,
+animated), BMP and PPM/PGM (batch and decode_batch), and GIF/TIFF files for
+decode_batch's Pillow fallback.  Nothing here is
 committed: the seeds are rebuilt from the corpus at every run.
 """
 
@@ -74,6 +75,13 @@ def generated_images() -> list[tuple[str, bytes]]:
         save(f"gen-{w}x{h}-I16.png",
              Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).convert("I;16"), "PNG")
         save(f"gen-{w}x{h}.bmp", img, "BMP")
+        save(f"gen-{w}x{h}-P.bmp", img.convert("P"), "BMP")
+        save(f"gen-{w}x{h}-lossy.webp", img, "WEBP", quality=70)
+        save(f"gen-{w}x{h}-lossless-alpha.webp", rgba, "WEBP", lossless=True)
+        save(f"gen-{w}x{h}-anim.webp", img, "WEBP", save_all=True,
+             append_images=[rgba], duration=50)
+        save(f"gen-{w}x{h}.ppm", img, "PPM")
+        save(f"gen-{w}x{h}.pgm", img.convert("L"), "PPM")
         save(f"gen-{w}x{h}.gif", img.convert("P"), "GIF")
         save(f"gen-{w}x{h}.tiff", img, "TIFF")
     return out
@@ -88,7 +96,9 @@ def option_bytes(name: str, n: int) -> bytes:
 def batch_seeds(images):
     # [0] width-1, [1] height-1, [2] flags, [3] filter (see fuzz_batch.c).
     for name, data in images:
-        if data[:2] != b"\xff\xd8" and data[:4] != b"\x89PNG":
+        # the formats the C path decodes (csrc/batch.c, run_encoded)
+        if not (data[:2] in (b"\xff\xd8", b"BM", b"P5", b"P6") or data[:4] == b"\x89PNG"
+                or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")):
             continue
         o = bytearray(option_bytes(name, 4))
         o[2] &= 0x3F          # leave decode_only to the fuzzer

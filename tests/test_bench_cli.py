@@ -763,3 +763,35 @@ def test_dataframe_loaders(tmp_path):
     rows = {r["loader"]: r for r in json.loads(js.read_text())["sets"][0]["results"]}
     for key in ("fastseq-df@2", "keras-df", "fastseq@2"):
         assert rows[key]["status"] == "ok" and rows[key]["images_per_s"] > 0, rows[key]
+
+
+@pytest.mark.parametrize("fmt,pil_format,modes", [
+    ("png", "PNG", {"rgb": "RGB", "rgba": "RGBA", "gray": "L", "palette": "P",
+                    "gray16": "I;16"}),
+    ("webp", "WEBP", {"lossy-rgb": "RGB", "lossy-rgba": "RGBA", "lossless-rgb": "RGB",
+                      "lossless-rgba": "RGBA"}),
+])
+def test_format_datasets(tmp_path, fmt, pil_format, modes):
+    """The PNG and WebP benchmark sets: ImageNet-like sizes, each file the
+    colour type its manifest says, class folders, reused once made, and
+    decoded by fastseq exactly as by Pillow."""
+    folder = datasets.ensure_format_dataset(fmt, tmp_path, n=12, progress=False, workers=1)
+    man = json.loads((pathlib.Path(folder).parent / datasets.MANIFEST).read_text())
+    assert man["complete"] and len(man["files"]) == 12
+    kinds = set()
+    for e in man["files"]:
+        path = os.path.join(os.path.dirname(folder), e["file"])
+        with Image.open(path) as im:
+            assert im.format == pil_format and im.size == (e["width"], e["height"])
+            assert 300 <= min(im.size) <= 500
+            assert im.mode == modes[e["kind"]], (e["kind"], im.mode)
+            want = np.asarray(im.convert("RGB"))
+        np.testing.assert_array_equal(fastseq.decode_image(path, "rgb"), want)
+        kinds.add(e["kind"])
+    assert len(kinds) >= 2
+    items = bench.list_images(folder, extensions=(f".{fmt}",))
+    assert len(items) == 12 and len({c for _, c in items}) == 10
+    assert f"{fmt.upper()}: 12 images" in datasets.describe_format_dataset(folder)
+    mtimes = [p.stat().st_mtime_ns for p in sorted(pathlib.Path(folder).rglob("*.*"))]
+    assert datasets.ensure_format_dataset(fmt, tmp_path, n=12, progress=False) == folder
+    assert [p.stat().st_mtime_ns for p in sorted(pathlib.Path(folder).rglob("*.*"))] == mtimes

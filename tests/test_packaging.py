@@ -317,3 +317,59 @@ def test_installed_wheel_embeds_the_pinned_codec():
         assert "libjpeg" not in deps, f"the extension needs a shared libjpeg:\n{deps}"
         assert (pkg / "_vendor" / "libjpeg-turbo" / "LICENSE.md").is_file(), \
             "the wheel embeds libjpeg-turbo but not its licence"
+    for key, name in (("FASTSEQ_EXPECT_LIBPNG", "libpng"), ("FASTSEQ_EXPECT_ZLIB", "zlib"),
+                      ("FASTSEQ_EXPECT_LIBWEBP", "libwebp")):
+        if EXPECT.get(key):
+            assert str(info[name]) == EXPECT[key], info
+    if EXPECT.get("FASTSEQ_EXPECT_STATIC_CODECS") == "1":
+        # tools/build_codecs.sh's archives linked in: no shared zlib, libpng
+        # or libwebp needed, and their licences shipped.
+        ext = pathlib.Path(_native.__file__)
+        if sys.platform.startswith("linux"):
+            deps = subprocess.run(["ldd", str(ext)], capture_output=True, text=True).stdout
+        elif sys.platform == "darwin":
+            deps = subprocess.run(["otool", "-L", str(ext)], capture_output=True,
+                                  text=True).stdout
+        else:
+            pytest.skip(f"no dependency lister for {sys.platform}")
+        for lib in ("libpng", "libwebp", "libsharpyuv", "libz."):
+            assert lib not in deps, f"the extension needs a shared {lib}:\n{deps}"
+        for name in ("zlib", "libpng", "libwebp"):
+            vendor = pkg / "_vendor" / name
+            assert vendor.is_dir() and any(vendor.iterdir()), \
+                f"the wheel embeds {name} but not its licence"
+
+
+def _webp_check(env, patch=""):
+    """Run setup.py's libwebp lookup alone, in a subprocess."""
+    code = ("import runpy\n"
+            f"g = runpy.run_path({str(REPO / 'setup.py')!r}, run_name='fastseq_setup')\n"
+            f"{patch}\n"
+            "print(g['_webp_config']())\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=str(REPO))
+
+
+@needs_tree
+@pytest.mark.parametrize("env,patch", [
+    ({"FASTSEQ_WEBP_INCLUDE": "/nonexistent"}, ""),
+    # as on a machine without libwebp-dev: no pkg-config result, no headers
+    ({"PKG_CONFIG_LIBDIR": "/nonexistent", "PKG_CONFIG_PATH": ""},
+     "g['DEFAULT_INCLUDE_DIRS'][:] = []"),
+])
+def test_missing_libwebp_names_the_package(env, patch):
+    r = _webp_check(_clean_env(**env), patch)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    for needle in ("cannot find libwebp's headers webp/decode.h and webp/demux.h",
+                   "apt-get install libwebp-dev", "dnf install libwebp-devel",
+                   "brew install webp", "FASTSEQ_WEBP_INCLUDE"):
+        assert needle in r.stderr, f"{needle!r} missing from:\n{r.stderr}"
+    assert "Traceback" not in r.stderr
+    if "FASTSEQ_WEBP_INCLUDE" in env:
+        assert "in /nonexistent" in r.stderr
+
+
+@needs_tree
+def test_libwebp_found_here():
+    r = _webp_check(_clean_env())
+    assert r.returncode == 0 and "'webpdemux'" in r.stdout and "'webp'" in r.stdout, r.stderr

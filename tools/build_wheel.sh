@@ -7,11 +7,16 @@
 #  1. copy the source tree (tracked + untracked, not ignored) to a temp dir
 #  2. build the sdist from it and check what it carries
 #  3. build the wheel from the sdist with `pip wheel` (isolated build env)
-#  4. `auditwheel repair`: copy the libjpeg it links into the wheel, retag it
+#  4. `auditwheel repair`: copy the codec libraries it links (libjpeg,
+#     libpng, libwebp, libwebpdemux) into the wheel, retag it
 #  5. fresh venv: install the repaired wheel only (test deps from PyPI)
-#  6. check the installed extension resolves libjpeg inside the wheel
+#  6. check the installed extension resolves every codec inside the wheel
 #  7. run the tests from a folder outside the source tree, with every
-#     libjpeg outside the venv made unreachable to the dynamic loader
+#     codec library outside the venv made unreachable to the dynamic loader
+#
+# zlib is the one library the extension may take from the system: it is on
+# every manylinux policy's list of libraries a wheel may assume, so
+# auditwheel never bundles it (the cibuildwheel wheels link it statically).
 #
 # Exits non-zero on any failure.  Leaves nothing in the repository; the work
 # folder is deleted unless KEEP_WORK=1.
@@ -26,13 +31,17 @@
 #                    the repository, when present)
 #   FASTSEQ_JPEG_*   passed to setup.py; with FASTSEQ_JPEG_STATIC the wheel
 #                    must carry no libjpeg file and need no shared libjpeg
+#   FASTSEQ_PNG_*, FASTSEQ_WEBP_*  passed to setup.py; with a _LIBDIR set
+#                    (static archives, as cibuildwheel builds them) the
+#                    wheel need not bundle that codec, but must not need a
+#                    system copy of it either
 #   WHEELHOUSE       copy the repaired wheel (and sdist) into this folder
 #   KEEP_WORK=1      keep the temporary work folder
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=${PYTHON:-python3}
-DEFAULT_TESTS="tests/test_conformance.py tests/test_batch_api.py tests/test_errors.py tests/test_resize_simd.py tests/test_resize_plan.py tests/test_options.py tests/test_threads.py"
+DEFAULT_TESTS="tests/test_conformance.py tests/test_batch_api.py tests/test_errors.py tests/test_resize_simd.py tests/test_resize_plan.py tests/test_options.py tests/test_threads.py tests/test_png.py tests/test_webp.py tests/test_bmp_pnm.py"
 if [[ $# -gt 0 ]]; then
     TEST_ARGS=("$@")
 else
@@ -41,6 +50,13 @@ fi
 read -r -a TEST_REQS <<< "${TEST_REQUIRES:-pytest psutil}"
 CORPUS=${FASTSEQ_CORPUS:-$(cd "$SRC/.." && pwd)/shared/corpus/jpeg}
 STATIC=${FASTSEQ_JPEG_STATIC:-}
+# Codecs expected as shared libraries bundled by auditwheel (name prefixes).
+BUNDLED="libpng16 libwebp libwebpdemux"
+[[ -n "${FASTSEQ_PNG_LIBDIR:-}" ]] && BUNDLED=${BUNDLED/libpng16/}
+[[ -n "${FASTSEQ_WEBP_LIBDIR:-}" ]] && BUNDLED=${BUNDLED/libwebpdemux/} && BUNDLED=${BUNDLED/libwebp/}
+[[ -z "$STATIC" ]] && BUNDLED="libjpeg $BUNDLED"
+# Every codec library: none of them may load from outside the venv.
+CODECS="libjpeg libpng libwebp libsharpyuv"
 
 T0=$(date +%s)
 STEP=0
@@ -145,18 +161,21 @@ WHEEL=$(ls "$WORK"/wheelhouse/fastseq-*.whl)
 echo "repaired: $(basename "$WHEEL")"
 "$PY" -m auditwheel show "$WHEEL" | tee "$WORK/show.txt"
 [[ "$(basename "$WHEEL")" == *manylinux* ]] || fail "repaired wheel has no manylinux tag"
-"$PY" - "$WHEEL" "$STATIC" <<'EOF'
+"$PY" - "$WHEEL" "$STATIC" "$BUNDLED" <<'EOF'
 import sys, zipfile
-whl, static = sys.argv[1:]
+whl, static, bundled = sys.argv[1:]
 names = zipfile.ZipFile(whl).namelist()
 libs = [n for n in names if n.startswith("fastseq.libs/")]
-jpeg = [n for n in libs if n.split("/")[-1].startswith("libjpeg")]
 print("wheel files:", len(names), "| bundled:", libs or "nothing")
-if static:
-    if jpeg:
-        sys.exit(f"static build, yet the wheel bundles {jpeg}")
-elif len(jpeg) != 1:
-    sys.exit(f"expected exactly one bundled libjpeg in fastseq.libs/, found {jpeg}")
+jpeg = [n for n in libs if n.split("/")[-1].startswith("libjpeg")]
+if static and jpeg:
+    sys.exit(f"static build, yet the wheel bundles {jpeg}")
+for lib in bundled.split():
+    # "libwebp-" does not match "libwebpdemux-": auditwheel names a copy
+    # NAME-HASH.so.N
+    have = [n for n in libs if n.split("/")[-1].startswith(lib + "-")]
+    if len(have) != 1:
+        sys.exit(f"expected exactly one bundled {lib} in fastseq.libs/, found {have}")
 for f in ("fastseq/__init__.py", "fastseq/py.typed"):
     if f not in names:
         sys.exit(f"wheel lacks {f}")
@@ -166,9 +185,11 @@ if not any(n.endswith(".dist-info/LICENSE") or "/licenses/LICENSE" in n for n in
     sys.exit("wheel lacks LICENSE in its .dist-info")
 EOF
 external=$(grep -A30 -i "following external shared libraries" "$WORK/show.txt" || true)
-if grep -q "libjpeg" <<< "$external"; then
-    fail "auditwheel show still lists libjpeg as an external (system) library"
-fi
+for lib in $CODECS; do
+    if grep -q "$lib" <<< "$external"; then
+        fail "auditwheel show still lists $lib as an external (system) library"
+    fi
+done
 
 # ---------------------------------------------------------------------------
 step "fresh venv: install the repaired wheel only, test deps from PyPI"
@@ -187,7 +208,7 @@ echo "fastseq imports from: $PKG"
 EXT=$(ls "$PKG"/_native*.so)
 
 # ---------------------------------------------------------------------------
-step "the installed extension resolves libjpeg inside the wheel"
+step "the installed extension resolves every codec inside the wheel"
 readelf -d "$EXT" | grep -E "NEEDED|RUNPATH|RPATH" | sed 's/^ */  /'
 ldd "$EXT" | tee "$WORK/ldd.txt"
 if [[ -n "$STATIC" ]]; then
@@ -198,19 +219,29 @@ else
     grep -qE "libjpeg[^ ]* => $VENV/[^ ]*/fastseq\.libs/libjpeg-[^ ]*\.so" "$WORK/ldd.txt" \
         || fail "libjpeg does not resolve to fastseq.libs inside the venv"
 fi
-grep "libjpeg" "$WORK/ldd.txt" | grep -v " => $VENV/" && fail "a libjpeg resolves outside the venv"
+for lib in $BUNDLED; do
+    [[ $lib == libjpeg ]] && continue          # checked above, with its name
+    grep -qE "^[[:space:]]*$lib-[^ ]* => $VENV/[^ ]*/fastseq\.libs/$lib-[^ ]*\.so" "$WORK/ldd.txt" \
+        || fail "$lib does not resolve to fastseq.libs inside the venv"
+done
+for lib in $CODECS; do
+    grep -E "^[[:space:]]*$lib" "$WORK/ldd.txt" | grep -v " => $VENV/" \
+        && fail "a $lib resolves outside the venv"
+done
 grep -q "not found" "$WORK/ldd.txt" && fail "the extension has unresolved libraries"
 
 # ---------------------------------------------------------------------------
-step "tests outside the source tree, system libjpeg unreachable (LD_AUDIT)"
+step "tests outside the source tree, system codec libraries unreachable (LD_AUDIT)"
 # Hiding the system library without touching the system: an rtld-audit
 # library (LD_AUDIT, see rtld-audit(7)) sees every path the dynamic loader
-# tries for each library and refuses any file named libjpeg* that is not
-# inside the venv.  Unlike LD_LIBRARY_PATH tricks this also closes the
+# tries for each library and refuses any file named libjpeg*, libpng*,
+# libwebp* or libsharpyuv* that is not inside the venv.  It does so in the
+# venv's interpreter (and the Python children it starts) only: a tool a test
+# runs (cwebp, pngcrush) keeps its own system libraries.  Unlike LD_LIBRARY_PATH tricks this also closes the
 # ld.so cache and the default directories, for dlopen/ctypes too and for
 # child processes (they inherit LD_AUDIT); nothing is renamed, mounted or
 # chrooted.  It logs every object the loader opens, so the run shows which
-# libjpeg was actually used.
+# copy of each codec was actually used.
 mkdir -p "$WORK/audit"
 cat > "$WORK/audit/hidejpeg.c" <<'EOF'
 #define _GNU_SOURCE
@@ -220,28 +251,39 @@ cat > "$WORK/audit/hidejpeg.c" <<'EOF'
 #include <stdlib.h>
 #include <string.h>
 
-static const char *allow;        /* libjpeg files may load from here only */
+#include <unistd.h>
+
+static const char *allow;        /* codec files may load from here only */
 static size_t allow_len;
 static FILE *logf;
+static int active;               /* this process is the venv's interpreter */
 
 unsigned int la_version(unsigned int version) {
     (void)version;
     allow = getenv("HIDEJPEG_ALLOW");
     allow_len = allow ? strlen(allow) : 0;
     const char *path = getenv("HIDEJPEG_LOG");
-    if (path) logf = fopen(path, "a");
+    const char *exe = getenv("HIDEJPEG_EXE");
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) self[n] = '\0';
+    active = !exe || (n > 0 && strcmp(self, exe) == 0);
+    if (path && active) logf = fopen(path, "a");
     return LAV_CURRENT;
 }
 
-static int is_libjpeg(const char *path) {
+static int is_codec(const char *path) {
+    static const char *const names[] = {"libjpeg", "libpng", "libwebp", "libsharpyuv"};
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    return strncmp(base, "libjpeg", 7) == 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strncmp(base, names[i], strlen(names[i])) == 0) return 1;
+    return 0;
 }
 
 char *la_objsearch(const char *name, uintptr_t *cookie, unsigned int flag) {
     (void)cookie; (void)flag;
-    if (strchr(name, '/') && is_libjpeg(name)
+    if (active && strchr(name, '/') && is_codec(name)
             && !(allow_len && strncmp(name, allow, allow_len) == 0)) {
         if (logf) { fprintf(logf, "blocked %s\n", name); fflush(logf); }
         return NULL;             /* this candidate does not exist for ld.so */
@@ -261,13 +303,16 @@ EOF
 cc -shared -fPIC -O2 -Wall -o "$WORK/audit/hidejpeg.so" "$WORK/audit/hidejpeg.c" \
     || fail "compiling the LD_AUDIT library"
 LOG="$WORK/audit/loader.log"
+VEXE=$("$VPY" -c 'import os; print(os.path.realpath("/proc/self/exe"))')
 hidden() { env -u PYTHONPATH -u LD_LIBRARY_PATH -u LD_PRELOAD LD_AUDIT="$WORK/audit/hidejpeg.so" \
-    HIDEJPEG_ALLOW="$VENV/" HIDEJPEG_LOG="$LOG" "$@"; }
+    HIDEJPEG_ALLOW="$VENV/" HIDEJPEG_LOG="$LOG" HIDEJPEG_EXE="$VEXE" "$@"; }
 
-echo "-- control: the system libjpeg cannot be loaded under the audit"
+echo "-- control: the system codec libraries cannot be loaded under the audit"
 (cd "$WORK/run" && hidden "$VPY" - <<'EOF'
 import ctypes, ctypes.util
-for name in dict.fromkeys(["libjpeg.so.62", "libjpeg.so", ctypes.util.find_library("jpeg")]):
+names = ["libjpeg.so.62", "libjpeg.so", "libpng16.so.16", "libwebp.so.7", "libwebpdemux.so.2"]
+names += [ctypes.util.find_library(n) for n in ("jpeg", "png16", "webp", "webpdemux")]
+for name in dict.fromkeys(names):
     if not name:
         continue
     try:
@@ -275,15 +320,15 @@ for name in dict.fromkeys(["libjpeg.so.62", "libjpeg.so", ctypes.util.find_libra
     except OSError as e:
         print(f"  {name}: unreachable ({e})")
     else:
-        raise SystemExit(f"  {name}: LOADED - the audit does not hide the system libjpeg")
+        raise SystemExit(f"  {name}: LOADED - the audit does not hide the system copy")
 EOF
-) || fail "the LD_AUDIT control: system libjpeg still loadable"
+) || fail "the LD_AUDIT control: a system codec library is still loadable"
 if ! grep -q "^blocked " "$LOG"; then
     cache=$(/sbin/ldconfig -p 2>/dev/null || ldconfig -p 2>/dev/null || true)
-    if grep -q "libjpeg" <<< "$cache"; then
-        fail "the loader cache lists a libjpeg, yet the audit refused nothing"
+    if grep -qE "libjpeg|libpng|libwebp" <<< "$cache"; then
+        fail "the loader cache lists a codec library, yet the audit refused nothing"
     fi
-    echo "  (no system libjpeg on this machine: nothing to hide)"
+    echo "  (no system codec library on this machine: nothing to hide)"
 fi
 # The candidates the loader was refused that really exist on this machine:
 sort -u "$LOG" | sed -n 's/^blocked //p' | while read -r f; do
@@ -298,7 +343,8 @@ import io, numpy as np
 from PIL import Image
 import fastseq
 info = fastseq.info()
-print("  fastseq.info():", {k: info[k] for k in ("fastseq", "libjpeg_turbo", "simd") if k in info})
+print("  fastseq.info():", {k: info[k] for k in ("fastseq", "libjpeg_turbo", "libpng", "zlib",
+                                                  "libwebp", "simd") if k in info})
 buf = io.BytesIO()
 img = (np.arange(48 * 64 * 3) % 251).astype(np.uint8).reshape(48, 64, 3)
 Image.fromarray(img).save(buf, "JPEG", quality=95)
@@ -306,6 +352,12 @@ out = fastseq.decode_image(buf.getvalue())
 ref = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
 assert out.shape == ref.shape, (out.shape, ref.shape)
 print("  decoded", out.shape, "max |fastseq - Pillow| =", int(np.abs(out.astype(int) - ref).max()))
+for fmt, kw in (("PNG", {}), ("WEBP", {"quality": 80}), ("WEBP", {"lossless": True})):
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, fmt, **kw)
+    ref = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    assert (fastseq.decode_image(buf.getvalue(), "rgb") == ref).all(), fmt
+    print("  decoded", fmt, kw, "equal to Pillow")
 EOF
 ) || fail "import/decode smoke test with the system libjpeg hidden"
 
@@ -321,13 +373,13 @@ fi
     || fail "tests against the installed wheel"
 
 echo "-- what the loader opened during the tests"
-sort -u "$LOG" | grep -i "jpeg" | sed 's/^/  /' || true
-sort -u "$LOG" | grep "^opened .*/libjpeg" | grep -v "^opened $VENV/" \
-    && fail "a libjpeg outside the venv was loaded"
-if [[ -z "$STATIC" ]]; then
-    grep -q "^opened $VENV/.*/fastseq\.libs/libjpeg-" "$LOG" \
-        || fail "the wheel's bundled libjpeg was never loaded"
-fi
+sort -u "$LOG" | grep -iE "jpeg|png|webp|sharpyuv" | sed 's/^/  /' || true
+sort -u "$LOG" | grep -E "^opened .*/(libjpeg|libpng|libwebp|libsharpyuv)" | grep -v "^opened $VENV/" \
+    && fail "a codec library outside the venv was loaded"
+for lib in $BUNDLED; do
+    grep -q "^opened $VENV/.*/fastseq\.libs/$lib-" "$LOG" \
+        || fail "the wheel's bundled $lib was never loaded"
+done
 
 # ---------------------------------------------------------------------------
 if [[ -n "${WHEELHOUSE:-}" ]]; then

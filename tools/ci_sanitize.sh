@@ -14,7 +14,7 @@ SUDO=""
 echo "== ci_sanitize: apt packages"
 $SUDO apt-get update -qq || exit 2
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    clang libclang-rt-14-dev libjpeg62-turbo-dev libpng-dev pkg-config \
+    clang libclang-rt-14-dev libjpeg62-turbo-dev libpng-dev libwebp-dev pkg-config \
     python3-dev python3-venv binutils >/dev/null || exit 2
 
 VENV=${FASTSEQ_SAN_VENV:-.venv-sanitize}

@@ -112,7 +112,7 @@ if [ $need_c = 1 ]; then
     done
     for h in batch resize; do
         $CC $FLAGS -fsanitize=fuzzer -I"$ROOT/csrc" -o "$DIR/bin/fuzz_$h" \
-            "$ROOT/fuzz/fuzz_$h.c" "${objs[@]}" -ljpeg -lpng16 -lz -pthread -lm
+            "$ROOT/fuzz/fuzz_$h.c" "${objs[@]}" -ljpeg -lpng16 -lz -lwebpdemux -lwebp -pthread -lm
     done
 fi
 if [ $need_py = 1 ]; then

@@ -31,8 +31,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-__all__ = ["ensure_default_dataset", "describe_dataset", "summarize_dataset",
-           "default_cache_dir", "DEFAULT_N_IMAGENET", "DEFAULT_N_LARGE"]
+__all__ = ["ensure_default_dataset", "ensure_format_dataset", "describe_dataset",
+           "describe_format_dataset", "summarize_dataset", "default_cache_dir",
+           "DEFAULT_N_IMAGENET", "DEFAULT_N_LARGE", "DEFAULT_N_FORMAT", "FORMATS"]
 
 #: Bumped whenever the generator's output changes, so old caches are not reused.
 GENERATOR_VERSION = 1
@@ -52,6 +53,15 @@ _IMAGENET_KINDS = (("baseline-420", 50), ("baseline-444", 20),
                    ("baseline-422", 5))
 _LARGE_KINDS = (("baseline-420", 70), ("baseline-444", 15),
                 ("progressive-420", 15))
+# The PNG and WebP sets (ensure_format_dataset): ImageNet-like sizes, the
+# same photo-like content, and a mix of the colour types such folders hold.
+DEFAULT_N_FORMAT = 300
+FORMATS = {
+    "png": (("rgb", 55), ("rgba", 15), ("gray", 15), ("palette", 10), ("gray16", 5)),
+    "webp": (("lossy-rgb", 60), ("lossy-rgba", 15), ("lossless-rgb", 15),
+             ("lossless-rgba", 10)),
+}
+_SET_IDS = {"imagenet": 1, "large": 2, "png": 3, "webp": 4}
 _SUBSAMPLING = {"420": 2, "422": 1, "444": 0}
 _SUBSAMPLING_NAME = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
 
@@ -173,10 +183,12 @@ def _make_image(args):
     """Worker: synthesize and save one planned image; returns its manifest
     entry (the plan plus the file's byte size)."""
     root, seed, item = args
-    set_id = 1 if item["set"] == "imagenet" else 2
+    set_id = _SET_IDS[item["set"]]
     rng = _rng(seed, set_id + 100, item["index"])   # content stream, apart from the plan's
     img = synth_photo(rng, item["width"], item["height"])
     kind = item["kind"]
+    if item["set"] in FORMATS:
+        return _save_format(root, item, img, rng)
     save = dict(quality=item["quality"], optimize=False)
     if kind == "grayscale":
         img = img.convert("L")
@@ -193,6 +205,149 @@ def _make_image(args):
     entry["subsampling"] = None if kind == "grayscale" else _SUBSAMPLING_NAME[save["subsampling"]]
     entry["progressive"] = kind.startswith("progressive")
     return entry
+
+
+def _with_alpha(img, rng):
+    """RGBA with a soft vignette-like alpha and a few fully transparent
+    patches, as cut-outs and overlays have."""
+    import numpy as np
+    from PIL import Image
+
+    w, h = img.size
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
+    d = np.sqrt(((y - cy) / h) ** 2 + ((x - cx) / w) ** 2)
+    alpha = np.clip(255 * (1.2 - 1.8 * d), 0, 255).astype(np.uint8)
+    out = img.convert("RGBA")
+    out.putalpha(Image.fromarray(alpha))
+    return out
+
+
+def _save_format(root, item, img, rng):
+    import numpy as np
+    from PIL import Image
+
+    kind = item["kind"]
+    path = os.path.join(root, item["file"])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if item["set"] == "png":
+        if kind == "rgba":
+            img = _with_alpha(img, rng)
+        elif kind == "gray":
+            img = img.convert("L")
+        elif kind == "palette":
+            img = img.quantize(256)
+        elif kind == "gray16":
+            img = Image.fromarray(np.asarray(img.convert("L"), np.uint16) * 257).convert("I;16")
+        # Pillow's default zlib level (6) and filter choice, as most PNGs.
+        img.save(path, "PNG")
+    else:
+        lossless = kind.startswith("lossless")
+        if kind.endswith("rgba"):
+            img = _with_alpha(img, rng)
+        if lossless:
+            img.save(path, "WEBP", lossless=True, quality=int(item["quality"]))
+        else:
+            img.save(path, "WEBP", quality=int(item["quality"]))
+    entry = dict(item)
+    entry["bytes"] = os.path.getsize(path)
+    entry["mode"] = img.mode
+    return entry
+
+
+def _plan_format(seed, fmt, n):
+    """The PNG or WebP set: ImageNet-like sizes (short side 300-500 px),
+    in class folders, a colour-type mix drawn from FORMATS[fmt]."""
+    plan = []
+    n_classes = max(1, min(_N_CLASSES, n))
+    for i in range(n):
+        rng = _rng(seed, _SET_IDS[fmt], i)
+        short = int(rng.integers(300, 501))
+        aspect = _ASPECTS[int(rng.integers(0, len(_ASPECTS)))]
+        long_ = int(round(short * aspect))
+        w, h = (long_, short) if rng.uniform() < 0.75 else (short, long_)
+        plan.append(dict(set=fmt, index=i,
+                         file=f"{fmt}/class_{i % n_classes:02d}/img_{i:05d}.{fmt}",
+                         width=w, height=h, quality=int(rng.integers(75, 96)),
+                         kind=_pick(rng, FORMATS[fmt])))
+    return plan
+
+
+def ensure_format_dataset(fmt, cache_dir=None, *, n=DEFAULT_N_FORMAT, progress=True,
+                          seed=DEFAULT_SEED, workers=None) -> str:
+    """The folder of the generated PNG or WebP set (``fmt`` "png" or
+    "webp"), class folders inside, generated once into the cache like the
+    default dataset (a temporary folder renamed into place after its
+    manifest is written)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {sorted(FORMATS)}, not {fmt!r}")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, not {n!r}")
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    final = cache / f"{fmt}-v{GENERATOR_VERSION}-s{seed}-n{n}"
+    if _format_manifest(final, fmt, n, seed) is not None:
+        return str(final / fmt)
+    cache.mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmp(cache)
+    tmp = cache / f".tmp-{final.name}-{os.getpid()}-{time.time_ns() % 10**9}"
+    try:
+        entries = _generate(tmp, _plan_format(seed, fmt, n), seed, progress, workers)
+        man = dict(generator_version=GENERATOR_VERSION, seed=seed, format=fmt, n=n,
+                   created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), files=entries,
+                   complete=True)
+        with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
+            json.dump(man, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        if final.exists() and _format_manifest(final, fmt, n, seed) is None:
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if _format_manifest(final, fmt, n, seed) is None:
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(final / fmt)
+
+
+def _format_manifest(root, fmt, n, seed):
+    try:
+        with open(os.path.join(root, MANIFEST), encoding="utf-8") as f:
+            man = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(man, dict) and man.get("complete")
+            and man.get("generator_version") == GENERATOR_VERSION
+            and man.get("format") == fmt and man.get("n") == n and man.get("seed") == seed
+            and isinstance(man.get("files"), list) and len(man["files"]) == n):
+        return None
+    for e in man["files"]:
+        try:
+            if os.path.getsize(os.path.join(root, e["file"])) != e["bytes"]:
+                return None
+        except (OSError, KeyError, TypeError):
+            return None
+    return man
+
+
+def describe_format_dataset(folder) -> str:
+    """One line saying what a PNG/WebP set (the folder ensure_format_dataset
+    returned) contains."""
+    root = os.path.dirname(os.path.abspath(folder))
+    with open(os.path.join(root, MANIFEST), encoding="utf-8") as f:
+        man = json.load(f)
+    files = man["files"]
+    kinds = {}
+    for e in files:
+        kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
+    total = sum(e["bytes"] for e in files)
+    px = sum(e["width"] * e["height"] for e in files)
+    shorts = [min(e["width"], e["height"]) for e in files]
+    mix = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    return (f"{man['format'].upper()}: {len(files)} images, short side {min(shorts)}-"
+            f"{max(shorts)} px, {total / 1e6:.1f} MB ({8 * total / px:.2f} bits/pixel); {mix}")
 
 
 # --------------------------------------------------------------------------

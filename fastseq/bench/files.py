@@ -12,9 +12,11 @@ from fastseq.bench.common import BenchError
 #: files by extension; these four are the ones both accept and decode).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
-def list_images(directory):
+def list_images(directory, extensions=IMAGE_EXTENSIONS):
     """Sorted image files under `directory` (recursively), with the class of
     each: its first folder below `directory` (``""`` for a flat folder).
+    `extensions`: the (lower-case) endings listed; the WebP benchmark,
+    which no Keras loader reads, passes ``(".webp",)``.
     Raises BenchError with a one-line reason when there is nothing to use."""
     if not os.path.exists(directory):
         raise BenchError(f"no such directory: {directory}")
@@ -29,13 +31,13 @@ def list_images(directory):
     for root, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for f in sorted(files):
-            if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."):
+            if f.lower().endswith(tuple(extensions)) and not f.startswith("."):
                 path = os.path.join(root, f)
                 rel = os.path.relpath(path, directory)
                 cls = rel.split(os.sep, 1)[0] if os.sep in rel else ""
                 found.append((path, cls))
     if not found:
-        raise BenchError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) found in {directory}")
+        raise BenchError(f"no image files ({', '.join(extensions)}) found in {directory}")
     return found
 
 
