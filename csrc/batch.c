@@ -225,6 +225,14 @@ static const fs_warp_params fs_warp_identity = {{1, 0, 0, 0, 1, 0}, 0, 0, 0, 0,
                                                 FS_FILL_CONSTANT, 0.0, 0, 0, 0.0,
                                                 0, 0, 0.0, 0};
 
+/* A float32 slot from 8-bit pixels: (float)v * scale + offset, the
+ * resampler's and the warp's own expression (no contraction: the build has
+ * -ffp-contract=off), so the same bits; vectorised by the compiler. */
+static void u8_to_f32(const uint8_t *src, float *dst, size_t n, float scale,
+                      float offset) {
+    for (size_t i = 0; i < n; i++) dst[i] = (float)src[i] * scale + offset;
+}
+
 /* `pc` is the channels of `pix`: those of the output mode, or 1 for an L
  * image written as RGB (fs_resize_u8 copies it into the three channels). */
 static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
@@ -274,6 +282,12 @@ static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
         return FS_OK;
     }
     w->kept = w->aug;
+    if (!t->warp) {
+        u8_to_f32(w->aug, (float *)t->out,
+                  (size_t)o->out_width * (size_t)o->out_height * (size_t)oc,
+                  o->scale, o->offset);
+        return FS_OK;
+    }
     st = fs_warp_affine_u8(w->aug, o->out_width, o->out_height, oc,
                            rdst.row_stride, t->warp ? t->warp : &fs_warp_identity,
                            &dst, &w->ws);
@@ -556,6 +570,12 @@ static int emit_cached(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     if (o->out_dtype == FS_DTYPE_U8 && !t->warp) {
         if (pix != t->out)
             memcpy(t->out, pix, (size_t)o->out_row_stride * (size_t)o->out_height);
+        return FS_OK;
+    }
+    if (!t->warp) {
+        u8_to_f32(pix, (float *)t->out,
+                  (size_t)o->out_width * (size_t)o->out_height * (size_t)oc,
+                  o->scale, o->offset);
         return FS_OK;
     }
     fs_dst dst = {t->out, o->out_width, o->out_height, oc, o->out_row_stride,

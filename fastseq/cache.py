@@ -195,6 +195,9 @@ class _Store:
         #: "hit_failed" includes failures remembered in memory).
         self.stats: dict[str, int] = {}
         self._mem: dict[bytes, tuple] = {}
+        # path as given -> (absolute path, entry path): a batch of cache hits
+        # is a few microseconds a path, and SHA-256 would be half of them
+        self._names: dict[bytes, tuple] = {}
         self.root: str | None = None
         if cache.location is not None:
             digest = hashlib.sha256(params.encode()).hexdigest()[:24]
@@ -258,8 +261,13 @@ class _Store:
         e.g. a file that cannot be stat'ed), a remembered failure (memory
         only) and the (abspath, key, stat) to record the result under."""
         tuples, failed, keys = [], {}, []
+        names = self._names
         for i, p in enumerate(encoded):
-            a = os.path.abspath(p)
+            known = names.get(p)
+            if known is None:
+                a = os.path.abspath(p)
+                known = names[p] = (a, self.entry_path(a) if self.root is not None else None)
+            a, entry = known
             try:
                 st = os.stat(p)
             except OSError:
@@ -268,7 +276,7 @@ class _Store:
                 continue
             if self.root is not None:
                 key = self.key(a, st)
-                tuples.append((self.entry_path(a), key, None, None, True))
+                tuples.append((entry, key, None, None, True))
                 keys.append((a, key, st))
                 continue
             rec = self._mem.get(a)
