@@ -244,9 +244,9 @@ static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
                   o->out_dtype, o->scale, o->offset};
     fs_dst rdst = dst;
     /* A miss to be cached needs the 8-bit resized image: a uint8 slot is
-     * it; for a float32 slot it goes to scratch and the identity warp
-     * writes the slot from there ((float)v * scale + offset either way, so
-     * the slot is the same bits as a direct resize). */
+     * it; for a float32 slot it goes to scratch and u8_to_f32 writes the
+     * slot from there ((float)v * scale + offset either way, so the slot is
+     * the same bits as a direct resize). */
     int keep = t->cache && t->cache->store;
     if (t->warp || (keep && o->out_dtype != FS_DTYPE_U8)) {
         /* Keras augments the image load_img gave it: resized to the target
@@ -289,8 +289,7 @@ static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
         return FS_OK;
     }
     st = fs_warp_affine_u8(w->aug, o->out_width, o->out_height, oc,
-                           rdst.row_stride, t->warp ? t->warp : &fs_warp_identity,
-                           &dst, &w->ws);
+                           rdst.row_stride, t->warp, &dst, &w->ws);
     return warp_status(t, st);
 }
 
@@ -561,9 +560,10 @@ static int run_encoded(fs_worker *w, const fs_batch_opts *o, fs_task *t,
 
 /* ---- The cache (csrc/cache.h): a hit is one more kind of source. */
 
-/* Write the slot from cached 8-bit pixels of the output size: a copy for
- * a uint8 slot without a warp, else the warp (identity: the fused
- * scale/offset) that an uncached task runs on its resized pixels. */
+/* Write the slot from cached 8-bit pixels of the output size, as an
+ * uncached task writes it from its resized pixels: a copy for a uint8 slot,
+ * u8_to_f32 for a float32 one, or the task's warp.  Slots are contiguous
+ * (out_row_stride is width x channels x the sample size). */
 static int emit_cached(fs_worker *w, const fs_batch_opts *o, fs_task *t,
                        const uint8_t *pix) {
     int oc = fs_mode_channels(o->out_mode);
@@ -581,8 +581,7 @@ static int emit_cached(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     fs_dst dst = {t->out, o->out_width, o->out_height, oc, o->out_row_stride,
                   o->out_dtype, o->scale, o->offset};
     int st = fs_warp_affine_u8(pix, o->out_width, o->out_height, oc,
-                               (ptrdiff_t)o->out_width * oc,
-                               t->warp ? t->warp : &fs_warp_identity, &dst, &w->ws);
+                               (ptrdiff_t)o->out_width * oc, t->warp, &dst, &w->ws);
     return warp_status(t, st);
 }
 
