@@ -35,6 +35,11 @@ typedef struct {
     uint8_t *aug;           /* the resized image an augmented task warps */
     size_t aug_cap;
     fs_warp_scratch ws;
+    uint8_t *cpix;          /* a disk cache hit's pixels, when they are not
+                               read straight into the slot */
+    size_t cpix_cap;
+    const uint8_t *kept;    /* the current task's resized uint8 pixels
+                               (output size, contiguous), for the cache */
 } fs_worker;
 
 static void worker_free(void *ptr) {
@@ -47,6 +52,7 @@ static void worker_free(void *ptr) {
     free(w->pix);
     fs_resample_scratch_free(&w->rs);
     free(w->aug);
+    free(w->cpix);
     fs_warp_scratch_free(&w->ws);
     free(w);
 }
@@ -225,6 +231,31 @@ static int warp_status(fs_task *t, int st) {
     return st;
 }
 
+/* warp = 0 and no photometric step: copies the source through the fused
+ * scale/offset. */
+static const fs_warp_params fs_warp_identity = {{1, 0, 0, 0, 1, 0}, 0, 0, 0, 0,
+                                                FS_FILL_CONSTANT, 0.0, 0, 0, 0.0,
+                                                0, 0, 0.0, 0};
+
+/* A float32 slot from 8-bit pixels: (float)v * scale + offset, the
+ * resampler's and the warp's own expression (no contraction: the build has
+ * -ffp-contract=off), so the same bits; vectorised by the compiler. */
+static void u8_to_f32(const uint8_t *src, float *dst, size_t n, float scale,
+                      float offset) {
+    for (size_t i = 0; i < n; i++) dst[i] = (float)src[i] * scale + offset;
+}
+
+/* A whole contiguous float32 slot from 8-bit pixels of the output size, as
+ * the resampler writes it: u8_to_f32, then the featurewise norm when the
+ * batch has one (its own float32 pass, the same operations as
+ * fs_chan_norm_row applies per row, so the same bits). */
+static void slot_from_u8(const fs_batch_opts *o, fs_task *t, const uint8_t *pix) {
+    int oc = fs_mode_channels(o->out_mode);
+    size_t n = (size_t)o->out_width * (size_t)o->out_height * (size_t)oc;
+    u8_to_f32(pix, (float *)t->out, n, o->scale, o->offset);
+    if (o->has_norm) fs_chan_norm_row((float *)t->out, n, oc, &o->norm);
+}
+
 /* `pc` is the channels of `pix`: those of the output mode, or 1 for an L
  * image written as RGB (fs_resize_u8 copies it into the three channels). */
 static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
@@ -235,7 +266,12 @@ static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     fs_dst dst = {t->out, o->out_width, o->out_height, oc, o->out_row_stride,
                   o->out_dtype, o->scale, o->offset, o->has_norm ? &o->norm : NULL};
     fs_dst rdst = dst;
-    if (t->warp) {
+    /* A miss to be cached needs the 8-bit resized image: a uint8 slot is
+     * it; for a float32 slot it goes to scratch and u8_to_f32 writes the
+     * slot from there ((float)v * scale + offset either way, so the slot is
+     * the same bits as a direct resize). */
+    int keep = t->cache && t->cache->store;
+    if (t->warp || (keep && o->out_dtype != FS_DTYPE_U8)) {
         /* Keras augments the image load_img gave it: resized to the target
          * size, 8-bit.  That image goes to scratch, and the warp writes the
          * slot (with the fused scale/offset). */
@@ -265,7 +301,15 @@ static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
                  : "invalid resize region");
         return st;
     }
-    if (!t->warp) return FS_OK;
+    if (rdst.data == t->out) {
+        if (o->out_dtype == FS_DTYPE_U8) w->kept = (const uint8_t *)t->out;
+        return FS_OK;
+    }
+    w->kept = w->aug;
+    if (!t->warp) {
+        slot_from_u8(o, t, w->aug);
+        return FS_OK;
+    }
     st = fs_warp_affine_u8(w->aug, o->out_width, o->out_height, oc,
                            rdst.row_stride, t->warp, &dst, &w->ws);
     return warp_status(t, st);
@@ -277,13 +321,11 @@ static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
  * identity: warp = 0 and no photometric step copies the source through the
  * fused scale/offset. */
 static int warp_pixels(fs_worker *w, const fs_batch_opts *o, fs_task *t) {
-    static const fs_warp_params identity = {{1, 0, 0, 0, 1, 0}, 0, 0, 0, 0,
-                                            FS_FILL_CONSTANT, 0.0, 0, 0, 0.0,
-                                            0, 0, 0.0, 0};
     int oc = fs_mode_channels(o->out_mode);
     fs_dst dst = {t->out, o->out_width, o->out_height, oc, o->out_row_stride,
                   o->out_dtype, o->scale, o->offset, o->has_norm ? &o->norm : NULL};
-    const fs_warp_params *p = t->warp ? t->warp : &identity;
+    const fs_warp_params *p = t->warp ? t->warp : &fs_warp_identity;
+    if (t->pix_dtype == FS_DTYPE_U8) w->kept = t->data;
     int st = t->pix_dtype == FS_DTYPE_F32
         ? fs_warp_affine_f32((const float *)t->data, t->pix_width, t->pix_height,
                              oc, t->pix_stride, p, &dst, &w->ws)
@@ -715,6 +757,106 @@ static int run_encoded(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     return run_jpeg(w, o, t, data, len);
 }
 
+/* ---- The cache (csrc/cache.h): a hit is one more kind of source. */
+
+/* Write the slot from cached 8-bit pixels of the output size, as an
+ * uncached task writes it from its resized pixels: a copy for a uint8 slot,
+ * u8_to_f32 for a float32 one, or the task's warp.  Slots are contiguous
+ * (out_row_stride is width x channels x the sample size). */
+static int emit_cached(fs_worker *w, const fs_batch_opts *o, fs_task *t,
+                       const uint8_t *pix) {
+    int oc = fs_mode_channels(o->out_mode);
+    if (o->out_dtype == FS_DTYPE_U8 && !t->warp) {
+        if (pix != t->out)
+            memcpy(t->out, pix, (size_t)o->out_row_stride * (size_t)o->out_height);
+        return FS_OK;
+    }
+    if (!t->warp) {
+        slot_from_u8(o, t, pix);
+        return FS_OK;
+    }
+    fs_dst dst = {t->out, o->out_width, o->out_height, oc, o->out_row_stride,
+                  o->out_dtype, o->scale, o->offset, o->has_norm ? &o->norm : NULL};
+    int st = fs_warp_affine_u8(pix, o->out_width, o->out_height, oc,
+                               (ptrdiff_t)o->out_width * oc, t->warp, &dst, &w->ws);
+    return warp_status(t, st);
+}
+
+/* Serve the task from its cache entry when there is a valid one: returns 1
+ * with *st set (FS_OK, or a remembered failure with its message), else 0
+ * (decode; the probe's finding is in the ref). */
+static int serve_cached(fs_worker *w, const fs_batch_opts *o, fs_task *t, int *st) {
+    fs_cache_ref *cr = t->cache;
+    int oc = fs_mode_channels(o->out_mode);
+    if (cr->hit_pixels) {
+        cr->result = cr->probe_result = FS_CACHE_HIT;
+        t->src_width = o->out_width;
+        t->src_height = o->out_height;
+        *st = emit_cached(w, o, t, cr->hit_pixels);
+        return 1;
+    }
+    if (!cr->probe || !cr->entry_path) return 0;
+    size_t bytes = (size_t)o->out_width * (size_t)o->out_height * (size_t)oc;
+    uint8_t *dst = (uint8_t *)t->out;
+    if (o->out_dtype != FS_DTYPE_U8 || t->warp) {
+        if (!grow(&w->cpix, &w->cpix_cap, bytes)) return 0;   /* decode instead */
+        dst = w->cpix;
+    }
+    int stored = 0;
+    int r = fs_cache_read(cr->entry_path, cr->key, cr->key_len, o->out_width,
+                          o->out_height, oc, dst, &stored, t->msg, cr->why);
+    cr->result = cr->probe_result = r;
+    if (r == FS_CACHE_HIT) {
+        t->src_width = o->out_width;
+        t->src_height = o->out_height;
+        *st = emit_cached(w, o, t, dst);
+        return 1;
+    }
+    if (r == FS_CACHE_HIT_FAILED) {
+        *st = stored;
+        return 1;
+    }
+    t->msg[0] = '\0';
+    return 0;
+}
+
+/* The failures that are a property of the file's bytes (and of the limits,
+ * which are part of the key): remembered, not retried every epoch.  I/O
+ * errors, memory and interruption may pass and are retried. */
+static int failure_is_remembered(int st) {
+    switch (st) {
+    case FS_ERR_EMPTY: case FS_ERR_DECODE: case FS_ERR_TRUNCATED:
+    case FS_ERR_TOO_MANY_PIXELS: case FS_ERR_TOO_MANY_SCANS:
+    case FS_ERR_FILE_TOO_LARGE: case FS_ERR_MEMORY_LIMIT: case FS_ERR_WORK_LIMIT:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* After a miss's decode: store the resized pixels (or the failure). */
+static void store_cached(fs_worker *w, const fs_batch_opts *o, fs_task *t, int st) {
+    fs_cache_ref *cr = t->cache;
+    int oc = fs_mode_channels(o->out_mode);
+    size_t bytes = (size_t)o->out_width * (size_t)o->out_height * (size_t)oc;
+    if (st == FS_OK && w->kept) {
+        if (cr->store_pixels) {
+            memcpy(cr->store_pixels, w->kept, bytes);
+            cr->result = FS_CACHE_STORED;
+        } else if (cr->entry_path) {
+            cr->result = fs_cache_write(cr->entry_path, cr->key, cr->key_len, 0,
+                                        o->out_width, o->out_height, oc, w->kept,
+                                        bytes, cr->why) == FS_OK
+                ? FS_CACHE_STORED : FS_CACHE_STORE_FAILED;
+        }
+    } else if (st != FS_OK && failure_is_remembered(st) && cr->entry_path) {
+        cr->result = fs_cache_write(cr->entry_path, cr->key, cr->key_len, st, 0, 0, 0,
+                                    (const uint8_t *)t->msg, strlen(t->msg),
+                                    cr->why) == FS_OK
+            ? FS_CACHE_STORED : FS_CACHE_STORE_FAILED;
+    }
+}
+
 static void batch_task(void *vctx, size_t index, void **local) {
     fs_batch_ctx *ctx = (fs_batch_ctx *)vctx;
     const fs_batch_opts *o = ctx->opts;
@@ -725,12 +867,19 @@ static void batch_task(void *vctx, size_t index, void **local) {
     t->src_mode = -1;
     fs_worker *w = worker_get(local);
     int st;
+    if (t->cache) {
+        t->cache->result = t->cache->probe_result = FS_CACHE_NONE;
+        t->cache->why[0] = '\0';
+    }
+    if (w) w->kept = NULL;
     if (!w) {
         snprintf(t->msg, FS_MSG_LEN, "out of memory creating decoder state");
         st = FS_ERR_NOMEM;
-    } else if (t->warp && (o->full_size || o->decode_only)) {
-        snprintf(t->msg, FS_MSG_LEN, "augmentation needs a resized batch");
+    } else if ((t->warp || t->cache) && (o->full_size || o->decode_only)) {
+        snprintf(t->msg, FS_MSG_LEN, "augmentation and the cache need a resized batch");
         st = FS_ERR_ARG;
+    } else if (t->cache && serve_cached(w, o, t, &st)) {
+        /* served from the cache */
     } else if (t->kind == FS_SRC_PIXELS && t->pix_width == o->out_width &&
                t->pix_height == o->out_height && !t->premultiply_alpha &&
                (t->warp || t->pix_dtype == FS_DTYPE_F32)) {
@@ -773,7 +922,14 @@ static void batch_task(void *vctx, size_t index, void **local) {
         trim(&w->pix, &w->pix_cap);
         fs_png_trim(w->png, FS_KEEP_BYTES);
     }
-    if (w) trim(&w->aug, &w->aug_cap);
+    if (w && t->cache && t->cache->store && t->cache->result != FS_CACHE_HIT &&
+        t->cache->result != FS_CACHE_HIT_FAILED)
+        store_cached(w, o, t, st);
+    if (w) {
+        w->kept = NULL;
+        trim(&w->aug, &w->aug_cap);
+        trim(&w->cpix, &w->cpix_cap);
+    }
     t->status = st;
     if (st != FS_OK && t->out)
         memset(t->out, 0, (size_t)o->out_row_stride * (size_t)o->out_height);

@@ -6,6 +6,7 @@
 #ifndef FS_BATCH_H
 #define FS_BATCH_H
 
+#include "cache.h"
 #include "fs_common.h"
 #include "jpeg_decode.h"
 #include "pool.h"
@@ -40,6 +41,15 @@ typedef struct {
                                     load_img), then warped into the slot with
                                     the fused scale/offset; the warp's output
                                     size is the batch's.  Not with
+                                    decode_only or full_size. */
+    fs_cache_ref *cache;         /* NULL, or this image's cache entry: a
+                                    hit (memory pixels, or a disk entry that
+                                    passes its checks) is served instead of
+                                    the source, through the same write
+                                    (memcpy for uint8 without a warp, else
+                                    the warp or fused scale/offset); after a
+                                    miss the resized uint8 pixels the slot
+                                    was written from are stored.  Not with
                                     decode_only or full_size. */
     /* results */
     int status;                  /* fs_status; FS_ERR_NOT_JPEG = use fallback */

@@ -31,7 +31,9 @@ typedef enum {
     FS_ERR_NOT_REGULAR_FILE = 13, /* FIFO, socket, device, directory, /proc file */
     FS_ERR_MEMORY_LIMIT = 14,     /* decode would need over fs_limits.max_memory */
     FS_ERR_WORK_LIMIT = 15,       /* scans x pixels over fs_limits.max_scan_pixels */
-    FS_ERR_INTERRUPTED = 16  /* the batch was cancelled (a signal) */
+    FS_ERR_INTERRUPTED = 16, /* the batch was cancelled (a signal) */
+    FS_ERR_NOT_IMAGE = 17    /* neither fastseq nor Pillow decodes it: only
+                                as a failure remembered by the cache */
 } fs_status;
 
 /* Pixel layouts (modes), named after Pillow's. FS_MODE_CMYK follows

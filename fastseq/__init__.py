@@ -72,6 +72,7 @@ from fastseq.batch import (  # noqa: E402
 )
 from fastseq.threads import get_num_threads, set_num_threads  # noqa: E402
 from fastseq.errors import DecodeFailure, ImageDecodeError, ImageDecodeWarning  # noqa: E402
+from fastseq.cache import CacheFullError, CacheWarning, ImageCache  # noqa: E402
 
 # The Keras classes live in fastseq.keras (imported lazily below).
 _KERAS_NAMES = {
@@ -88,7 +89,8 @@ __all__ = [
     "get_num_threads", "info", "ImageDecodeError", "ImageDecodeWarning",
     "DecodeFailure", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_SCANS",
     "DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_MEMORY", "DEFAULT_MAX_SCAN_PIXELS",
-    "INTERPOLATIONS", "COLOR_MODES", *_KERAS_NAMES,
+    "INTERPOLATIONS", "COLOR_MODES", "ImageCache", "CacheWarning", "CacheFullError",
+    *_KERAS_NAMES,
 ]
 
 

@@ -19,6 +19,11 @@ from fastseq.errors import (
     ImageDecodeError as ImageDecodeError,
     ImageDecodeWarning as ImageDecodeWarning,
 )
+from fastseq.cache import (
+    CacheFullError as CacheFullError,
+    CacheWarning as CacheWarning,
+    ImageCache as ImageCache,
+)
 from fastseq.keras.image_generator import (
     DirectoryIterator as DirectoryIterator,
     ImageDataGenerator as ImageDataGenerator,

@@ -48,6 +48,15 @@ class BatchOptions:
         header_only: bool = ...,
     ) -> None: ...
 
+class WarpOptions:
+    """The per-iterator constants of Keras' augmentation (csrc/warp.h)."""
+    order: int
+    fill_mode: int
+    fill_mode_name: str
+    cval: float
+    quantize_u8: bool
+    def __init__(self, order: int, fill_mode: str, cval: float, quantize_u8: bool) -> None: ...
+
 def run_batch(
     kind: int,
     sources: list[Any],
@@ -56,8 +65,20 @@ def run_batch(
     opts: BatchOptions,
     premultiply: list[bool] | None = ...,
     warps: Any = ...,
-    warp_opts: Any = ...,
-) -> list[tuple[int, int, str, int, int, int, int]]: ...
+    warp_opts: WarpOptions | None = ...,
+    cache: list[tuple[bytes | None, bytes | None, Any, Any, bool] | None] | None = ...,
+) -> list[tuple[Any, ...]]: ...
+
+CACHE_RESULTS: dict[int, str]
+CACHE_FORMAT: int
+CACHE_HEADER: int
+CACHE_MAX_KEY: int
+
+def cache_write_failure(entry_path: bytes, key: bytes, status: int, message: str) -> str: ...
+def cache_read(
+    entry_path: bytes, key: bytes, width: int, height: int, channels: int
+) -> tuple[str, Any, int, str, str]: ...
+def cache_checksum(data: Any) -> int: ...
 def read_file(path: bytes, max_file_bytes: int = ..., source: str = ...) -> bytes: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...

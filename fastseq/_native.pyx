@@ -50,6 +50,7 @@ _CODES = {
     FS_ERR_MEMORY_LIMIT: "memory_limit",
     FS_ERR_WORK_LIMIT: "work_limit",
     FS_ERR_INTERRUPTED: "interrupted",
+    FS_ERR_NOT_IMAGE: "not_image",
 }
 
 
@@ -218,8 +219,19 @@ cdef int _warp_row(fs_warp_params *p, const double *r, WarpOptions o) except -1:
     return 0
 
 
+# fs_cache_result names, as run_batch reports them with `cache`.
+CACHE_RESULTS = {FS_CACHE_NONE: "none", FS_CACHE_HIT: "hit",
+                 FS_CACHE_HIT_FAILED: "hit_failed", FS_CACHE_ABSENT: "absent",
+                 FS_CACHE_STALE: "stale", FS_CACHE_CORRUPT: "corrupt",
+                 FS_CACHE_STORED: "stored", FS_CACHE_STORE_FAILED: "store_failed"}
+CACHE_FORMAT = FS_CACHE_FORMAT
+CACHE_HEADER = FS_CACHE_HEADER
+CACHE_MAX_KEY = FS_CACHE_MAX_KEY
+
+
 def run_batch(int kind, list sources, object out, list slots, BatchOptions opts,
-              list premultiply=None, object warps=None, WarpOptions warp_opts=None):
+              list premultiply=None, object warps=None, WarpOptions warp_opts=None,
+              list cache=None):
     """Decode `sources` into `out[slots[i]]` on the pool, as `opts` says.
 
     kind: SRC_FILE (sources are bytes paths), SRC_MEMORY (bytes-like
@@ -231,6 +243,15 @@ def run_batch(int kind, list sources, object out, list slots, BatchOptions opts,
     per-image augmentation rows (WARP_COLUMNS), with `warp_opts`.  Returns
     [(slot, status, message, src_w, src_h, denom, src_mode), ...] for every
     source: the caller maps statuses to exceptions/warnings.
+
+    `cache`: None, or for each source None or a tuple (entry_path, key,
+    hit, store, probe) describing its cache entry (csrc/cache.h): entry_path
+    and key bytes for an on-disk entry (else None), `hit` a uint8 buffer of
+    the output size holding a memory hit's pixels (else None), `store` a
+    writeable one that receives a miss's pixels in memory (else None),
+    `probe` whether the disk entry is tried before decoding.  Every result
+    tuple then ends with (probe result, final result, reason), the results
+    named as in CACHE_RESULTS.
     """
     cdef Py_ssize_t n = len(sources), i, nbuf = 0
     cdef fs_task *tasks = NULL
@@ -246,6 +267,10 @@ def run_batch(int kind, list sources, object out, list slots, BatchOptions opts,
     cdef fs_warp_params *wp = NULL
     cdef const double[:, ::1] wrows
     cdef const double *row
+    cdef fs_cache_ref *crefs = NULL
+    cdef Py_buffer *cbufs = NULL
+    cdef Py_ssize_t ncbuf = 0
+    cdef size_t u8_bytes = <size_t>opts.c.out_width * opts.c.out_height * channels
     if len(slots) != n:
         raise ValueError("slots and sources differ in length")
     if warps is not None:
@@ -282,6 +307,44 @@ def run_batch(int kind, list sources, object out, list slots, BatchOptions opts,
                 if wp[i].warp or wp[i].flip_h or wp[i].flip_v or wp[i].has_shift \
                         or wp[i].has_brightness:
                     tasks[i].warp = &wp[i]
+        if cache is not None:
+            if len(cache) != n:
+                raise ValueError("cache and sources differ in length")
+            if opts.c.decode_only or opts.c.full_size:
+                raise ValueError("the cache needs a resized batch (not decode_only or full_size)")
+            crefs = <fs_cache_ref *>calloc(n, sizeof(fs_cache_ref))
+            cbufs = <Py_buffer *>calloc(2 * n, sizeof(Py_buffer))
+            if crefs == NULL or cbufs == NULL:
+                raise MemoryError()
+            for i in range(n):
+                c = cache[i]
+                if c is None:
+                    continue
+                entry_path, key, hit, store, probe = c
+                if entry_path is not None:
+                    if not isinstance(entry_path, bytes) or not isinstance(key, bytes):
+                        raise TypeError("cache entry path and key must be bytes")
+                    if len(key) > FS_CACHE_MAX_KEY:
+                        raise ValueError(f"cache key over {FS_CACHE_MAX_KEY} bytes")
+                    crefs[i].entry_path = PyBytes_AS_STRING(entry_path)
+                    crefs[i].key = <const uint8_t *>PyBytes_AS_STRING(key)
+                    crefs[i].key_len = len(key)
+                    crefs[i].probe = bool(probe)
+                    crefs[i].store = True
+                for buf, writable in ((hit, False), (store, True)):
+                    if buf is None:
+                        continue
+                    PyObject_GetBuffer(buf, &cbufs[ncbuf],
+                                       PyBUF_WRITABLE if writable else PyBUF_SIMPLE)
+                    ncbuf += 1
+                    if <size_t>cbufs[ncbuf - 1].len != u8_bytes:
+                        raise ValueError("cached pixels must be one uint8 image of the output size")
+                    if writable:
+                        crefs[i].store_pixels = <uint8_t *>cbufs[ncbuf - 1].buf
+                        crefs[i].store = True
+                    else:
+                        crefs[i].hit_pixels = <const uint8_t *>cbufs[ncbuf - 1].buf
+                tasks[i].cache = &crefs[i]
         for i in range(n):
             src = sources[i]
             tasks[i].kind = kind
@@ -321,11 +384,18 @@ def run_batch(int kind, list sources, object out, list slots, BatchOptions opts,
         except BaseException:
             fs_pool_cancel(job)             # images not started are skipped
             raise
-        return [(slots[i], tasks[i].status,
-                 (<char *>tasks[i].msg).decode("utf-8", "replace") if tasks[i].status else "",
-                 tasks[i].src_width, tasks[i].src_height, tasks[i].dct_denom,
-                 tasks[i].src_mode)
-                for i in range(n)]
+        results = [(slots[i], tasks[i].status,
+                    (<char *>tasks[i].msg).decode("utf-8", "replace") if tasks[i].status else "",
+                    tasks[i].src_width, tasks[i].src_height, tasks[i].dct_denom,
+                    tasks[i].src_mode)
+                   for i in range(n)]
+        if cache is not None:
+            results = [r + ((CACHE_RESULTS[crefs[i].probe_result],
+                             CACHE_RESULTS[crefs[i].result],
+                             (<char *>crefs[i].why).decode("utf-8", "replace"))
+                            if tasks[i].cache != NULL else ("none", "none", ""))
+                       for i, r in enumerate(results)]
+        return results
     finally:
         if job != NULL:
             # Waits for the images in flight: the workers write into `out`
@@ -335,11 +405,70 @@ def run_batch(int kind, list sources, object out, list slots, BatchOptions opts,
                 fs_pool_release(job)
         for i in range(nbuf):
             PyBuffer_Release(&bufs[i])
+        for i in range(ncbuf):
+            PyBuffer_Release(&cbufs[i])
         if have_out:
             PyBuffer_Release(&outbuf)
         free(bufs)
+        free(cbufs)
+        free(crefs)
         free(tasks)
         free(wp)
+
+
+def cache_write_failure(bytes entry_path, bytes key, int status, str message):
+    """Write the on-disk cache entry of an image whose decode failed (the
+    Pillow fallback's failures; the C pass writes its own), as
+    fs_cache_write.  Returns "" or the reason it could not be written."""
+    cdef char why[FS_MSG_LEN]
+    cdef bytes msg = message.encode("utf-8", "replace")[:FS_MSG_LEN - 1]
+    cdef int st
+    if status <= 0:
+        raise ValueError("a failure's status is a positive fs_status")
+    if len(key) > FS_CACHE_MAX_KEY:
+        raise ValueError(f"cache key over {FS_CACHE_MAX_KEY} bytes")
+    st = fs_cache_write(PyBytes_AS_STRING(entry_path), <const uint8_t *>PyBytes_AS_STRING(key),
+                        len(key), status, 0, 0, 0, <const uint8_t *>PyBytes_AS_STRING(msg),
+                        len(msg), why)
+    return "" if st == FS_OK else why.decode("utf-8", "replace")
+
+
+def cache_read(bytes entry_path, bytes key, int width, int height, int channels):
+    """Probe one on-disk cache entry (fs_cache_read), for tests and tools:
+    (result name, pixels (height, width, channels) uint8 or None, status,
+    message, reason)."""
+    cdef char why[FS_MSG_LEN]
+    cdef char msg[FS_MSG_LEN]
+    cdef int status = 0, r
+    cdef uint8_t[:, :, ::1] view
+    if width < 1 or height < 1 or channels not in (1, 3, 4):
+        raise ValueError("invalid image shape")
+    pix = np.empty((height, width, channels), np.uint8)
+    view = pix
+    cdef const char *cpath = PyBytes_AS_STRING(entry_path)
+    cdef const uint8_t *ckey = <const uint8_t *>PyBytes_AS_STRING(key)
+    cdef size_t klen = len(key)
+    msg[0] = 0
+    with nogil:
+        r = fs_cache_read(cpath, ckey, klen, width, height, channels, &view[0, 0, 0],
+                          &status, msg, why)
+    return (CACHE_RESULTS[r], pix if r == FS_CACHE_HIT else None, status,
+            msg.decode("utf-8", "replace") if r == FS_CACHE_HIT_FAILED else "",
+            why.decode("utf-8", "replace"))
+
+
+def cache_checksum(object data):
+    """fs_cache_checksum of a bytes-like object (for tests and the
+    benchmark of its cost), GIL released."""
+    cdef Py_buffer b
+    cdef uint64_t h
+    PyObject_GetBuffer(data, &b, PyBUF_SIMPLE)
+    try:
+        with nogil:
+            h = fs_cache_checksum(<const uint8_t *>b.buf, <size_t>b.len, 0)
+    finally:
+        PyBuffer_Release(&b)
+    return h
 
 
 def read_file(bytes path, uint64_t max_file_bytes=0, str source=""):

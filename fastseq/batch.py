@@ -330,6 +330,55 @@ def _run(kind, sources, names, out, opts, opener, warps=None):
     return failures
 
 
+def _run_cached(encoded, names, out, opts, store, warps=None):
+    """_run for files with a cache store (fastseq.cache._Store): each image
+    is served from its entry when valid, else decoded and its resized uint8
+    pixels (or its failure) stored; the same pass, the same slots."""
+    rows, wopts = warps if warps is not None else (None, None)
+    tuples, failed, keys = store.plan(encoded)
+    failures = []
+    for slot, (code, reason) in failed.items():      # remembered (memory)
+        out[slot] = 0
+        failures.append(DecodeFailure(slot, names(slot), code, reason))
+    run = [i for i in range(len(encoded)) if i not in failed]
+    results = _native.run_batch(_native.SRC_FILE, [encoded[i] for i in run], out, run,
+                                opts.c, warps=None if rows is None else rows[run],
+                                warp_opts=wopts, cache=[tuples[i] for i in run])
+    fallback = []
+    for slot, status, msg, _w, _h, _d, _m, probe, result, why in results:
+        store.record(keys, tuples, slot, result, why, probe, status, msg)
+        if status == _native.STATUS_NOT_JPEG:
+            fallback.append(slot)
+        elif status:
+            code = _native.status_code(status)
+            failures.append(DecodeFailure(slot, names(slot), code, msg))
+            if store.root is None:          # on disk the C pass stored it
+                store.remember_failure(keys, tuples, slot, code, msg)
+    fb_slots, fb_pixels, fb_premul, fb_cache = [], [], [], []
+    for slot, got in zip(fallback, _fallback_decode(fallback, names, names, opts)):
+        if isinstance(got, ImageDecodeError):
+            out[slot] = 0
+            failures.append(DecodeFailure(slot, names(slot), got.code, got.reason))
+            store.remember_failure(keys, tuples, slot, got.code, got.reason)
+        else:
+            fb_slots.append(slot)
+            fb_pixels.append(got[0])
+            fb_premul.append(got[1])
+            t = tuples[slot]
+            fb_cache.append(None if t is None else (t[0], t[1], None, t[3], False))
+    if fb_slots:
+        res = _native.run_batch(_native.SRC_PIXELS, fb_pixels, out, fb_slots, opts.c,
+                                premultiply=fb_premul,
+                                warps=None if rows is None else rows[fb_slots],
+                                warp_opts=wopts, cache=fb_cache)
+        for slot, status, msg, _w, _h, _d, _m, probe, result, why in res:
+            store.record(keys, tuples, slot, result, why, "none", status, msg)
+            if status:
+                failures.append(DecodeFailure(slot, names(slot), _native.status_code(status), msg))
+    failures.sort(key=lambda f: f.index)
+    return failures
+
+
 def report_failures(failures, on_error, stacklevel=3):
     """Act on a batch's failures as `on_error` says: raise for the first,
     warn for each (attributed `stacklevel` frames up: by default the caller
@@ -362,14 +411,17 @@ def encode_paths(paths) -> list[bytes]:
     return encoded
 
 
-def load_files(encoded, options, out=None, warps=None):
+def load_files(encoded, options, out=None, warps=None, cache=None):
     """The one way a batch of files is loaded (load_batch, the Keras
     iterators): `encoded` from encode_paths, `options` a DecodeOptions, `out`
     None (a new aligned batch) or an array to validate and fill, `warps`
-    None or each image's augmentation (see _run).  Returns (out, failures);
-    the caller reports the failures (report_failures)."""
+    None or each image's augmentation (see _run), `cache` None or the
+    store (fastseq.cache) of these options.  Returns (out, failures); the
+    caller reports the failures (report_failures)."""
     out = _prepare_out(out, options, len(encoded))
     names = lambda i: os.fsdecode(encoded[i])   # noqa: E731
+    if cache is not None and cache.enabled:
+        return out, _run_cached(encoded, names, out, options, cache, warps=warps)
     return out, _run(_native.SRC_FILE, encoded, names, out, options, opener=names,
                      warps=warps)
 
@@ -380,7 +432,8 @@ def load_batch(paths: Sequence, target_size, *, out=None, color_mode="rgb",
                on_error="raise", max_pixels=DEFAULT_MAX_PIXELS,
                max_scans=DEFAULT_MAX_SCANS, allow_truncated=False,
                max_file_bytes=DEFAULT_MAX_FILE_BYTES, max_memory=DEFAULT_MAX_MEMORY,
-               max_scan_pixels=DEFAULT_MAX_SCAN_PIXELS, return_failed=False):
+               max_scan_pixels=DEFAULT_MAX_SCAN_PIXELS, return_failed=False,
+               cache=None):
     """Load image files into one (N, height, width, channels) batch.
 
     Parameters
@@ -416,6 +469,10 @@ def load_batch(paths: Sequence, target_size, *, out=None, color_mode="rgb",
     All limits are on by default; README "Limits" gives the worst cases.
     return_failed : also return the list of DecodeFailure (index, source,
         code, reason) of the images that failed.
+    cache : None, "memory", a directory path or a fastseq.ImageCache: keep
+        each image's resized uint8 pixels (or its failure) and serve them
+        instead of decoding while the file is unchanged (fastseq.cache).
+        The batch is the same bits either way.
     """
     opts = DecodeOptions(target_size, color_mode=color_mode, interpolation=interpolation,
                          dtype=dtype, rescale=rescale, offset=offset,
@@ -423,7 +480,14 @@ def load_batch(paths: Sequence, target_size, *, out=None, color_mode="rgb",
                          on_error=on_error, max_pixels=max_pixels, max_scans=max_scans,
                          allow_truncated=allow_truncated, max_file_bytes=max_file_bytes,
                          max_memory=max_memory, max_scan_pixels=max_scan_pixels)
-    out, failures = load_files(encode_paths(paths), opts, out)
+    encoded = encode_paths(paths)
+    store = None
+    if cache is not None:
+        from fastseq.cache import as_cache
+
+        store = as_cache(cache).store(opts)
+        store.reserve(encoded)
+    out, failures = load_files(encoded, opts, out, cache=store)
     report_failures(failures, opts.on_error)
     return (out, failures) if return_failed else out
 

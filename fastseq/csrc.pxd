@@ -21,6 +21,7 @@ cdef extern from "fs_common.h" nogil:
         FS_ERR_NOT_REGULAR_FILE
         FS_ERR_MEMORY_LIMIT
         FS_ERR_WORK_LIMIT
+        FS_ERR_NOT_IMAGE
     ctypedef enum fs_mode:
         FS_MODE_L
         FS_MODE_RGB
@@ -135,6 +136,38 @@ cdef extern from "warp.h" nogil:
                            const fs_dst *dst, fs_warp_scratch *scratch)
     uint8_t fs_brightness_u8(uint8_t v, float factor)
 
+cdef extern from "cache.h" nogil:
+    enum: FS_CACHE_FORMAT
+    enum: FS_CACHE_HEADER
+    enum: FS_CACHE_MAX_KEY
+    ctypedef enum fs_cache_result:
+        FS_CACHE_NONE
+        FS_CACHE_HIT
+        FS_CACHE_HIT_FAILED
+        FS_CACHE_ABSENT
+        FS_CACHE_STALE
+        FS_CACHE_CORRUPT
+        FS_CACHE_STORED
+        FS_CACHE_STORE_FAILED
+    ctypedef struct fs_cache_ref:
+        const char *entry_path
+        const uint8_t *key
+        size_t key_len
+        const uint8_t *hit_pixels
+        uint8_t *store_pixels
+        int probe
+        int store
+        int result
+        int probe_result
+        char why[FS_MSG_LEN]
+    uint64_t fs_cache_checksum(const uint8_t *p, size_t n, uint64_t h)
+    int fs_cache_read(const char *path, const uint8_t *key, size_t key_len,
+                      int w, int h, int c, uint8_t *dst, int *status, char *msg,
+                      char *why)
+    int fs_cache_write(const char *path, const uint8_t *key, size_t key_len,
+                       int status, int w, int h, int c, const uint8_t *payload,
+                       size_t payload_len, char *why)
+
 cdef extern from "batch.h" nogil:
     ctypedef enum fs_src_kind:
         FS_SRC_FILE
@@ -152,6 +185,7 @@ cdef extern from "batch.h" nogil:
         int pix_dtype
         void *out
         const fs_warp_params *warp
+        fs_cache_ref *cache
         int status
         int src_width, src_height
         int dct_denom

@@ -795,3 +795,28 @@ def test_format_datasets(tmp_path, fmt, pil_format, modes):
     mtimes = [p.stat().st_mtime_ns for p in sorted(pathlib.Path(folder).rglob("*.*"))]
     assert datasets.ensure_format_dataset(fmt, tmp_path, n=12, progress=False) == folder
     assert [p.stat().st_mtime_ns for p in sorted(pathlib.Path(folder).rglob("*.*"))] == mtimes
+
+
+def test_cache_runs_the_cache_benchmark(tmp_path):
+    """`bench --cache DIR`: fastseq.bench.cachebench's loaders, a second
+    process on the disk cache, the section-3 targets and the JSON (figures
+    never asserted; the cache statistics are: epoch 1 stores, later epochs hit)."""
+    _class_tree(tmp_path / "img")
+    js = tmp_path / "cache.json"
+    proc = run_cli("bench", tmp_path / "img", "--cache", "--limit", "5", "--size", "24x32",
+                   "--batch-size", "2", "--no-progress", "--json", js, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(js.read_text())
+    assert d["n_images"] == 5 and d["size"] == [24, 32] and d["epochs"] == 4 and d["fit"] is None
+    for name in ("uncached", "disk", "memory", "aug", "aug_disk"):
+        assert len(d["loading"]["seconds"][name]) == 4
+    stats = d["loading"]["cache_stats"]
+    assert stats["disk"] == {"absent": 5, "stored": 5, "hit": 15}
+    assert stats["memory"] == {"stored": 5, "hit": 15}
+    assert len(d["loading"]["second_process"]) == 3
+    assert [t["minimum"] for t in d["targets"]] == [10.0, 10.0, 10.0, 3.0, 0.9, 0.9]
+    for t in d["targets"]:
+        assert f"{t['target']}: {t['ratio']:.2f}x" in proc.stdout
+    assert proc.stdout.count("PASS") + proc.stdout.count("MISS") == 6
+    proc = run_cli("bench", tmp_path / "img", "--cache", "--augment", "--no-progress")
+    assert proc.returncode == 2 and "separate benchmarks" in proc.stderr

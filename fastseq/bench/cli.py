@@ -78,6 +78,13 @@ def build_parser(prog="fastseq bench"):
                         "ImageDataGenerator(**recipe).flow on a 10000x32x32x3 uint8 array, "
                         "fastseq vs Keras' legacy flow (--limit: samples; --batch-size "
                         "applies); needs Keras")
+    p.add_argument("--cache", action="store_true",
+                   help="instead, issue 13's cache benchmark (fastseq.bench.cachebench): "
+                        "epochs read from a cache of resized pixels vs decoded, plain and "
+                        "augmented, and a second process on the same disk cache (--limit "
+                        "default 256; max(4, --epochs) loader epochs, max(3, --epochs) with --fit, which adds model.fit against "
+                        "ready-made batches, the seed's PIL Sequence and "
+                        "image_dataset_from_directory().cache()); needs Keras")
     p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     p.add_argument("--plot", metavar="FILE", help="write a bar chart (PNG)")
     p.add_argument("--cache-dir", metavar="DIR",
@@ -217,6 +224,44 @@ def _augment_main(a, size, data_dir, prog, flow=False):
     return 0
 
 
+def _cache_main(a, size, data_dir, prog):
+    """``--cache``: the figures and targets of fastseq.bench.cachebench."""
+    hide_modules()
+    try:
+        import keras  # noqa: F401
+    except ImportError as e:
+        print(f"{prog}: error: --cache runs fastseq's Keras iterators: "
+              f"{keras_import_failure(e)}", file=sys.stderr)
+        return 2
+    from fastseq.bench import cachebench
+
+    limit = 256 if a.limit is None else a.limit
+    # at least 4 loader epochs and 3 fit epochs: the first is excluded
+    epochs = max(4, a.epochs)
+    try:
+        r = cachebench.run_cache_benchmark(data_dir, limit=limit, epochs=epochs, fit=a.fit,
+                                           fit_epochs=max(3, a.epochs), size=size,
+                                           batch_size=a.batch_size)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except ValueError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    print(cachebench.format_cache_report(r), flush=True)
+    if a.json:
+        try:
+            import json
+            with open(a.json, "w") as f:
+                json.dump(r, f, indent=1)
+            print(f"wrote {a.json}")
+        except OSError as e:
+            print(f"{prog}: error: cannot write --json file {a.json}: {e.strerror or e}",
+                  file=sys.stderr)
+            return 1
+    return 0
+
+
 def bench_main(argv=None, prog="fastseq bench"):
     """``fastseq bench`` command line.  Returns the exit status: 0 done,
     2 bad arguments or input, 130 interrupted."""
@@ -240,8 +285,15 @@ def bench_main(argv=None, prog="fastseq bench"):
         print(f"{prog}: interrupted before anything was measured", file=sys.stderr)
         return 130
 
+    if a.cache and (a.augment or a.flow):
+        flag = "--augment" if a.augment else "--flow"
+        print(f"{prog}: error: {flag} and --cache are separate benchmarks: pass one",
+              file=sys.stderr)
+        return 2
     if a.augment or a.flow:
         return _augment_main(a, size, fit_dir, prog, flow=a.flow)
+    if a.cache:
+        return _cache_main(a, size, fit_dir, prog)
 
     result = run_benchmark(sets, size=size, batch_size=a.batch_size, threads=threads,
                            loaders=loaders, rounds=a.rounds, warmup=a.warmup,

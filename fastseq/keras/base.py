@@ -348,6 +348,9 @@ class BatchDataset(keras.utils.PyDataset):
         state["_predicted"] = None
         state["_ahead"] = None
         state.pop("_order_mutex", None)
+        # A store is rebuilt from its ImageCache in the worker (a memory
+        # cache starts empty there; a directory is shared).
+        state.pop("_cache_store", None)
         return state
 
 
@@ -362,7 +365,7 @@ class ImageFiles:
                         interpolation: str, dtype: str, rescale: float | None,
                         dct_scaling: bool, keep_aspect_ratio: bool,
                         on_error: str, augmenter: Any = None,
-                        wide_gray: bool = False) -> None:
+                        wide_gray: bool = False, cache: Any = None) -> None:
         # Validated once (the core's own messages, here rather than in a
         # worker) and reused by every batch, as are the encoded paths.
         self._options = DecodeOptions(
@@ -374,6 +377,27 @@ class ImageFiles:
         # A fastseq.augment.BatchAugmenter, or None: its draws depend only
         # on (seed, epoch, indexes), so a batch decoded ahead is the batch.
         self._augmenter = augmenter
+        self._setup_cache(cache)
+
+    def _setup_cache(self, cache: Any) -> None:
+        # The resized pixels the augmentation and rescale start from are
+        # what is cached, so they still run every epoch.  The free-space
+        # check covers every image, before the first epoch writes any.
+        from fastseq.cache import as_cache
+
+        self.cache = as_cache(cache)
+        self._cache_store = None
+        if self.cache is not None:
+            self._cache_store = self.cache.store(self._options)
+            self._cache_store.reserve(self._encoded)
+
+    def _store(self) -> Any:
+        # After unpickling in a spawned worker the store is rebuilt from the
+        # ImageCache (empty in memory; the same directory on disk).
+        store = self.__dict__.get("_cache_store")
+        if store is None and getattr(self, "cache", None) is not None:
+            store = self._cache_store = self.cache.store(self._options)
+        return store
 
     def _batch_options(self) -> DecodeOptions:
         """The options of the next batch (a subclass may fuse more into
@@ -391,7 +415,7 @@ class ImageFiles:
         aug = self._augmenter
         warps = aug.warps(self._draw_epoch(), indexes) if aug is not None else None
         x, failures = load_files([encoded[i] for i in indexes], self._batch_options(),
-                                 warps=warps)
+                                 warps=warps, cache=self._store())
         on_error = self._options.on_error
         if failures and on_error == "warn" and defer_warnings_here():
             # Decoded ahead: the warnings come when the batch is served.

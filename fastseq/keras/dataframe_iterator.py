@@ -96,7 +96,8 @@ class DataFrameIterator(FileBatches, ImageFiles, Iterator):
                  subset: str | None = None, interpolation: str = "nearest",
                  keep_aspect_ratio: bool = False, dtype: str | None = None,
                  validate_filenames: bool = True, *, dct_scaling: bool = True,
-                 on_error: str = "raise", prefetch: bool = True, **kwargs: Any) -> None:
+                 on_error: str = "raise", prefetch: bool = True, cache: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         pd = require_pandas()
         if not isinstance(dataframe, pd.DataFrame):
@@ -143,7 +144,7 @@ class DataFrameIterator(FileBatches, ImageFiles, Iterator):
             self._class_matrix = self._encode_classes()
 
         self._setup_iterator(self.samples, batch_size, shuffle, seed, prefetch)
-        self._setup_decoding_for(dtype, dct_scaling, on_error)
+        self._setup_decoding_for(dtype, dct_scaling, on_error, cache)
 
     # -- Keras' row selection ------------------------------------------------
 

@@ -45,7 +45,7 @@ __all__ = ["ImageDataGenerator", "DirectoryIterator"]
 _log = logging.getLogger("fastseq")
 
 _FLOW_KWARGS = ("workers", "use_multiprocessing", "max_queue_size", "dct_scaling",
-                "on_error", "prefetch")
+                "on_error", "prefetch", "cache")
 
 
 def _print_msg(message: str) -> None:
@@ -413,8 +413,11 @@ class ImageDataGenerator:
         not to ``fit``; fastseq needs no more than the default
         ``workers=1``), ``dct_scaling`` (default True; False makes JPEG
         pixels identical to Keras/Pillow), ``on_error`` ("raise",
-        "warn", "ignore") and ``prefetch`` (default True: decode the next
-        batch while Keras consumes this one).
+        "warn", "ignore"), ``prefetch`` (default True: decode the next
+        batch while Keras consumes this one) and ``cache`` (None,
+        ``"memory"``, a directory or a :class:`fastseq.ImageCache`: keep the
+        resized pixels so later epochs skip the decode; augmentation still
+        runs every epoch; see :mod:`fastseq.cache`).
         """
         bad = sorted(set(kwargs) - set(_FLOW_KWARGS))
         if bad:
@@ -645,7 +648,8 @@ class FileBatches:
 
     # -- how a batch is computed ---------------------------------------------
 
-    def _setup_decoding_for(self, dtype: Any, dct_scaling: bool, on_error: str) -> None:
+    def _setup_decoding_for(self, dtype: Any, dct_scaling: bool, on_error: str,
+                            cache: Any = None) -> None:
         gen = self.image_data_generator
         np_dtype = np.dtype(dtype)
         preprocess = gen.preprocessing_function if gen is not None else None
@@ -673,7 +677,7 @@ class FileBatches:
         self._setup_decoding(self.target_size, self.color_mode, self.interpolation,
                              core_dtype, fused_rescale,
                              dct_scaling, self.keep_aspect_ratio, on_error,
-                             augmenter=augmenter, wide_gray=wide_gray)
+                             augmenter=augmenter, wide_gray=wide_gray, cache=cache)
         # The featurewise statistics may be fit after the iterator is made
         # (Keras reads them per batch): the fused form is looked up per batch.
         self._plain_options = self._options
@@ -816,7 +820,8 @@ class DirectoryIterator(FileBatches, ImageFiles, Iterator):
                  follow_links: bool = False, subset: str | None = None,
                  interpolation: str = "nearest", keep_aspect_ratio: bool = False,
                  dtype: str | None = None, *, dct_scaling: bool = True,
-                 on_error: str = "raise", prefetch: bool = True, **kwargs: Any) -> None:
+                 on_error: str = "raise", prefetch: bool = True, cache: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         dtype = self._setup_file_batches(image_data_generator, target_size, color_mode,
                                          data_format, save_to_dir, save_prefix, save_format,
@@ -845,7 +850,7 @@ class DirectoryIterator(FileBatches, ImageFiles, Iterator):
         self._paths = self._filepaths
 
         self._setup_iterator(self.samples, batch_size, shuffle, seed, prefetch)
-        self._setup_decoding_for(dtype, dct_scaling, on_error)
+        self._setup_decoding_for(dtype, dct_scaling, on_error, cache)
 
     def _with_labels(self, x: np.ndarray, index_array: np.ndarray) -> Any:
         mode = self.class_mode

@@ -130,6 +130,11 @@ class ImageSequence(ImageFiles, BatchDataset):
         whichever batch number Keras asks for next, by swapping the two
         batches' sample slices in a new ``indexes`` (each sample still once
         per epoch), so ``fit``'s random batch order is prefetched too.
+    cache : None (default), ``"memory"``, a directory path or a
+        :class:`fastseq.ImageCache`: keep each image's resized uint8 pixels
+        so that later epochs (and, on disk, later runs) read them instead of
+        decoding; augmentation and rescale still run every epoch, and the
+        batches are the same bits (see :mod:`fastseq.cache`).
     **kwargs : ``workers``, ``use_multiprocessing``, ``max_queue_size``,
         passed to ``keras.utils.PyDataset``.
 
@@ -169,7 +174,8 @@ class ImageSequence(ImageFiles, BatchDataset):
                  dtype: str = "float32", rescale: float | None = 1 / 255,
                  seed: int | None = None, on_error: str = "raise",
                  dct_scaling: bool = True, keep_aspect_ratio: bool = False,
-                 augment: Any = None, prefetch: bool = True, **kwargs: Any) -> None:
+                 augment: Any = None, prefetch: bool = True, cache: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(paths, (str, bytes)):
             raise TypeError("paths must be a sequence of image paths, not a single path")
@@ -195,7 +201,7 @@ class ImageSequence(ImageFiles, BatchDataset):
                                np.uint8 if np.dtype(dtype) == np.uint8 else np.float32)
         self._setup_decoding(self.dim, _CHANNELS_TO_COLOR_MODE[self.n_channels],
                              interpolation, dtype, rescale, dct_scaling,
-                             keep_aspect_ratio, on_error, augmenter=augmenter)
+                             keep_aspect_ratio, on_error, augmenter=augmenter, cache=cache)
         self._setup_prefetch(prefetch)
 
     def _set_labels(self, labels: Any, n_classes: int | None, given: list) -> None:

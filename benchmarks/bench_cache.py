@@ -1,0 +1,48 @@
+"""The cache benchmark of issue 13, section 3 (not a timed test):
+fastseq.bench.cachebench on the default ImageNet-like set (generated once,
+cached under ~/.cache/fastseq; see fastseq.bench.datasets), at 224x224.
+The same as ``python -m fastseq bench --cache``.  See cachebench's
+docstring for what is measured and how.  It prints the figures, then each
+target with PASS or MISS::
+
+    python benchmarks/bench_cache.py [--limit 256] [--epochs 4] [--fit] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+try:
+    import fastseq  # noqa: F401
+except ImportError:     # run from a checkout built in place
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from fastseq.bench import cachebench, datasets  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--limit", type=int, default=256,
+                   help="images read by every loader (default 256; 0: the whole set)")
+    p.add_argument("--epochs", type=int, default=4, help="loader epochs (>= 2; default 4)")
+    p.add_argument("--fit", action="store_true", help="also model.fit s/epoch")
+    p.add_argument("--fit-epochs", type=int, default=3, help="fit epochs, the first excluded")
+    p.add_argument("--json", metavar="FILE")
+    a = p.parse_args(argv)
+    if a.limit < 0 or a.epochs < 2 or a.fit_epochs < 2:
+        p.error("--limit >= 0, --epochs >= 2 and --fit-epochs >= 2")
+    ds = datasets.ensure_default_dataset(progress=True)
+    r = cachebench.run_cache_benchmark(ds["imagenet"], limit=a.limit, epochs=a.epochs,
+                                       fit=a.fit, fit_epochs=a.fit_epochs)
+    print(cachebench.format_cache_report(r))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(r, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

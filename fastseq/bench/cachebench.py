@@ -1,0 +1,232 @@
+"""Issue 13's cache benchmark (``benchmarks/bench_cache.py``,
+``fastseq bench --cache``): what a cache of resized pixels buys, as ratios
+measured in one run.
+
+Loader alone, each ``fastseq.ImageDataGenerator(rescale=1/255)
+.flow_from_directory(dir, target_size=size, batch_size=64, shuffle=True)``
+read batch by batch (``it[i]``, prefetch on), every epoch timed:
+
+* ``uncached``: no cache;
+* ``disk``: ``cache=<a fresh temporary directory>``; epoch 1 decodes and
+  writes every entry, later epochs read them;
+* ``memory``: ``cache="memory"``;
+* ``aug`` / ``aug_disk``: Keras' common augmentation recipe
+  (fastseq.bench.augbench.RECIPE) without and with the disk cache;
+* ``second_process``: a new Python process reading one epoch from the disk
+  cache the first one wrote (its page cache warm, as for a second run on
+  the same machine).
+
+A loader's "epoch >= 2" figure is the median of its epochs after the first.
+Loaders alternate epoch by epoch, so load from elsewhere on the machine is
+shared among them.
+
+With ``fit``: ``model.fit`` seconds per epoch (epoch 1 excluded) on
+fastseq.bench.fitbench's model for fastseq with the disk cache, the
+``ready_batches`` floor (a PyDataset returning ready-made batches), the
+seed's PIL Sequence (``seed_pil_w1``) and
+``image_dataset_from_directory(...).cache()`` (tf.data's own cache; needs
+TensorFlow).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import fastseq
+from fastseq.bench.augbench import RECIPE, load_line, subset_tree
+
+SIZE = (224, 224)
+BATCH = 64
+LOADERS = ("uncached", "disk", "memory", "aug", "aug_disk")
+
+
+def make_iterator(name, data_dir, cache_dir, size=SIZE, batch_size=BATCH, seed=0):
+    gen_kw = dict(RECIPE) if name.startswith("aug") else {}
+    cache = {"disk": cache_dir, "aug_disk": cache_dir, "memory": "memory"}.get(name)
+    with contextlib.redirect_stdout(io.StringIO()):       # "Found N images"
+        return fastseq.ImageDataGenerator(rescale=1 / 255, **gen_kw).flow_from_directory(
+            data_dir, target_size=size, batch_size=batch_size, shuffle=True, seed=seed,
+            cache=cache)
+
+
+def one_epoch(it):
+    t0 = time.perf_counter()
+    for i in range(len(it)):
+        it[i]
+    it.on_epoch_end()
+    return time.perf_counter() - t0
+
+
+_SECOND = """
+import json, sys, time
+sys.path[:0] = {path!r}
+from fastseq.bench.cachebench import make_iterator, one_epoch
+it = make_iterator("disk", {data!r}, {cache!r}, tuple({size!r}), {batch!r}, seed=1)
+print(json.dumps([one_epoch(it), one_epoch(it)]))
+"""
+
+
+def second_process(data_dir, cache_dir, size, batch_size):
+    """Seconds of a fresh process's first and second epochs on the disk
+    cache."""
+    # the same fastseq as this process (an in-place build or an install)
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastseq.__file__)))
+    code = _SECOND.format(path=[pkg_parent],
+                          data=data_dir, cache=cache_dir, size=list(size), batch=batch_size)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_loading(data_dir, cache_root, epochs, size=SIZE, batch_size=BATCH):
+    # the disk loaders share a directory: the unaugmented and augmented
+    # runs use the same pixels (the same parameters), so "aug_disk"
+    # starts warm; it gets a directory of its own to time its first epoch
+    dirs = {"disk": os.path.join(cache_root, "plain"), "aug_disk": os.path.join(cache_root, "aug")}
+    its = {n: make_iterator(n, data_dir, dirs.get(n), size, batch_size) for n in LOADERS}
+    times = {n: [] for n in LOADERS}
+    for e in range(epochs):
+        order = LOADERS if e % 2 == 0 else LOADERS[::-1]
+        for n in order:
+            times[n].append(one_epoch(its[n]))
+    second = [second_process(data_dir, dirs["disk"], size, batch_size) for _ in range(3)]
+    stats = {n: dict(its[n]._store().stats) for n in LOADERS if its[n]._store() is not None}
+    return dict(seconds=times, second_process=second, cache_stats=stats)
+
+
+def run_fit(data_dir, cache_dir, epochs, size=SIZE, batch_size=32):
+    import keras
+
+    from fastseq.bench import fitbench
+
+    paths, ids, classes = fitbench._list_class_folders(data_dir)
+    n_classes = len(classes)
+    cached = fitbench._cached_batches(paths, ids, n_classes, size, batch_size)
+    names = ["fastseq_cache", "ready_batches", "seed_pil_w1"]
+    if fitbench._tensorflow_missing() is None:
+        names.append("tf_dataset_cache")
+    out = {}
+    for name in names:
+        keras.utils.set_random_seed(0)
+        if name == "fastseq_cache":
+            with contextlib.redirect_stdout(io.StringIO()):
+                data = fastseq.ImageDataGenerator(rescale=1 / 255).flow_from_directory(
+                    data_dir, target_size=size, batch_size=batch_size, shuffle=True,
+                    interpolation="bilinear", cache=cache_dir)
+        elif name == "tf_dataset_cache":
+            import tensorflow as tf
+            with contextlib.redirect_stdout(io.StringIO()):
+                ds = keras.utils.image_dataset_from_directory(
+                    data_dir, image_size=size, batch_size=batch_size,
+                    label_mode="categorical", shuffle=True, interpolation="bilinear",
+                    verbose=False)
+            data = ds.map(lambda x, y: (x / 255.0, y)).cache().prefetch(tf.data.AUTOTUNE)
+        else:
+            data = fitbench._make_loader(name, data_dir, size, batch_size, paths, ids,
+                                         n_classes, cached)
+        model = fitbench._build_model(size, n_classes)
+        timer = fitbench._EpochTimer()
+        model.fit(data, epochs=epochs, verbose=0, callbacks=[timer.callback])
+        out[name] = dict(epoch1=timer.seconds[0], later=timer.seconds[1:],
+                         s_per_epoch=statistics.median(timer.seconds[1:]))
+        del model, data
+        keras.backend.clear_session()
+    return out
+
+
+def checksum_cost(size=SIZE, rounds=200):
+    """Microseconds to checksum one entry of `size` (RGB), and to copy it."""
+    import numpy as np
+
+    a = np.random.default_rng(0).integers(0, 256, (size[0], size[1], 3), np.uint8)
+    b = np.empty_like(a)
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        fastseq._native.cache_checksum(a)
+    t1 = time.perf_counter()
+    for _ in range(rounds):
+        np.copyto(b, a)
+    t2 = time.perf_counter()
+    return dict(checksum_us=(t1 - t0) / rounds * 1e6, memcpy_us=(t2 - t1) / rounds * 1e6)
+
+
+def run_cache_benchmark(src, *, limit=256, epochs=4, fit=False, fit_epochs=3, size=SIZE,
+                        batch_size=BATCH) -> dict:
+    """Figures and targets for the class folders under `src`
+    (every image when `limit` is 0).  JSON-serialisable."""
+    out = dict(source=str(src), size=list(size), batch_size=batch_size, epochs=epochs,
+               threads=fastseq.get_num_threads(), cpus=os.cpu_count(),
+               load_before=load_line())
+    with tempfile.TemporaryDirectory(prefix="fastseq-bench-cache-") as tmp:
+        if limit:
+            data_dir = os.path.join(tmp, "images")
+            n = subset_tree(src, limit, data_dir)
+        else:
+            data_dir = src
+            n = sum(len(fs) for _, _, fs in os.walk(src))
+        if n == 0:
+            raise ValueError(f"no images in class folders under {src}")
+        out["n_images"] = n
+        res = run_loading(data_dir, os.path.join(tmp, "cache"), epochs, size, batch_size)
+        fit_res = (run_fit(data_dir, os.path.join(tmp, "fitcache"), fit_epochs, size)
+                   if fit else None)
+    out["load_after"] = load_line()
+    out["checksum"] = checksum_cost(size)
+    sec = res["seconds"]
+    later = {n: statistics.median(s[1:]) for n, s in sec.items()}
+    targets = [
+        ("loader: disk cache epoch >= 2 vs its epoch 1", sec["disk"][0] / later["disk"], 10.0),
+        ("loader: disk cache epoch >= 2 vs uncached epoch", later["uncached"] / later["disk"], 10.0),
+        ("loader: memory cache epoch >= 2 vs uncached epoch", later["uncached"] / later["memory"], 10.0),
+        ("augmented: cached epoch >= 2 vs uncached", later["aug"] / later["aug_disk"], 3.0),
+        ("second process epoch 1 vs first process epoch >= 2 (1.0 = as fast)",
+         later["disk"] / statistics.median(e1 for e1, _ in res["second_process"]), 0.9),
+        ("second process epoch 1 vs its own epoch 2 (paired; 1.0 = as fast)",
+         statistics.median(e2 / e1 for e1, e2 in res["second_process"]), 0.9),
+    ]
+    if fit_res:
+        f = {k: v["s_per_epoch"] for k, v in fit_res.items()}
+        targets.append(("fit: ready-made batches / fastseq cached (>= 1/1.15)",
+                        f["ready_batches"] / f["fastseq_cache"], 1 / 1.15))
+        targets.append(("fit: seed PIL Sequence / fastseq cached",
+                        f["seed_pil_w1"] / f["fastseq_cache"], 5.0))
+        if "tf_dataset_cache" in f:
+            targets.append(("fit: image_dataset_from_directory().cache() / fastseq cached",
+                            f["tf_dataset_cache"] / f["fastseq_cache"], 1.0))
+    out.update(loading=res, later=later, fit=fit_res,
+               targets=[dict(target=d, ratio=g, minimum=w) for d, g, w in targets])
+    return out
+
+
+def format_cache_report(r: dict) -> str:
+    size = r["size"]
+    lines = [f"fastseq {fastseq.__version__}: {r['n_images']} images of {r['source']}, "
+             f"{size[0]}x{size[1]}, batch {r['batch_size']}, {r['threads']} threads on "
+             f"{r['cpus']} CPUs", f"before: {r['load_before']}", f"after: {r['load_after']}"]
+    n = r["n_images"]
+    for name, s in r["loading"]["seconds"].items():
+        per = " ".join(f"{n / x:.0f}" for x in s)
+        lines.append(f"  {name:10s} images/s per epoch: {per}")
+    sp = r["loading"]["second_process"]
+    lines.append("  second process, epochs 1, 2 images/s: "
+                 + ", ".join(f"{n / a:.0f} {n / b:.0f}" for a, b in sp))
+    c = r["checksum"]
+    lines.append(f"  entry checksum {c['checksum_us']:.1f} us, memcpy {c['memcpy_us']:.1f} us "
+                 f"({size[0]}x{size[1]}x3)")
+    if r["fit"]:
+        for name, v in r["fit"].items():
+            lines.append(f"  fit {name:16s} epoch 1 {v['epoch1']:.2f} s, later "
+                         + " ".join(f"{x:.2f}" for x in v["later"]) + " s")
+    lines.append("targets (issue 13, section 3):")
+    for t in r["targets"]:
+        ok = "PASS" if t["ratio"] >= t["minimum"] else "MISS"
+        lines.append(f"  {ok}  {t['target']}: {t['ratio']:.2f}x (>= {t['minimum']:.2f}x)")
+    return "\n".join(lines)

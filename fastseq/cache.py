@@ -1,0 +1,341 @@
+"""A cache of resized pixels: epochs after the first skip the decode.
+
+What is cached is each image's decoded, colour-converted, resized uint8
+pixels at the target size: the pixels an uncached batch is written from
+before rescale, augmentation and standardisation.  A hit is one more kind of
+source in the C batch driver (csrc/batch.c, csrc/cache.c): the entry is read
+on the native pool with the GIL released, straight into a uint8 slot, or
+through the same fused float32 write or augmentation warp an uncached image
+takes, so cached and uncached batches are the same bits.  A miss is decoded
+as usual and its resized pixels are stored by the same task.
+
+``cache=`` takes:
+
+- ``None``: no cache;
+- ``"memory"``: this process's RAM (one copy per worker process);
+- a directory path (str or os.PathLike): a persistent cache on disk, shared
+  by later runs and other processes;
+- an :class:`ImageCache`, e.g. ``ImageCache(path, on_full="warn")``.
+
+Keys.  An entry belongs to a source file's absolute path and is valid for
+its ``st_size`` and ``st_mtime_ns`` (taken before the file is read, so a
+file rewritten during the read is decoded again next time) under one
+parameter set: target size, colour mode, interpolation,
+``keep_aspect_ratio``, ``dct_scaling``, the limits (they decide which
+images fail), fastseq's version, the cache format, libjpeg-turbo's and
+libpng's versions and SIMD use, Pillow's version (the fallback decoder) and
+resize pass order.  Each parameter set has its own subdirectory
+(``v<format>-<digest>``); the whole key is also stored in every entry and
+compared byte for byte, so a digest or file-name collision is a miss, never
+another image's pixels.
+
+On disk, an entry is one file (``<digest>/<2 hex>/<62 hex>``, the hex of
+SHA-256 of the path), written under a temporary name and renamed into place
+(csrc/cache.h gives the layout).  One file per entry rather than one shared
+file plus an index: no lock, no index to recover after a crash, entries
+visible exactly when complete to any reader (threads, forked or spawned
+workers, another run), and a changed image replaces its own file.  The cost
+is an open/pread/close per image and an inode per image.
+
+Damage.  Every entry carries a magic, the format version, its key, its
+size and a 64-bit checksum of header, key and pixels, checked on every
+read.  A short, foreign, wrong-version or damaged file is reported once
+with a :class:`CacheWarning` naming it, decoded again and replaced; its
+contents are never returned.
+
+Failures (a corrupt, truncated or unidentifiable image: the statuses that
+depend on the file's bytes and the limits) are stored too and served as the
+same failure, without decoding, until the file changes.  I/O errors are
+retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import warnings
+from typing import Any
+
+import numpy as np
+
+from fastseq import _native
+
+__all__ = ["ImageCache", "CacheWarning", "CacheFullError", "as_cache", "free_space"]
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was damaged (and rebuilt) or could not be written."""
+
+
+class CacheFullError(OSError):
+    """The cache would not fit in the free space (disk) or available memory."""
+
+
+def free_space(path: str | None) -> int:
+    """Bytes available to the cache: ``statvfs(path)``'s blocks available to
+    unprivileged users times the fragment size, or, for ``path=None`` (the
+    memory cache), the kernel's MemAvailable.  The one place these are
+    measured: tests replace it (``monkeypatch.setattr(fastseq.cache,
+    "free_space", ...)``)."""
+    if path is not None:
+        st = os.statvfs(path)
+        return st.f_bavail * st.f_frsize
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+_ON_FULL = ("raise", "warn")
+#: The statuses (fs_status) a failure may be remembered with, by the code of
+#: its ImageDecodeError; the C driver remembers its own (csrc/batch.c).
+_REMEMBERED_CODES = {"empty": 5, "decode": 7, "truncated": 8, "too_many_pixels": 9,
+                     "too_many_scans": 10, "too_large": 12, "memory_limit": 14,
+                     "work_limit": 15, "not_image": 17}
+
+
+class ImageCache:
+    """Where resized pixels are kept: ``"memory"`` or a directory.
+
+    ``on_full``: what happens when the entries still to be written would not
+    fit (checked before a dataset's first epoch, and before each
+    ``load_batch(cache=...)`` call): ``"raise"`` (the default) raises
+    :class:`CacheFullError` stating the bytes needed and the bytes free;
+    ``"warn"`` warns and runs without the cache.
+
+    One ImageCache serves any number of parameter sets (each its own
+    store).  It pickles as its location: a spawned worker gets a fresh,
+    empty memory cache, or the same directory.
+    """
+
+    def __init__(self, location: str | os.PathLike = "memory", *, on_full: str = "raise") -> None:
+        if on_full not in _ON_FULL:
+            raise ValueError(f"on_full must be one of {_ON_FULL}, got {on_full!r}")
+        if isinstance(location, str) and location == "memory":
+            self.location: str | None = None
+        elif isinstance(location, (str, bytes, os.PathLike)):
+            path = os.fsdecode(os.fspath(location))
+            if not path or "\0" in path:
+                raise ValueError(f"cache directory must be a non-empty path, got {location!r}")
+            self.location = os.path.abspath(path)
+        else:
+            raise TypeError(f"cache must be None, 'memory', a directory path or an "
+                            f"ImageCache, got {type(location).__name__}")
+        self.on_full = on_full
+        self._stores: dict[str, _Store] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def in_memory(self) -> bool:
+        return self.location is None
+
+    def __repr__(self) -> str:
+        where = "'memory'" if self.location is None else repr(self.location)
+        return f"ImageCache({where}, on_full={self.on_full!r})"
+
+    def __reduce__(self):
+        return (ImageCache, ("memory" if self.location is None else self.location,),
+                {"on_full": self.on_full})
+
+    def __setstate__(self, state):
+        self.on_full = state["on_full"]
+
+    def store(self, options) -> "_Store":
+        """The store of one parameter set (a fastseq.options.DecodeOptions)."""
+        params = _params(options)
+        with self._lock:
+            s = self._stores.get(params)
+            if s is None:
+                s = self._stores[params] = _Store(self, options, params)
+            return s
+
+
+def as_cache(cache: Any) -> ImageCache | None:
+    """``cache=`` as an ImageCache (None stays None)."""
+    if cache is None or isinstance(cache, ImageCache):
+        return cache
+    return ImageCache(cache)
+
+
+def _params(options) -> str:
+    """Every parameter that changes an image's cached pixels or its failure."""
+    import PIL
+
+    from fastseq import __version__
+
+    limits = ",".join(f"{k}={v}" for k, v in sorted(options.limits.items()))
+    simd = _native.libjpeg_simd() and not os.environ.get("JSIMD_FORCENONE")
+    return (f"fastseq-cache format={_native.CACHE_FORMAT} fastseq={__version__} "
+            f"libjpeg-turbo={_native.libjpeg_version()} jpeg_simd={int(bool(simd))} "
+            f"libpng={_native.libpng_version()} zlib={_native.zlib_version()} "
+            f"libwebp={_native.libwebp_version()} pillow={PIL.__version__} "
+            f"pass_order={_native.resize_pass_order()} "
+            f"size={options.height}x{options.width} mode={options.pil_mode} "
+            f"filter={options.filter} keep_aspect_ratio={int(options.keep_aspect_ratio)} "
+            f"dct_scaling={int(options.dct_scaling)} wide_gray={int(options.wide_gray)} "
+            f"limits={limits}")
+
+
+class _Store:
+    """The entries of one parameter set: a directory, or a dict in memory."""
+
+    def __init__(self, cache: ImageCache, options, params: str) -> None:
+        self.cache = cache
+        self.params = params
+        self._prefix = params.encode() + b"\0"
+        self.shape = (options.height, options.width, options.channels)
+        self.entry_bytes = options.height * options.width * options.channels
+        self.enabled = True
+        self._warned: set = set()
+        self._warn_lock = threading.Lock()
+        #: What the probes and stores did, by fs_cache_result name (counts;
+        #: "hit_failed" includes failures remembered in memory).
+        self.stats: dict[str, int] = {}
+        self._mem: dict[bytes, tuple] = {}
+        # path as given -> (absolute path, entry path): a batch of cache hits
+        # is a few microseconds a path, and SHA-256 would be half of them
+        self._names: dict[bytes, tuple] = {}
+        self.root: str | None = None
+        if cache.location is not None:
+            digest = hashlib.sha256(params.encode()).hexdigest()[:24]
+            self.root = os.path.join(cache.location, f"v{_native.CACHE_FORMAT}-{digest}")
+            os.makedirs(self.root, exist_ok=True)
+            for i in range(256):
+                os.makedirs(os.path.join(self.root, f"{i:02x}"), exist_ok=True)
+            info = os.path.join(self.root, "params.txt")
+            if not os.path.exists(info):
+                tmp = f"{info}.{os.getpid()}.{threading.get_ident()}.tmp"
+                with open(tmp, "w") as f:
+                    f.write(params + "\n")
+                os.replace(tmp, info)
+            self._root_b = os.fsencode(self.root)
+
+    # -- keys -------------------------------------------------------------------
+
+    def entry_path(self, abspath: bytes) -> bytes:
+        h = hashlib.sha256(abspath).hexdigest().encode()
+        return b"%s/%s/%s" % (self._root_b, h[:2], h[2:])
+
+    def key(self, abspath: bytes, st: os.stat_result) -> bytes:
+        return b"%s%s\0%d:%d" % (self._prefix, abspath, st.st_size, st.st_mtime_ns)
+
+    # -- space ------------------------------------------------------------------
+
+    def reserve(self, encoded: list[bytes]) -> None:
+        """Check that the entries of `encoded` not stored yet fit (see
+        ImageCache.on_full); disables the store on "warn"."""
+        if not self.enabled:
+            return
+        missing = 0
+        for p in set(encoded):
+            a = os.path.abspath(p)
+            if self.root is None:
+                if a not in self._mem:
+                    missing += 1
+            elif not os.path.exists(self.entry_path(a)):
+                missing += 1
+        if not missing:
+            return
+        per = self.entry_bytes if self.root is None else (
+            self.entry_bytes + _native.CACHE_HEADER + len(self._prefix) + 160)
+        need = missing * per
+        free = free_space(self.root)
+        if need <= free:
+            return
+        where = "available memory" if self.root is None else f"free space in {self.root}"
+        msg = (f"fastseq cache: {missing} images of {self.shape[0]}x{self.shape[1]}x"
+               f"{self.shape[2]} need {need} bytes but the {where} is {free} bytes")
+        if self.cache.on_full == "raise":
+            raise CacheFullError(msg + " (pass cache=fastseq.ImageCache(..., on_full='warn') "
+                                 "to run without the cache instead)")
+        self.enabled = False
+        warnings.warn(msg + "; running without the cache", CacheWarning, stacklevel=4)
+
+    # -- a batch ------------------------------------------------------------------
+
+    def plan(self, encoded: list[bytes]):
+        """For each path: its run_batch cache tuple (or None: no caching,
+        e.g. a file that cannot be stat'ed), a remembered failure (memory
+        only) and the (abspath, key, stat) to record the result under."""
+        tuples, failed, keys = [], {}, []
+        names = self._names
+        for i, p in enumerate(encoded):
+            known = names.get(p)
+            if known is None:
+                a = os.path.abspath(p)
+                known = names[p] = (a, self.entry_path(a) if self.root is not None else None)
+            a, entry = known
+            try:
+                st = os.stat(p)
+            except OSError:
+                tuples.append(None)
+                keys.append(None)
+                continue
+            if self.root is not None:
+                key = self.key(a, st)
+                tuples.append((entry, key, None, None, True))
+                keys.append((a, key, st))
+                continue
+            rec = self._mem.get(a)
+            if rec is not None and rec[0] == st.st_size and rec[1] == st.st_mtime_ns:
+                if rec[2] is not None:
+                    tuples.append((None, None, rec[2], None, False))
+                else:
+                    tuples.append(None)
+                    failed[i] = rec[3]
+                    self._count("hit_failed")
+            else:
+                tuples.append((None, None, None, np.empty(self.shape, np.uint8), False))
+            keys.append((a, None, st))
+        return tuples, failed, keys
+
+    def record(self, keys, tuples, slot: int, result: str, why: str, probe: str,
+               status: int, msg: str) -> None:
+        """After the C pass: keep a memory miss's pixels or failure, and
+        warn about damaged entries and failed writes."""
+        if probe not in ("none", result):
+            self._count(probe)
+        self._count(result)
+        if probe == "corrupt":
+            self._warn_once(("corrupt", tuples[slot][0]),
+                            f"fastseq cache: entry {os.fsdecode(tuples[slot][0])!r} "
+                            f"is damaged ({why}); it was rebuilt")
+        elif result == "store_failed":
+            self._warn_once(("store", None), f"fastseq cache: cannot write an entry "
+                            f"under {self.root!r}: {why}")
+        if self.root is None and keys[slot] is not None:
+            a, _, st = keys[slot]
+            if result == "stored":
+                self._mem[a] = (st.st_size, st.st_mtime_ns, tuples[slot][3], None)
+
+    def remember_failure(self, keys, tuples, slot: int, code: str, reason: str) -> None:
+        status = _REMEMBERED_CODES.get(code)
+        if status is None or keys[slot] is None:
+            return
+        a, key, st = keys[slot]
+        if self.root is None:
+            self._mem[a] = (st.st_size, st.st_mtime_ns, None, (code, reason))
+        else:
+            why = _native.cache_write_failure(tuples[slot][0], key, status, reason)
+            if why:
+                self._warn_once(("store", None), f"fastseq cache: cannot write an entry "
+                                f"under {self.root!r}: {why}")
+
+    def _count(self, what: str) -> None:
+        with self._warn_lock:
+            self.stats[what] = self.stats.get(what, 0) + 1
+
+    def _warn_once(self, what, message: str) -> None:
+        with self._warn_lock:
+            if what in self._warned:
+                return
+            self._warned.add(what)
+        warnings.warn(message, CacheWarning, stacklevel=2)
+
+    def __reduce__(self):
+        raise TypeError("a cache store is not pickled; pickle its ImageCache")

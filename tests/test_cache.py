@@ -1,0 +1,552 @@
+"""The cache of resized pixels (fastseq.cache, csrc/cache.c): cached batches
+are the same bits as uncached ones, a changed file is decoded again, damaged
+entries are detected and rebuilt, concurrent writers are safe, the free-space
+check, and reading a disk cache does not grow the process."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import shutil
+import subprocess
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+import fastseq
+import fastseq.cache
+from fastseq import CacheFullError, CacheWarning, ImageCache, load_batch
+from fastseq.cache import _params
+
+from conftest import ROWS, CORPUS, encode, is_jpeg_row, photo_like
+
+
+def corpus_paths(limit=40):
+    if CORPUS is None:
+        return []
+    rows = [r for r in ROWS if is_jpeg_row(r)][:limit]
+    return [str(CORPUS / r["file"]) for r in rows]
+
+
+@pytest.fixture
+def images(photo_dir, tmp_path):
+    """Copies of the photo fixtures (JPEG, PNG, and the Pillow-fallback
+    formats) and of corpus JPEGs, in a folder a test may modify."""
+    d = tmp_path / "img"
+    d.mkdir()
+    out = []
+    for i, p in enumerate(list(photo_dir) + corpus_paths()):
+        q = d / f"{i:03d}_{os.path.basename(p)}"
+        shutil.copyfile(p, q)
+        out.append(str(q))
+    return out
+
+
+def store_of(cache, **opts):
+    from fastseq.options import DecodeOptions
+    return cache.store(DecodeOptions(**opts))
+
+
+def entry_of(cache, path, **opts):
+    return os.fsdecode(store_of(cache, **opts).entry_path(os.fsencode(os.path.abspath(path))))
+
+
+OPTIONS = [
+    dict(),
+    dict(dtype="float32", rescale=1 / 255, offset=-0.5),
+    dict(color_mode="grayscale", interpolation="nearest"),
+    dict(color_mode="rgba", keep_aspect_ratio=True, interpolation="bicubic"),
+    dict(dct_scaling=False, interpolation="lanczos", dtype="float32"),
+    dict(interpolation="box", keep_aspect_ratio=True, color_mode="grayscale", dtype="float32"),
+]
+
+
+@pytest.mark.parametrize("where", ["memory", "disk"])
+@pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
+def test_cached_batches_are_the_uncached_bits(images, tmp_path, where, opts):
+    cache = ImageCache("memory" if where == "memory" else tmp_path / "cache")
+    ref, f0 = load_batch(images, (41, 57), on_error="ignore", return_failed=True, **opts)
+    first, f1 = load_batch(images, (41, 57), on_error="ignore", return_failed=True,
+                           cache=cache, **opts)
+    second, f2 = load_batch(images, (41, 57), on_error="ignore", return_failed=True,
+                            cache=cache, **opts)
+    assert ref.dtype == second.dtype
+    np.testing.assert_array_equal(first, ref)
+    np.testing.assert_array_equal(second, ref)
+    assert [(f.index, f.code, f.reason) for f in f2] == [(f.index, f.code, f.reason) for f in f0]
+    stats = store_of(cache, target_size=(41, 57), on_error="ignore", **opts).stats
+    ok = len(images) - len(f0)
+    # the second call decoded nothing: every image came from the cache
+    assert stats.get("hit", 0) == ok
+    assert stats.get("stored", 0) == len(images) if where == "disk" else ok
+    assert stats.get("hit_failed", 0) == len(f0)
+
+
+@pytest.mark.parametrize("where", ["memory", "disk"])
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+def test_augmented_epochs_are_the_uncached_bits(images, tmp_path, where, dtype):
+    pytest.importorskip("keras")
+    from fastseq import ImageDataGenerator
+
+    root = tmp_path / "classes"
+    for i, p in enumerate(images):
+        d = root / f"c{i % 2}"
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, d / os.path.basename(p))
+    gen = ImageDataGenerator(rescale=1 / 255 if dtype == "float32" else None,
+                             rotation_range=25, zoom_range=0.2, horizontal_flip=True,
+                             brightness_range=(0.7, 1.2), dtype=dtype)
+
+    def epochs(cache):
+        it = gen.flow_from_directory(root, target_size=(35, 45), batch_size=7, seed=5,
+                                     on_error="ignore", cache=cache)
+        out = []
+        for _ in range(3):
+            out.append([it[i][0].copy() for i in range(len(it))])
+            it.on_epoch_end()
+        return out, it
+
+    ref, _ = epochs(None)
+    got, it = epochs("memory" if where == "memory" else str(tmp_path / "cache"))
+    for a, b in zip(ref, got):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    # epochs differ (augmentation is redrawn), and epochs 2-3 were cache hits
+    assert not all(np.array_equal(x, y) for x, y in zip(got[0], got[1]))
+    assert it._store().stats.get("hit", 0) >= 2 * (len(images) - 6)
+
+
+def _set_mtime_later(path, ns=5_000_000):
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + ns))
+
+
+@pytest.mark.parametrize("where", ["memory", "disk"])
+@pytest.mark.parametrize("change", ["rewrite", "touch", "same_size"])
+def test_a_changed_file_is_decoded_again(tmp_path, where, change):
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"{i}.{'bmp' if change == 'same_size' else 'jpg'}"
+        arr = photo_like(60, 80, seed=i)
+        p.write_bytes(encode(arr, "BMP" if change == "same_size" else "JPEG"))
+        paths.append(str(p))
+    cache = ImageCache("memory" if where == "memory" else tmp_path / "cache")
+    first = load_batch(paths, (30, 40), cache=cache)
+    target = paths[1]
+    size = os.path.getsize(target)
+    if change == "touch":
+        _set_mtime_later(target)
+    else:
+        new = photo_like(60, 80, seed=99)
+        data = encode(new, "BMP" if change == "same_size" else "JPEG", quality=60)
+        mtime = os.stat(target).st_mtime_ns
+        with open(target, "wb") as f:
+            f.write(data)
+        # the file system's clock may not have ticked: the file's mtime moves
+        os.utime(target, ns=(mtime, mtime + 5_000_000))
+        if change == "same_size":
+            assert os.path.getsize(target) == size
+    ref = load_batch(paths, (30, 40))
+    got = load_batch(paths, (30, 40), cache=cache)
+    np.testing.assert_array_equal(got, ref)
+    if change != "touch":
+        assert not np.array_equal(got[1], first[1])
+    stats = store_of(cache, target_size=(30, 40)).stats
+    assert stats.get("hit", 0) == 2
+    if where == "disk":
+        assert stats.get("stale", 0) == 1
+    # ... and its entry was replaced: the next call is all hits
+    again = load_batch(paths, (30, 40), cache=cache)
+    np.testing.assert_array_equal(again, ref)
+    assert store_of(cache, target_size=(30, 40)).stats.get("hit", 0) == 5
+
+
+def test_parameters_are_part_of_the_key(tmp_path, images):
+    cache = ImageCache(tmp_path / "cache")
+    load_batch(images[:4], (30, 40), cache=cache)
+    variants = [dict(target_size=(40, 30)), dict(interpolation="bicubic"),
+                dict(color_mode="grayscale"), dict(keep_aspect_ratio=True),
+                dict(dct_scaling=False), dict(max_pixels=10_000_000)]
+    for v in variants:
+        kw = {"target_size": (30, 40), **v}
+        ts = kw.pop("target_size")
+        ref = load_batch(images[:4], ts, **kw)
+        got = load_batch(images[:4], ts, cache=cache, **kw)
+        np.testing.assert_array_equal(got, ref)
+        assert store_of(cache, target_size=ts, **kw).stats.get("hit", 0) == 0, v
+    roots = {s.root for s in cache._stores.values()}
+    assert len(roots) == len(variants) + 1
+    # dtype and rescale change no cached pixel: one entry set serves both
+    load_batch(images[:4], (30, 40), cache=cache, dtype="float32", rescale=0.5)
+    assert store_of(cache, target_size=(30, 40), dtype="float32", rescale=0.5).stats["hit"] == 4
+
+
+def test_versions_are_in_the_key(monkeypatch):
+    from fastseq.options import DecodeOptions
+    o = DecodeOptions((10, 10))
+    base = _params(o)
+    assert f"fastseq={fastseq.__version__}" in base
+    assert f"libjpeg-turbo={fastseq._native.libjpeg_version()}" in base
+    import PIL
+    assert f"pillow={PIL.__version__}" in base
+    monkeypatch.setattr(fastseq, "__version__", "99.0")
+    assert _params(o) != base
+
+
+def test_an_interrupted_epoch_keeps_what_it_wrote(tmp_path, images):
+    pytest.importorskip("keras")
+    from fastseq import ImageSequence
+
+    cache = str(tmp_path / "cache")
+    seq = ImageSequence(images, batch_size=5, dim=(33, 27), shuffle=False,
+                        label_mode=None, on_error="ignore", cache=cache, prefetch=False)
+    seq[0]          # a spec probe, then the run dies
+    seq[1]
+    del seq
+    leftover = tmp_path / "cache" / "stale.7.0.tmp"   # a writer killed mid-write
+    leftover.write_bytes(b"FSQC partial")
+    seq2 = ImageSequence(images, batch_size=5, dim=(33, 27), shuffle=False,
+                         label_mode=None, on_error="ignore", cache=cache, prefetch=False)
+    ref = ImageSequence(images, batch_size=5, dim=(33, 27), shuffle=False,
+                        label_mode=None, on_error="ignore")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)
+        for i in range(len(ref)):
+            np.testing.assert_array_equal(seq2[i], ref[i])
+    stats = seq2._store().stats
+    assert stats.get("hit", 0) + stats.get("hit_failed", 0) == 10
+    assert stats.get("absent", 0) == len(images) - 10
+
+
+def _write_all(args):
+    paths, cache_dir, order_seed = args
+    if not isinstance(cache_dir, ImageCache):
+        cache_dir = ImageCache(cache_dir)
+    order = np.random.default_rng(order_seed).permutation(len(paths))
+    for k in range(0, len(paths), 4):
+        load_batch([paths[i] for i in order[k:k + 4]], (29, 31), on_error="ignore",
+                   cache=cache_dir)
+    cache = cache_dir if isinstance(cache_dir, ImageCache) else None
+    stats = store_of(cache, target_size=(29, 31), on_error="ignore").stats if cache else {}
+    return os.getpid(), stats
+
+
+def _check_entries(cache_dir, paths):
+    files = [os.path.join(dp, f) for dp, _, fs in os.walk(cache_dir) for f in fs]
+    assert not [f for f in files if f.endswith(".tmp")]
+    ref, failed = load_batch(paths, (29, 31), on_error="ignore", return_failed=True)
+    cache = ImageCache(cache_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)
+        got = load_batch(paths, (29, 31), on_error="ignore", cache=cache)
+    np.testing.assert_array_equal(got, ref)
+    stats = store_of(cache, target_size=(29, 31), on_error="ignore").stats
+    assert stats == {"hit": len(paths) - len(failed), "hit_failed": len(failed)} \
+        if failed else {"hit": len(paths)}
+
+
+def test_two_processes_write_one_cache(tmp_path, images):
+    cache_dir = str(tmp_path / "cache")
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        done = pool.map(_write_all, [(images, cache_dir, 1), (images, cache_dir, 2)])
+    assert len({pid for pid, _ in done}) == 2
+    # an entry is visible only when complete: no reader saw a partial one
+    assert all(stats.get("corrupt", 0) == 0 for _, stats in done), done
+    _check_entries(cache_dir, images)
+
+
+def test_threads_write_one_cache(tmp_path, images):
+    cache_dir = str(tmp_path / "cache")
+    cache = ImageCache(cache_dir)
+    errors = []
+
+    def run(seed):
+        try:
+            _write_all((images, cache, seed))
+        except BaseException as e:   # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert store_of(cache, target_size=(29, 31), on_error="ignore").stats.get("corrupt", 0) == 0
+    _check_entries(cache_dir, images)
+
+
+def _damage(path, how):
+    data = bytearray(open(path, "rb").read())
+    if how == "flip_pixel":
+        data[-7] ^= 0x40
+    elif how == "flip_header":
+        data[17] ^= 0x01          # the width
+    elif how == "truncate":
+        data = data[:len(data) // 2]
+    elif how == "version":
+        data[8:12] = (99).to_bytes(4, "little")
+    elif how == "garbage":
+        data = bytearray(os.urandom(len(data)))
+    elif how == "empty":
+        data = bytearray()
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+@pytest.mark.parametrize("how", ["flip_pixel", "flip_header", "truncate", "version",
+                                 "garbage", "empty"])
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_a_damaged_entry_is_rebuilt_with_one_warning(tmp_path, images, how, dtype):
+    paths = images[:6]
+    load_batch(paths, (26, 34), dtype=dtype, cache=tmp_path / "cache")
+    cache = ImageCache(tmp_path / "cache")
+    victim = entry_of(cache, paths[2], target_size=(26, 34), dtype=dtype)
+    _damage(victim, how)
+    ref = load_batch(paths, (26, 34), dtype=dtype)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        got = load_batch(paths, (26, 34), dtype=dtype, cache=cache)
+        again = load_batch(paths, (26, 34), dtype=dtype, cache=cache)
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(again, ref)
+    cw = [x for x in w if issubclass(x.category, CacheWarning)]
+    assert len(cw) == 1, [str(x.message) for x in cw]
+    assert victim in str(cw[0].message) and "rebuilt" in str(cw[0].message)
+    assert store_of(cache, target_size=(26, 34), dtype=dtype).stats == \
+        {"hit": 5 + 6, "corrupt": 1, "stored": 1}
+
+
+def test_entries_are_read_as_written(tmp_path, images):
+    cache = ImageCache(tmp_path / "cache")
+    ref = load_batch(images[:3], (20, 22), cache=cache)
+    store = store_of(cache, target_size=(20, 22))
+    a = os.fsencode(os.path.abspath(images[0]))
+    key = store.key(a, os.stat(images[0]))
+    result, pix, status, msg, why = fastseq._native.cache_read(store.entry_path(a), key, 22, 20, 3)
+    assert result == "hit" and status == 0
+    np.testing.assert_array_equal(pix, ref[0])
+    assert fastseq._native.cache_read(store.entry_path(a), key + b"x", 22, 20, 3)[0] == "stale"
+    assert fastseq._native.cache_read(store.entry_path(a) + b"no", key, 22, 20, 3)[0] == "absent"
+    size = os.path.getsize(store.entry_path(a))
+    assert size == fastseq._native.CACHE_HEADER + len(key) + 20 * 22 * 3
+
+
+@pytest.mark.parametrize("where", ["memory", "disk"])
+def test_failed_images_are_remembered_until_they_change(tmp_path, where):
+    good = photo_like(40, 50, seed=1)
+    paths = [tmp_path / "ok.jpg", tmp_path / "cut.jpg", tmp_path / "junk.png"]
+    paths[0].write_bytes(encode(good))
+    paths[1].write_bytes(encode(good)[:300])          # truncated JPEG: "decode"/"truncated"
+    paths[2].write_bytes(b"\x00not an image" * 20)     # Pillow cannot identify it
+    paths = [str(p) for p in paths]
+    cache = ImageCache("memory" if where == "memory" else tmp_path / "cache")
+    _, f1 = load_batch(paths, (20, 25), on_error="ignore", return_failed=True, cache=cache)
+    _, f2 = load_batch(paths, (20, 25), on_error="ignore", return_failed=True, cache=cache)
+    assert [(f.index, f.code, f.reason) for f in f2] == [(f.index, f.code, f.reason) for f in f1]
+    assert [f.code for f in f1] == ["truncated", "not_image"] or [f.index for f in f1] == [1, 2]
+    stats = store_of(cache, target_size=(20, 25), on_error="ignore").stats
+    assert stats.get("hit_failed", 0) == 2 and stats.get("hit", 0) == 1
+    with pytest.raises(fastseq.ImageDecodeError) as e:     # raise mode: the same failure
+        load_batch(paths, (20, 25), cache=cache)
+    assert e.value.index == 1
+    # fixed files are decoded again
+    for p in paths[1:]:
+        mtime = os.stat(p).st_mtime_ns
+        with open(p, "wb") as f:
+            f.write(encode(good))
+        os.utime(p, ns=(mtime, mtime + 5_000_000))
+    got = load_batch(paths, (20, 25), cache=cache)
+    np.testing.assert_array_equal(got, load_batch(paths, (20, 25)))
+
+
+@pytest.mark.parametrize("where", ["memory", "disk"])
+def test_free_space_check(tmp_path, images, monkeypatch, where):
+    loc = "memory" if where == "memory" else tmp_path / "cache"
+    seen = []
+
+    def tiny(path):
+        seen.append(path)
+        return 1000
+    monkeypatch.setattr(fastseq.cache, "free_space", tiny)
+    with pytest.raises(CacheFullError) as e:
+        load_batch(images, (50, 60), cache=ImageCache(loc))
+    n = len(set(images))
+    need = int(str(e.value).split(" need ")[1].split()[0])
+    assert f"{n} images of 50x60x3" in str(e.value) and "is 1000 bytes" in str(e.value)
+    assert need >= n * 50 * 60 * 3
+    assert seen[-1] is None if where == "memory" else seen[-1].startswith(str(tmp_path))
+    # on_full="warn": a warning, and the batch without the cache
+    cache = ImageCache(loc, on_full="warn")
+    with pytest.warns(CacheWarning, match="need .* bytes but the .* is 1000 bytes"):
+        got = load_batch(images, (50, 60), cache=cache)
+    np.testing.assert_array_equal(got, load_batch(images, (50, 60)))
+    if where == "disk":
+        assert not [f for _, _, fs in os.walk(tmp_path / "cache") for f in fs
+                    if f != "params.txt"]
+    # enough room: no error, and an already-stored entry needs none
+    monkeypatch.setattr(fastseq.cache, "free_space", lambda p: 10 ** 12)
+    load_batch(images, (50, 60), cache=ImageCache(loc))
+    monkeypatch.setattr(fastseq.cache, "free_space", tiny)
+    if where == "disk":
+        load_batch(images, (50, 60), cache=ImageCache(loc))      # all present
+
+
+def test_free_space_check_on_a_full_tmpfs(tmp_path, images, monkeypatch):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        with pytest.raises(CacheFullError, match="but the free space in"):
+            load_batch(images, (64, 64), cache=mnt / "cache")
+        # when the check is passed (a figure that lies), a full disk makes
+        # the writes fail: one warning, the right batch, no temp file left
+        monkeypatch.setattr(fastseq.cache, "free_space", lambda p: 10 ** 12)
+        with pytest.warns(CacheWarning, match="cannot write an entry"):
+            got = load_batch(images, (64, 64), cache=mnt / "cache")
+        np.testing.assert_array_equal(got, load_batch(images, (64, 64)))
+        assert not [f for _, _, fs in os.walk(mnt) for f in fs if f.endswith(".tmp")]
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+def test_reading_a_disk_cache_keeps_rss_flat(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    src = tmp_path / "src"
+    src.mkdir()
+    paths = []
+    for i in range(48):
+        p = src / f"{i}.jpg"
+        p.write_bytes(encode(photo_like(24, 24, seed=i)))
+        paths.append(str(p))
+    size = (512, 512)              # 768 KiB an entry: a 36 MiB cache
+    cache = ImageCache(tmp_path / "cache")
+    for k in range(0, len(paths), 8):
+        load_batch(paths[k:k + 8], size, cache=cache)
+    proc = psutil.Process()
+    load_batch(paths[:8], size, cache=cache)
+    before = proc.memory_info().rss
+    for _ in range(3):
+        for k in range(0, len(paths), 8):
+            load_batch(paths[k:k + 8], size, cache=cache)
+    growth = proc.memory_info().rss - before
+    assert store_of(cache, target_size=size).stats["hit"] == 8 + 3 * 48
+    # the cache is 36 MiB; a reader holds one batch (6 MiB) at a time
+    assert growth < 12 * 2 ** 20, growth
+
+
+def test_cache_argument_validation_and_pickling(tmp_path):
+    with pytest.raises(ValueError, match="on_full"):
+        ImageCache("memory", on_full="ignore")
+    with pytest.raises(TypeError, match="cache must be"):
+        load_batch([], (10, 10), cache=3)
+    c = ImageCache(tmp_path / "c", on_full="warn")
+    c2 = pickle.loads(pickle.dumps(c))
+    assert c2.location == str(tmp_path / "c") and c2.on_full == "warn"
+    m = pickle.loads(pickle.dumps(ImageCache("memory")))
+    assert m.in_memory
+    with pytest.raises(TypeError):
+        pickle.dumps(store_of(c, target_size=(5, 5)))
+
+
+def test_keras_iterators_take_cache(tmp_path, images):
+    pytest.importorskip("keras")
+    pd = pytest.importorskip("pandas")
+    from fastseq import ImageDataGenerator
+
+    df = pd.DataFrame({"filename": images, "class": ["a", "b"] * (len(images) // 2)
+                       + ["a"] * (len(images) % 2)})
+    gen = ImageDataGenerator(rescale=1 / 255)
+    it = gen.flow_from_dataframe(df, None, target_size=(21, 23), batch_size=8, shuffle=False,
+                                 on_error="ignore", cache=str(tmp_path / "c"))
+    ref = gen.flow_from_dataframe(df, None, target_size=(21, 23), batch_size=8, shuffle=False,
+                                  on_error="ignore")
+    for _ in range(2):
+        for i in range(len(it)):
+            np.testing.assert_array_equal(it[i][0], ref[i][0])
+    assert it._store().stats.get("hit", 0) > 0
+    # a spawned worker gets the same directory
+    it2 = pickle.loads(pickle.dumps(it))
+    np.testing.assert_array_equal(it2[0][0], ref[0][0])
+    assert it2._store().stats.get("hit", 0) >= 8
+    assert set(it2._store().stats) == {"hit"}
+
+
+@pytest.mark.parametrize("where", ["memory", "disk"])
+@pytest.mark.parametrize("augment", [False, True])
+def test_featurewise_fused_epochs_are_the_uncached_bits(images, tmp_path, where, augment):
+    """The per-channel featurewise step fused into the float32 write is
+    applied to cache hits too (hits and misses write the slot through the
+    same norm), so cached epochs equal uncached ones bit for bit."""
+    pytest.importorskip("keras")
+    from fastseq import ImageDataGenerator
+
+    root = tmp_path / "classes"
+    for i, p in enumerate(images):
+        d = root / f"c{i % 2}"
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, d / os.path.basename(p))
+    aug = dict(rotation_range=25, zoom_range=0.2, horizontal_flip=True) if augment else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # "fit() was not called" is not the point
+        gen = ImageDataGenerator(rescale=1 / 255, featurewise_center=True,
+                                 featurewise_std_normalization=True, **aug)
+    gen.mean = np.array([[[0.41, 0.52, 0.33]]], np.float32)
+    gen.std = np.array([[[0.21, 0.18, 0.27]]], np.float32)
+
+    def epochs(cache):
+        it = gen.flow_from_directory(root, target_size=(35, 45), batch_size=7, seed=5,
+                                     on_error="ignore", cache=cache)
+        assert it._batch_options().featurewise is not None     # the fused path
+        out = []
+        for _ in range(3):
+            out.append([it[i][0].copy() for i in range(len(it))])
+            it.on_epoch_end()
+        return out, it
+
+    ref, _ = epochs(None)
+    got, it = epochs("memory" if where == "memory" else str(tmp_path / "cache"))
+    for a, b in zip(ref, got):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    assert it._store().stats.get("hit", 0) >= 2 * (len(images) - 6)
+    # and the statistics are really applied: not the plain rescaled batch
+    assert abs(float(np.mean(got[0][0]))) < 2.0 and not np.all(got[0][0] >= 0)
+
+
+def test_wide_gray_is_not_served_from_an_8_bit_entry(tmp_path):
+    """A uint8 grayscale iterator caches Pillow's convert("L") of a 16-bit
+    PNG; a float32 one on the same directory keeps Keras' 16-bit values
+    (wide_gray is in the key), and equals its uncached self."""
+    pytest.importorskip("keras")
+    from PIL import Image
+
+    from fastseq import ImageDataGenerator
+
+    d = tmp_path / "img" / "a"
+    d.mkdir(parents=True)
+    y, x = np.mgrid[0:23, 0:17]
+    Image.fromarray(((y * 2900 + x * 150) % 65536).astype(np.uint16)).save(d / "ramp16.png")
+    Image.fromarray((y * 9 + x).astype(np.uint8)).save(d / "l8.png")
+    cache = str(tmp_path / "cache")
+    kw = dict(target_size=(11, 13), color_mode="grayscale", batch_size=2, shuffle=False)
+    u8 = ImageDataGenerator(dtype="uint8").flow_from_directory(tmp_path / "img", cache=cache, **kw)
+    f32_ref = ImageDataGenerator().flow_from_directory(tmp_path / "img", **kw)
+    for _ in range(2):
+        b8 = u8[0][0]
+    assert b8.dtype == np.uint8 and b8.max() <= 255
+    f32 = ImageDataGenerator().flow_from_directory(tmp_path / "img", cache=cache, **kw)
+    for _ in range(2):
+        got = f32[0][0]
+        np.testing.assert_array_equal(got, f32_ref[0][0])
+    names = [os.path.basename(f) for f in f32.filenames]
+    assert got[names.index("ramp16.png")].max() > 255       # the 16-bit values
+    # the 8-bit image was cached by the float iterator; the 16-bit one is not
+    assert f32._store().stats.get("hit", 0) == 1
+    assert f32._store().params != u8._store().params
