@@ -33,7 +33,7 @@ import numpy as np
 from fastseq import augment
 from fastseq.batch import aligned_empty
 from fastseq.keras import listing
-from fastseq.keras.base import ImageFiles, Iterator, aligned_copy
+from fastseq.keras.base import ImageFiles, Iterator, Leaf, aligned_copy
 
 if TYPE_CHECKING:       # the iterators flow() and flow_from_dataframe() return
     from fastseq.keras.array_iterator import NumpyArrayIterator
@@ -665,6 +665,14 @@ class FileBatches:
         """Full paths of the images (``os.path.join(directory, filename)``)."""
         return self._filepaths
 
+    def _own_batches(self, cls: type) -> bool:
+        """Whether batches are computed by `cls`'s own methods (a subclass
+        overriding them may change the batch structure)."""
+        t = type(self)
+        return (t._with_labels is cls._with_labels
+                and t._get_batches_of_transformed_samples
+                is FileBatches._get_batches_of_transformed_samples)
+
 
 class DirectoryIterator(FileBatches, ImageFiles, Iterator):
     """A ``keras.utils.PyDataset`` over ``directory/<class>/...`` image
@@ -720,7 +728,8 @@ class DirectoryIterator(FileBatches, ImageFiles, Iterator):
                  follow_links: bool = False, subset: str | None = None,
                  interpolation: str = "nearest", keep_aspect_ratio: bool = False,
                  dtype: str | None = None, *, dct_scaling: bool = True,
-                 on_error: str = "raise", prefetch: bool = True, **kwargs: Any) -> None:
+                 on_error: str = "raise", prefetch: bool = True, shard: Any = None,
+                 drop_remainder: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         dtype = self._setup_file_batches(image_data_generator, target_size, color_mode,
                                          data_format, save_to_dir, save_prefix, save_format,
@@ -748,8 +757,22 @@ class DirectoryIterator(FileBatches, ImageFiles, Iterator):
         self._filepaths = [os.path.join(root, f) for f in filenames]
         self._paths = self._filepaths
 
-        self._setup_iterator(self.samples, batch_size, shuffle, seed, prefetch)
+        self._setup_iterator(self.samples, batch_size, shuffle, seed, prefetch, shard,
+                             drop_remainder)
         self._setup_decoding_for(dtype, dct_scaling, on_error)
+
+    def _batch_signature(self) -> Any:
+        if not self._own_batches(DirectoryIterator):
+            return super()._batch_signature()
+        x = Leaf(self.image_shape, self._np_dtype)
+        mode = self.class_mode
+        if mode is None:
+            return x
+        if mode == "input":
+            return (x, x)
+        if mode in ("binary", "sparse"):
+            return (x, Leaf((), self.dtype))
+        return (x, Leaf((len(self.class_indices),), self.dtype))
 
     def _with_labels(self, x: np.ndarray, index_array: np.ndarray) -> Any:
         mode = self.class_mode
