@@ -156,6 +156,13 @@ class Leaf:
         return f"Leaf({self.shape}, {self.dtype})"
 
 
+#: How many batches a pass may yield and still be a peek (see to_tf_dataset):
+#: Keras' build pulls one batch through a strategy's distributed iterator,
+#: whose buffers fill with about 5 more on two replicas before it is dropped.
+#: Also the most batches held between a peek and the next pass.
+_PEEK_BATCHES = 8
+
+
 def _tuples(batch: Any) -> Any:
     # tf.data reads a list as one tensor to stack, a tuple as a structure:
     # Keras' multi-input x and multi-output y are lists of arrays.
@@ -371,8 +378,14 @@ class BatchDataset(keras.utils.PyDataset):
           ``tf.data.Dataset.from_generator``).
         - One pass over the batches per iteration of the dataset, in batch
           order (so fastseq's prefetch decodes the next one ahead), then
-          ``prefetch(1)``; each new iteration after the first starts the
-          next epoch (``on_epoch_end``: a new shuffle).
+          ``prefetch(1)``; each new iteration after a pass that went past its
+          first few batches starts the next epoch (``on_epoch_end``: a new
+          shuffle).  An iteration abandoned within its first 8 batches (a
+          peek: Keras pulls one batch from a throwaway iterator to build a
+          model under a tf.distribute strategy, and the strategy's buffers
+          pull a few more) does not end the epoch: the next iteration serves
+          the same batches again, undecoded (at most 8 batches are held for
+          that).
         - tf.data's auto-sharding is off on it: the sharding is fastseq's.
         - Without `input_context` the batches are this object's (its
           ``shard`` and ``batch_size``).  With a ``tf.distribute.InputContext``
@@ -396,15 +409,37 @@ class BatchDataset(keras.utils.PyDataset):
                 return tuple(spec(v) for v in leaf)
 
             output_signature = spec(ds._batch_signature())
-        passes = [0]
+        # A pass that is abandoned after a few batches is a peek, not an
+        # epoch: Keras' TF trainer pulls one batch from a throwaway iterator
+        # to build the model under a strategy (_maybe_symbolic_build), and
+        # tf.data's prefetch pulls one more.  The next pass resumes the same
+        # epoch and serves those batches again (batches are never written
+        # after they are handed out), so a peek costs no extra decode.
+        state = {"done": True, "fresh": True, "peeked": []}
 
         def batches() -> Any:
-            if passes[0]:
+            if state["done"] and not state["fresh"]:
                 ds.on_epoch_end()
-            passes[0] += 1
-            ds.on_epoch_begin()
+            if state["done"]:
+                ds.on_epoch_begin()
+                state["peeked"] = []
+            state["fresh"] = state["done"] = False
+            peeked = state["peeked"]
             for i in range(len(ds)):
-                yield _tuples(ds[i])
+                if i < len(peeked):
+                    batch = peeked[i]
+                else:
+                    batch = _tuples(ds[i])
+                    if len(peeked) < _PEEK_BATCHES and i == len(peeked):
+                        peeked.append(batch)
+                if i >= _PEEK_BATCHES and peeked:
+                    # Past a peek: an abandoned pass now counts as an epoch.
+                    peeked.clear()
+                    state["peeked"] = peeked = []
+                    state["done"] = True
+                yield batch
+            state["done"] = True
+            state["peeked"] = []
 
         dataset = tf.data.Dataset.from_generator(batches, output_signature=output_signature)
         options = tf.data.Options()
