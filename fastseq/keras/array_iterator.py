@@ -94,9 +94,10 @@ class NumpyArrayIterator(Iterator):
       `seed` when given, else numpy's global generator).
 
     Extra keyword arguments: ``workers``, ``use_multiprocessing``,
-    ``max_queue_size`` (``keras.utils.PyDataset``) and ``prefetch``
+    ``max_queue_size`` (``keras.utils.PyDataset``), ``prefetch``
     (default True: the next batch is augmented on a background thread while
-    Keras consumes this one; see :mod:`fastseq.keras.base`).
+    Keras consumes this one; see :mod:`fastseq.keras.base`), ``shard`` and
+    ``drop_remainder`` (as for :class:`fastseq.ImageSequence`).
     """
 
     def __init__(self, x: Any, y: Any, image_data_generator: Any, batch_size: int = 32,

@@ -13,6 +13,20 @@ contract.
   the base of :class:`fastseq.DirectoryIterator` and of the coming array and
   dataframe iterators.
 
+Sharding
+--------
+``shard=(index, count)`` (None: by process under a multi-process Keras
+distribution on JAX, else ``(0, 1)``) makes a dataset serve only its slice
+of each epoch's order, before anything is decoded.  Sharded, the epoch's
+permutation of all samples is a function of ``(seed, epoch)``, the same on
+every process; it is cut into global batches of ``count * batch_size`` and
+shard ``index`` takes the ``index``-th slice of each (``_local_order``).
+``len()`` is the same on every shard: short shards are padded by repeating
+the permutation from its start (``drop_remainder=False``: at most
+``count - 1`` samples twice per epoch), or only whole global batches are
+kept (``drop_remainder=True``).  ``indexes`` is this shard's order, and all
+the batch bookkeeping below (prefetch, swaps) works within it.
+
 Buffer safety
 -------------
 Every batch is a freshly allocated array (the core fills it in place with

@@ -74,7 +74,8 @@ class DataFrameIterator(FileBatches, ImageFiles, Iterator):
     ``index_array``.
 
     The images, their augmentation and standardisation, ``save_to_dir``,
-    ``dct_scaling``, ``on_error`` and ``prefetch`` behave as in
+    ``dct_scaling``, ``on_error``, ``prefetch``, ``shard``,
+    ``drop_remainder`` and ``to_tf_dataset`` behave as in
     :class:`fastseq.DirectoryIterator`.
     """
 

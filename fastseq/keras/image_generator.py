@@ -712,6 +712,11 @@ class DirectoryIterator(FileBatches, ImageFiles, Iterator):
     number Keras asks for next (``fit(shuffle=True)`` asks in a random
     order): the two batches' sample slices are swapped in a new
     ``index_array``, each sample still once per epoch with its label.
+
+    ``shard=(index, count)`` and ``drop_remainder`` shard the files before
+    decoding, as for :class:`fastseq.ImageSequence` (automatic under a
+    multi-process Keras distribution); ``to_tf_dataset(input_context)``
+    gives a ``tf.data.Dataset``.
     """
 
     allowed_class_modes = {"categorical", "binary", "sparse", "input", None}

@@ -130,8 +130,17 @@ class ImageSequence(ImageFiles, BatchDataset):
         whichever batch number Keras asks for next, by swapping the two
         batches' sample slices in a new ``indexes`` (each sample still once
         per epoch), so ``fit``'s random batch order is prefetched too.
+    shard : ``(index, count)``: read only shard `index` of `count` of each
+        epoch's order (see :mod:`fastseq.keras.base`); None (default) shards
+        by process under a multi-process Keras distribution (JAX), else not.
+        ``batch_size`` is then this process's local batch.
+    drop_remainder : keep whole global batches (``count * batch_size``)
+        only, so every batch is full (default False: a short last batch).
     **kwargs : ``workers``, ``use_multiprocessing``, ``max_queue_size``,
         passed to ``keras.utils.PyDataset``.
+
+    ``to_tf_dataset(input_context=None)`` gives the batches as a
+    ``tf.data.Dataset`` (see :meth:`BatchDataset.to_tf_dataset`).
 
     Subclassing
     -----------
