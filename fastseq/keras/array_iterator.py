@@ -34,7 +34,7 @@ import numpy as np
 
 from fastseq import _native
 from fastseq.batch import aligned_empty
-from fastseq.keras.base import Iterator, aligned_copy
+from fastseq.keras.base import Iterator, Leaf, aligned_copy
 
 __all__ = ["NumpyArrayIterator", "augment_batch"]
 
@@ -98,9 +98,10 @@ class NumpyArrayIterator(Iterator):
       `seed` when given, else numpy's global generator).
 
     Extra keyword arguments: ``workers``, ``use_multiprocessing``,
-    ``max_queue_size`` (``keras.utils.PyDataset``) and ``prefetch``
+    ``max_queue_size`` (``keras.utils.PyDataset``), ``prefetch``
     (default True: the next batch is augmented on a background thread while
-    Keras consumes this one; see :mod:`fastseq.keras.base`).
+    Keras consumes this one; see :mod:`fastseq.keras.base`), ``shard`` and
+    ``drop_remainder`` (as for :class:`fastseq.ImageSequence`).
     """
 
     def __init__(self, x: Any, y: Any, image_data_generator: Any, batch_size: int = 32,
@@ -108,7 +109,8 @@ class NumpyArrayIterator(Iterator):
                  data_format: str | None = None, save_to_dir: str | None = None,
                  save_prefix: str = "", save_format: str = "png", subset: str | None = None,
                  ignore_class_split: bool = False, dtype: Any = None, *,
-                 prefetch: bool = True, **kwargs: Any) -> None:
+                 prefetch: bool = True, shard: Any = None, drop_remainder: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if data_format is None or dtype is None:
             import keras
@@ -189,7 +191,8 @@ class NumpyArrayIterator(Iterator):
         self.save_to_dir = save_to_dir
         self.save_prefix = save_prefix
         self.save_format = save_format
-        self._setup_iterator(src.shape[0], batch_size, shuffle, seed, prefetch)
+        self._setup_iterator(src.shape[0], batch_size, shuffle, seed, prefetch, shard,
+                             drop_remainder)
         self._setup_augmentation()
 
     @property
@@ -262,6 +265,20 @@ class NumpyArrayIterator(Iterator):
         # A batch computed ahead holds the statistics of its write: after a
         # new fit() it is not this batch.
         return (epoch, indexes.dtype.str, indexes.tobytes(), self._fused_norm())
+
+    def _batch_signature(self) -> Any:
+        if (type(self)._get_batches_of_transformed_samples
+                is not NumpyArrayIterator._get_batches_of_transformed_samples):
+            return super()._batch_signature()
+        x = Leaf(self._src.shape[1:], self._np_dtype)
+        if self.x_misc:
+            x = (x,) + tuple(Leaf(xx.shape[1:], xx.dtype) for xx in self.x_misc)
+        if self.y is None:
+            return x
+        out = (x, Leaf(self.y.shape[1:], self.y.dtype))
+        if self.sample_weight is not None:
+            out += (Leaf(self.sample_weight.shape[1:], self.sample_weight.dtype),)
+        return out
 
     def load_images(self, indexes: Any) -> np.ndarray:
         """The (augmented) images of the samples at `indexes`: a new

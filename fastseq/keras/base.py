@@ -13,6 +13,20 @@ contract.
   the base of :class:`fastseq.DirectoryIterator` and of the coming array and
   dataframe iterators.
 
+Sharding
+--------
+``shard=(index, count)`` (None: by process under a multi-process Keras
+distribution on JAX, else ``(0, 1)``) makes a dataset serve only its slice
+of each epoch's order, before anything is decoded.  Sharded, the epoch's
+permutation of all samples is a function of ``(seed, epoch)``, the same on
+every process; it is cut into global batches of ``count * batch_size`` and
+shard ``index`` takes the ``index``-th slice of each (``_local_order``).
+``len()`` is the same on every shard: short shards are padded by repeating
+the permutation from its start (``drop_remainder=False``: at most
+``count - 1`` samples twice per epoch), or only whole global batches are
+kept (``drop_remainder=True``).  ``indexes`` is this shard's order, and all
+the batch bookkeeping below (prefetch, swaps) works within it.
+
 Buffer safety
 -------------
 Every batch is a freshly allocated array (the core fills it in place with
@@ -68,6 +82,7 @@ Which batch is decoded ahead:
 
 from __future__ import annotations
 
+import copy
 import operator
 import threading
 import warnings
@@ -81,7 +96,8 @@ from fastseq.options import DecodeOptions
 from fastseq.errors import ImageDecodeWarning
 from fastseq.keras.prefetch import MISS, Prefetcher, defer_warning, defer_warnings_here
 
-__all__ = ["aligned_copy", "BatchIndexError", "BatchDataset", "ImageFiles", "Iterator"]
+__all__ = ["aligned_copy", "BatchIndexError", "BatchDataset", "ImageFiles", "Iterator",
+           "check_shard", "auto_shard"]
 
 
 def aligned_copy(x: np.ndarray, dtype: Any = None) -> np.ndarray:
@@ -95,6 +111,78 @@ def aligned_copy(x: np.ndarray, dtype: Any = None) -> np.ndarray:
 class BatchIndexError(IndexError, ValueError):
     """A batch index past the end.  An ``IndexError`` (Python's sequence
     protocol) that is also the ``ValueError`` Keras' legacy iterators raise."""
+
+
+def check_shard(shard: Any) -> tuple[int, int]:
+    """`shard` as a validated ``(index, count)`` pair of ints."""
+    if (not isinstance(shard, (tuple, list)) or len(shard) != 2
+            or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in shard)):
+        raise TypeError("shard must be None or a pair (index, count) of ints, "
+                        f"got {shard!r}")
+    index, count = int(shard[0]), int(shard[1])
+    if count < 1:
+        raise ValueError(f"shard=(index, count) needs count >= 1, got shard={shard!r}")
+    if not 0 <= index < count:
+        raise ValueError(f"shard=(index, count) needs 0 <= index < count, got shard={shard!r}")
+    return index, count
+
+
+def auto_shard() -> tuple[int, int]:
+    """``(process index, process count)`` of the active Keras distribution
+    (``keras.distribution.distribution()``), or ``(0, 1)`` when none is set.
+
+    Only the JAX backend has a multi-process Keras distribution; jax is
+    imported only when it is the backend.  On the other backends a
+    distribution, if any, is taken to run in one process.
+    """
+    if keras.distribution.distribution() is None:
+        return 0, 1
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return int(jax.process_index()), int(jax.process_count())
+    return 0, 1
+
+
+def _require_tensorflow() -> Any:
+    try:
+        import tensorflow as tf
+    except ImportError as e:
+        raise ImportError("to_tf_dataset() needs TensorFlow, which is not installed "
+                          "(pip install tensorflow)", name="tensorflow") from e
+    return tf
+
+
+class Leaf:
+    """One array of a batch, without its batch dimension (what
+    ``_batch_signature`` returns, in nested tuples)."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape: Any, dtype: Any) -> None:
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind not in "biuf":
+            raise ValueError(f"an array of dtype {self.dtype} cannot go into a tf.data "
+                             "batch; pass to_tf_dataset(output_signature=...)")
+
+    def __repr__(self) -> str:
+        return f"Leaf({self.shape}, {self.dtype})"
+
+
+#: How many batches a pass may yield and still be a peek (see to_tf_dataset):
+#: Keras' build pulls one batch through a strategy's distributed iterator,
+#: whose buffers fill with about 5 more on two replicas before it is dropped.
+#: Also the most batches held between a peek and the next pass.
+_PEEK_BATCHES = 8
+
+
+def _tuples(batch: Any) -> Any:
+    # tf.data reads a list as one tensor to stack, a tuple as a structure:
+    # Keras' multi-input x and multi-output y are lists of arrays.
+    if isinstance(batch, (list, tuple)):
+        return tuple(_tuples(b) for b in batch)
+    return batch
 
 
 # The epoch a prefetch job draws its augmentation from (set on that thread).
@@ -113,32 +201,102 @@ class BatchDataset(keras.utils.PyDataset):
     # -- order -----------------------------------------------------------------
 
     def _setup_order(self, n: int, batch_size: int, shuffle: bool,
-                     seed: int | None) -> None:
+                     seed: int | None, shard: Any = None,
+                     drop_remainder: bool = False) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if seed is not None and (isinstance(seed, bool)
                                  or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"seed must be an int or None, got {seed!r}")
+        if not isinstance(drop_remainder, (bool, np.bool_)):
+            raise TypeError(f"drop_remainder must be True or False, got {drop_remainder!r}")
+        shard = auto_shard() if shard is None else check_shard(shard)
         self._n = int(n)
-        self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.seed = seed
+        self.drop_remainder = bool(drop_remainder)
         # With a seed the sequence of epoch orders is fixed by the seed alone;
         # without one it comes from numpy's global generator, so
         # keras.utils.set_random_seed() makes it reproducible as in Keras.
         self._rng = np.random.default_rng(seed) if seed is not None else None
-        self.indexes = self._new_order()
         # Counts on_epoch_end calls: random augmentation is drawn from
-        # (seed, epoch, sample index).
+        # (seed, epoch, sample index), and a sharded order from (seed, epoch).
         self._epoch = 0
+        self._shard_seed: int | None = None
+        self.shard = (0, 1)
+        self._perm = self._permutation()
+        self._configure_shard(shard, batch_size)
 
-    def _new_order(self) -> np.ndarray:
+    def _configure_shard(self, shard: tuple[int, int], batch_size: int) -> None:
+        """Set the shard and batch size, and this process's order of the
+        current epoch's permutation (``indexes``)."""
+        index, count = shard
+        b = int(batch_size)
+        if count > 1 and self.shard[1] == 1:
+            # Sharded, every process must draw the same permutation without
+            # any communication: it is a function of (seed, epoch) alone.
+            # Without a seed, the base is drawn once from numpy's global
+            # generator, which keras.utils.set_random_seed() seeds alike on
+            # every process.
+            if self._shard_seed is None:
+                self._shard_seed = (self.seed if self.seed is not None
+                                    else int(np.random.randint(0, 2**31 - 1)))
+            self.shard = (index, count)
+            self._perm = self._permutation()
+        if self.drop_remainder:
+            # Whole global batches (count * b samples) only: every process's
+            # every batch is full.
+            local = (self._n // (count * b)) * b
+            if self._n and not local:
+                raise ValueError(
+                    f"drop_remainder=True leaves no batch: {self._n} samples are fewer "
+                    f"than one global batch of {count} shard(s) x batch_size {b}")
+        else:
+            # Every shard serves ceil(n / count) samples, the short ones padded
+            # (see _local_order), so len() is the same on every process.
+            local = -(-self._n // count)
+        self.shard = (index, count)
+        self.batch_size = b
+        self._m = local
+        self.indexes = self._local_order(self._perm)
+
+    def _permutation(self) -> np.ndarray:
+        """The current epoch's order of all ``n`` samples."""
         if not self.shuffle:
             return np.arange(self._n)
+        if self.shard[1] > 1:
+            return np.random.default_rng([self._shard_seed, self._epoch]).permutation(self._n)
         if self._rng is not None:
             return self._rng.permutation(self._n)
         return np.random.permutation(self._n)
+
+    def _local_order(self, perm: np.ndarray) -> np.ndarray:
+        """This shard's samples of the permutation `perm`, in batch order.
+
+        The permutation is cut into global batches of ``count * batch_size``
+        samples and shard ``index`` takes the ``index``-th ``batch_size``
+        slice of each: the processes' batches ``i`` together are the global
+        batch ``i``.  A short last global batch is split into ``count`` equal
+        slices.  Without drop_remainder the permutation is first padded to
+        ``count * ceil(n / count)`` samples by repeating it from its start
+        (at most ``count - 1`` samples are served twice per epoch); with it,
+        only its first ``count * len(self) * batch_size`` samples are used.
+        """
+        index, count = self.shard
+        m, b = self._m, self.batch_size
+        if count == 1 and m == len(perm):
+            return perm
+        total = count * m
+        padded = np.resize(perm, total) if total > len(perm) else perm[:total]
+        full = m // b
+        head = padded[:full * count * b].reshape(full, count, b)[:, index, :].reshape(-1)
+        tail = padded[full * count * b:].reshape(count, -1)[index]
+        return np.concatenate([head, tail])
+
+    def _new_order(self) -> np.ndarray:
+        self._perm = self._permutation()
+        return self._local_order(self._perm)
 
     def _order_lock(self) -> threading.RLock:
         # Orders _reshuffle against _request's swap: Keras may call
@@ -160,7 +318,8 @@ class BatchDataset(keras.utils.PyDataset):
                 self.indexes = self._new_order()
 
     def __len__(self) -> int:
-        return (self._n + self.batch_size - 1) // self.batch_size
+        # This process's batches: the same number on every shard.
+        return (self._m + self.batch_size - 1) // self.batch_size
 
     def _batch_number(self, index: int) -> int:
         n_batches = len(self)
@@ -191,6 +350,116 @@ class BatchDataset(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         """Reshuffle the sample order when ``shuffle=True``."""
         self._reshuffle()
+
+    # -- tf.data -------------------------------------------------------------------
+
+    def _batch_signature(self) -> Any:
+        """The structure of a batch without its batch dimension, from the
+        configuration alone: a :class:`Leaf`, or nested tuples of them.  Raises ValueError when a subclass hook may change it."""
+        raise ValueError(f"{type(self).__name__} cannot tell its batch structure "
+                         "without decoding; pass to_tf_dataset(output_signature=...)")
+
+    def _for_input_context(self, input_context: Any) -> "BatchDataset":
+        """A copy that reads shard ``input_pipeline_id`` of
+        ``num_input_pipelines`` in per-replica batches of
+        ``get_per_replica_batch_size(batch_size)``: ``batch_size`` is the
+        global batch across all replicas."""
+        pipelines = int(input_context.num_input_pipelines)
+        if pipelines > 1 and self.shard[1] > 1:
+            raise ValueError(
+                f"this {type(self).__name__} is already sharded (shard={self.shard}) and the "
+                f"InputContext shards it again into {pipelines} input pipelines; build it "
+                "with shard=(0, 1) to let the strategy shard it")
+        per_replica = input_context.get_per_replica_batch_size(self.batch_size)
+        clone = copy.copy(self)          # __getstate__: no prefetch state, own locks
+        if clone._rng is not None:
+            clone._rng = copy.deepcopy(clone._rng)
+        shard = (int(input_context.input_pipeline_id), pipelines) if pipelines > 1 \
+            else self.shard
+        clone._configure_shard(shard, per_replica)
+        clone._forget_served()
+        return clone
+
+    def to_tf_dataset(self, input_context: Any = None, *,
+                      output_signature: Any = None) -> Any:
+        """This dataset's batches as a ``tf.data.Dataset`` of ``x``,
+        ``(x, y)`` or ``(x, y, sample_weight)`` (lists become tuples).
+
+        - The element spec is computed from the configuration, with no
+          batch decoded for it: shapes are fully known, the batch dimension
+          too when ``drop_remainder=True`` (else None).  A subclass whose
+          hooks change the batch passes ``output_signature`` (as for
+          ``tf.data.Dataset.from_generator``).
+        - One pass over the batches per iteration of the dataset, in batch
+          order (so fastseq's prefetch decodes the next one ahead), then
+          ``prefetch(1)``; each new iteration after a pass that went past its
+          first few batches starts the next epoch (``on_epoch_end``: a new
+          shuffle).  An iteration abandoned within its first 8 batches (a
+          peek: Keras pulls one batch from a throwaway iterator to build a
+          model under a tf.distribute strategy, and the strategy's buffers
+          pull a few more) does not end the epoch: the next iteration serves
+          the same batches again, undecoded (at most 8 batches are held for
+          that).
+        - tf.data's auto-sharding is off on it: the sharding is fastseq's.
+        - Without `input_context` the batches are this object's (its
+          ``shard`` and ``batch_size``).  With a ``tf.distribute.InputContext``
+          (``strategy.distribute_datasets_from_function``) it reads shard
+          ``input_pipeline_id`` of ``num_input_pipelines`` with
+          ``input_context.get_per_replica_batch_size(batch_size)`` samples
+          per batch: ``batch_size`` is then the global batch across all
+          replicas.  The iteration runs on a copy; this object is left as it
+          is.
+
+        TensorFlow is imported here; ImportError when it is not installed.
+        """
+        tf = _require_tensorflow()
+        ds = self if input_context is None else self._for_input_context(input_context)
+        if output_signature is None:
+            batch = ds.batch_size if ds.drop_remainder else None
+
+            def spec(leaf: Any) -> Any:
+                if isinstance(leaf, Leaf):
+                    return tf.TensorSpec((batch,) + leaf.shape, tf.as_dtype(leaf.dtype))
+                return tuple(spec(v) for v in leaf)
+
+            output_signature = spec(ds._batch_signature())
+        # A pass that is abandoned after a few batches is a peek, not an
+        # epoch: Keras' TF trainer pulls one batch from a throwaway iterator
+        # to build the model under a strategy (_maybe_symbolic_build), and
+        # tf.data's prefetch pulls one more.  The next pass resumes the same
+        # epoch and serves those batches again (batches are never written
+        # after they are handed out), so a peek costs no extra decode.
+        state = {"done": True, "fresh": True, "peeked": []}
+
+        def batches() -> Any:
+            if state["done"] and not state["fresh"]:
+                ds.on_epoch_end()
+            if state["done"]:
+                ds.on_epoch_begin()
+                state["peeked"] = []
+            state["fresh"] = state["done"] = False
+            peeked = state["peeked"]
+            for i in range(len(ds)):
+                if i < len(peeked):
+                    batch = peeked[i]
+                else:
+                    batch = _tuples(ds[i])
+                    if len(peeked) < _PEEK_BATCHES and i == len(peeked):
+                        peeked.append(batch)
+                if i >= _PEEK_BATCHES and peeked:
+                    # Past a peek: an abandoned pass now counts as an epoch.
+                    peeked.clear()
+                    state["peeked"] = peeked = []
+                    state["done"] = True
+                yield batch
+            state["done"] = True
+            state["peeked"] = []
+
+        dataset = tf.data.Dataset.from_generator(batches, output_signature=output_signature)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = \
+            tf.data.experimental.AutoShardPolicy.OFF
+        return dataset.prefetch(1).with_options(options)
 
     # -- prefetch ---------------------------------------------------------------
 
@@ -225,12 +494,12 @@ class BatchDataset(keras.utils.PyDataset):
             self._prefetcher.discard()
 
     def _batch_length(self, i: int) -> int:
-        return min(self.batch_size, self._n - i * self.batch_size)
+        return min(self.batch_size, self._m - i * self.batch_size)
 
     def _lowest_unserved(self) -> int | None:
         """The lowest-numbered full batch not served this epoch, else the
         short last batch if it is not served, else None."""
-        full = self._n // self.batch_size
+        full = self._m // self.batch_size
         j = self._unserved_from
         while j < full and j in self._served:
             j += 1
@@ -442,9 +711,10 @@ class Iterator(BatchDataset):
     """
 
     def _setup_iterator(self, n: int, batch_size: int, shuffle: bool,
-                        seed: int | None, prefetch: bool) -> None:
+                        seed: int | None, prefetch: bool, shard: Any = None,
+                        drop_remainder: bool = False) -> None:
         self.n = n
-        self._setup_order(n, batch_size, shuffle, seed)
+        self._setup_order(n, batch_size, shuffle, seed, shard, drop_remainder)
         self._setup_prefetch(prefetch)
         self.batch_index = 0
         self.total_batches_seen = 0
@@ -494,8 +764,10 @@ class Iterator(BatchDataset):
         with self.lock:
             if self.batch_index == 0:
                 self._set_index_array()
-            start = self.batch_index * self.batch_size % self.n if self.n else 0
-            if self.n > start + self.batch_size:
+            # This shard's samples (all of them when unsharded).
+            m = self._m
+            start = self.batch_index * self.batch_size % m if m else 0
+            if m > start + self.batch_size:
                 self.batch_index += 1
             else:
                 self.batch_index = 0

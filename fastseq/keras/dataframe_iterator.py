@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fastseq.keras import listing
-from fastseq.keras.base import ImageFiles, Iterator, aligned_copy
+from fastseq.keras.base import ImageFiles, Iterator, Leaf, aligned_copy
 from fastseq.keras.image_generator import FileBatches, ImageDataGenerator, _print_msg
 
 __all__ = ["DataFrameIterator", "require_pandas"]
@@ -74,7 +74,8 @@ class DataFrameIterator(FileBatches, ImageFiles, Iterator):
     ``index_array``.
 
     The images, their augmentation and standardisation, ``save_to_dir``,
-    ``dct_scaling``, ``on_error`` and ``prefetch`` behave as in
+    ``dct_scaling``, ``on_error``, ``prefetch``, ``shard``,
+    ``drop_remainder`` and ``to_tf_dataset`` behave as in
     :class:`fastseq.DirectoryIterator`.
     """
 
@@ -97,7 +98,7 @@ class DataFrameIterator(FileBatches, ImageFiles, Iterator):
                  keep_aspect_ratio: bool = False, dtype: str | None = None,
                  validate_filenames: bool = True, *, dct_scaling: bool = True,
                  on_error: str = "raise", prefetch: bool = True, cache: Any = None,
-                 **kwargs: Any) -> None:
+                 shard: Any = None, drop_remainder: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         pd = require_pandas()
         if not isinstance(dataframe, pd.DataFrame):
@@ -143,7 +144,8 @@ class DataFrameIterator(FileBatches, ImageFiles, Iterator):
         if class_mode not in _NO_CLASSES:
             self._class_matrix = self._encode_classes()
 
-        self._setup_iterator(self.samples, batch_size, shuffle, seed, prefetch)
+        self._setup_iterator(self.samples, batch_size, shuffle, seed, prefetch, shard,
+                             drop_remainder)
         self._setup_decoding_for(dtype, dct_scaling, on_error, cache)
 
     # -- Keras' row selection ------------------------------------------------
@@ -245,6 +247,27 @@ class DataFrameIterator(FileBatches, ImageFiles, Iterator):
         return hot
 
     # -- targets --------------------------------------------------------------
+
+    def _batch_signature(self) -> Any:
+        if not self._own_batches(DataFrameIterator):
+            return super()._batch_signature()
+        x = Leaf(self.image_shape, self._np_dtype)
+        mode = self.class_mode
+        if mode is None:
+            return x
+        if mode == "input":
+            y = x
+        elif mode in ("binary", "sparse"):
+            y = Leaf((), self.dtype)
+        elif mode == "categorical":
+            y = Leaf((len(self.class_indices),), self.dtype)
+        elif mode == "multi_output":
+            y = tuple(Leaf(t.shape[1:], t.dtype) for t in self._targets)
+        else:                           # raw
+            y = Leaf(self._targets.shape[1:], self._targets.dtype)
+        if self._sample_weight is None:
+            return (x, y)
+        return (x, y, Leaf((), self._sample_weight.dtype))
 
     def _with_labels(self, x: np.ndarray, index_array: np.ndarray) -> Any:
         mode = self.class_mode

@@ -34,7 +34,7 @@ from fastseq import augment
 from fastseq.batch import aligned_empty
 from fastseq.options import DecodeOptions
 from fastseq.keras import listing
-from fastseq.keras.base import ImageFiles, Iterator, aligned_copy
+from fastseq.keras.base import ImageFiles, Iterator, Leaf, aligned_copy
 
 if TYPE_CHECKING:       # the iterators flow() and flow_from_dataframe() return
     from fastseq.keras.array_iterator import NumpyArrayIterator
@@ -45,7 +45,7 @@ __all__ = ["ImageDataGenerator", "DirectoryIterator"]
 _log = logging.getLogger("fastseq")
 
 _FLOW_KWARGS = ("workers", "use_multiprocessing", "max_queue_size", "dct_scaling",
-                "on_error", "prefetch", "cache")
+                "on_error", "prefetch", "cache", "shard", "drop_remainder")
 
 
 def _print_msg(message: str) -> None:
@@ -414,10 +414,12 @@ class ImageDataGenerator:
         ``workers=1``), ``dct_scaling`` (default True; False makes JPEG
         pixels identical to Keras/Pillow), ``on_error`` ("raise",
         "warn", "ignore"), ``prefetch`` (default True: decode the next
-        batch while Keras consumes this one) and ``cache`` (None,
+        batch while Keras consumes this one), ``cache`` (None,
         ``"memory"``, a directory or a :class:`fastseq.ImageCache`: keep the
         resized pixels so later epochs skip the decode; augmentation still
-        runs every epoch; see :mod:`fastseq.cache`).
+        runs every epoch; see :mod:`fastseq.cache`), ``shard=(index, count)``
+        and ``drop_remainder`` (read only this process's shard of each
+        epoch; see "Scaling out" in the README).
         """
         bad = sorted(set(kwargs) - set(_FLOW_KWARGS))
         if bad:
@@ -516,12 +518,14 @@ class ImageDataGenerator:
         and `sample_weight`.
 
         Extra keyword arguments: ``workers``, ``use_multiprocessing``,
-        ``max_queue_size`` (``keras.utils.PyDataset``) and ``prefetch``
+        ``max_queue_size`` (``keras.utils.PyDataset``), ``prefetch``
         (default True: augment the next batch while Keras consumes this
-        one)."""
+        one), ``shard=(index, count)`` and ``drop_remainder`` (read only
+        this process's shard of each epoch)."""
         from fastseq.keras.array_iterator import NumpyArrayIterator
 
-        allowed = ("workers", "use_multiprocessing", "max_queue_size", "prefetch")
+        allowed = ("workers", "use_multiprocessing", "max_queue_size", "prefetch", "shard",
+                   "drop_remainder")
         bad = sorted(set(kwargs) - set(allowed))
         if bad:
             raise TypeError(f"flow() got unexpected keyword argument(s) "
@@ -763,6 +767,14 @@ class FileBatches:
         """Full paths of the images (``os.path.join(directory, filename)``)."""
         return self._filepaths
 
+    def _own_batches(self, cls: type) -> bool:
+        """Whether batches are computed by `cls`'s own methods (a subclass
+        overriding them may change the batch structure)."""
+        t = type(self)
+        return (t._with_labels is cls._with_labels
+                and t._get_batches_of_transformed_samples
+                is FileBatches._get_batches_of_transformed_samples)
+
 
 class DirectoryIterator(FileBatches, ImageFiles, Iterator):
     """A ``keras.utils.PyDataset`` over ``directory/<class>/...`` image
@@ -804,6 +816,11 @@ class DirectoryIterator(FileBatches, ImageFiles, Iterator):
     number Keras asks for next (``fit(shuffle=True)`` asks in a random
     order): the two batches' sample slices are swapped in a new
     ``index_array``, each sample still once per epoch with its label.
+
+    ``shard=(index, count)`` and ``drop_remainder`` shard the files before
+    decoding, as for :class:`fastseq.ImageSequence` (automatic under a
+    multi-process Keras distribution); ``to_tf_dataset(input_context)``
+    gives a ``tf.data.Dataset``.
     """
 
     allowed_class_modes = {"categorical", "binary", "sparse", "input", None}
@@ -821,7 +838,7 @@ class DirectoryIterator(FileBatches, ImageFiles, Iterator):
                  interpolation: str = "nearest", keep_aspect_ratio: bool = False,
                  dtype: str | None = None, *, dct_scaling: bool = True,
                  on_error: str = "raise", prefetch: bool = True, cache: Any = None,
-                 **kwargs: Any) -> None:
+                 shard: Any = None, drop_remainder: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         dtype = self._setup_file_batches(image_data_generator, target_size, color_mode,
                                          data_format, save_to_dir, save_prefix, save_format,
@@ -849,8 +866,22 @@ class DirectoryIterator(FileBatches, ImageFiles, Iterator):
         self._filepaths = [os.path.join(root, f) for f in filenames]
         self._paths = self._filepaths
 
-        self._setup_iterator(self.samples, batch_size, shuffle, seed, prefetch)
+        self._setup_iterator(self.samples, batch_size, shuffle, seed, prefetch, shard,
+                             drop_remainder)
         self._setup_decoding_for(dtype, dct_scaling, on_error, cache)
+
+    def _batch_signature(self) -> Any:
+        if not self._own_batches(DirectoryIterator):
+            return super()._batch_signature()
+        x = Leaf(self.image_shape, self._np_dtype)
+        mode = self.class_mode
+        if mode is None:
+            return x
+        if mode == "input":
+            return (x, x)
+        if mode in ("binary", "sparse"):
+            return (x, Leaf((), self.dtype))
+        return (x, Leaf((len(self.class_indices),), self.dtype))
 
     def _with_labels(self, x: np.ndarray, index_array: np.ndarray) -> Any:
         mode = self.class_mode

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fastseq.options import COLOR_MODES
-from fastseq.keras.base import BatchDataset, ImageFiles
+from fastseq.keras.base import BatchDataset, ImageFiles, Leaf
 
 __all__ = ["ImageSequence"]
 
@@ -135,8 +135,18 @@ class ImageSequence(ImageFiles, BatchDataset):
         so that later epochs (and, on disk, later runs) read them instead of
         decoding; augmentation and rescale still run every epoch, and the
         batches are the same bits (see :mod:`fastseq.cache`).
+
+    shard : ``(index, count)``: read only shard `index` of `count` of each
+        epoch's order (see :mod:`fastseq.keras.base`); None (default) shards
+        by process under a multi-process Keras distribution (JAX), else not.
+        ``batch_size`` is then this process's local batch.
+    drop_remainder : keep whole global batches (``count * batch_size``)
+        only, so every batch is full (default False: a short last batch).
     **kwargs : ``workers``, ``use_multiprocessing``, ``max_queue_size``,
         passed to ``keras.utils.PyDataset``.
+
+    ``to_tf_dataset(input_context=None)`` gives the batches as a
+    ``tf.data.Dataset`` (see :meth:`BatchDataset.to_tf_dataset`).
 
     Subclassing
     -----------
@@ -175,7 +185,7 @@ class ImageSequence(ImageFiles, BatchDataset):
                  seed: int | None = None, on_error: str = "raise",
                  dct_scaling: bool = True, keep_aspect_ratio: bool = False,
                  augment: Any = None, prefetch: bool = True, cache: Any = None,
-                 **kwargs: Any) -> None:
+                 shard: Any = None, drop_remainder: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(paths, (str, bytes)):
             raise TypeError("paths must be a sequence of image paths, not a single path")
@@ -196,7 +206,7 @@ class ImageSequence(ImageFiles, BatchDataset):
         if np.dtype(dtype) == np.uint8 and rescale is not None:
             raise ValueError("dtype='uint8' gives raw pixel values: pass rescale=None "
                              f"(got rescale={rescale!r})")
-        self._setup_order(len(self.paths), batch_size, shuffle, seed)
+        self._setup_order(len(self.paths), batch_size, shuffle, seed, shard, drop_remainder)
         augmenter = _augmenter(augment, self.dim, seed,
                                np.uint8 if np.dtype(dtype) == np.uint8 else np.float32)
         self._setup_decoding(self.dim, _CHANNELS_TO_COLOR_MODE[self.n_channels],
@@ -303,6 +313,19 @@ class ImageSequence(ImageFiles, BatchDataset):
         a per-batch step (it may also return ``(x, y, sample_weight)``)."""
         del indexes
         return x if y is None else (x, y)
+
+    def _batch_signature(self) -> Any:
+        if (type(self).make_labels is not ImageSequence.make_labels
+                or type(self).process_batch is not ImageSequence.process_batch):
+            return super()._batch_signature()     # the hooks may change it
+        x = Leaf(self.dim + (self.n_channels,), self._options.dtype)
+        if self.labels is None or self.label_mode is None:
+            return x
+        y = {"categorical": lambda: Leaf((self.n_classes,), np.float32),
+             "binary": lambda: Leaf((1,), np.float32),
+             "int": lambda: Leaf((), np.int32),
+             "raw": lambda: Leaf(self.labels.shape[1:], self.labels.dtype)}[self.label_mode]()
+        return (x, y)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({len(self.paths)} images, batch_size={self.batch_size}, "
