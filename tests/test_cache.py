@@ -550,3 +550,41 @@ def test_wide_gray_is_not_served_from_an_8_bit_entry(tmp_path):
     # the 8-bit image was cached by the float iterator; the 16-bit one is not
     assert f32._store().stats.get("hit", 0) == 1
     assert f32._store().params != u8._store().params
+
+
+def test_keras_worker_processes_fill_a_disk_cache(tmp_path, images):
+    """Keras' PyDataset adapter with use_multiprocessing=True: the forked
+    workers write the disk cache (each entry complete, renamed into place);
+    the parent then serves the whole epoch from it, bit-identical to an
+    uncached epoch."""
+    pytest.importorskip("keras")
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    from fastseq import ImageDataGenerator
+
+    root = tmp_path / "classes"
+    for i, p in enumerate(images):
+        d = root / f"c{i % 2}"
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, d / os.path.basename(p))
+    gen = ImageDataGenerator(rescale=1 / 255)
+    kw = dict(target_size=(29, 31), batch_size=5, shuffle=False, on_error="ignore")
+    cache = str(tmp_path / "cache")
+    ref = gen.flow_from_directory(root, **kw)
+    want = np.concatenate([ref[i][0] for i in range(len(ref))])
+    it = gen.flow_from_directory(root, cache=cache, workers=2, use_multiprocessing=True,
+                                 max_queue_size=3, **kw)
+    adapter = PyDatasetAdapter(it, shuffle=False)
+    got = np.concatenate([np.asarray(b[0]) for b in adapter.get_numpy_iterator()])
+    adapter.on_epoch_end()
+    np.testing.assert_array_equal(got, want)
+    entries = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()
+               and p.name != "params.txt"]
+    assert len(entries) == ref.samples
+    assert not any(p.name.endswith(".tmp") for p in entries)
+    # the parent read nothing itself in that epoch; now every image is a hit
+    again = gen.flow_from_directory(root, cache=cache, **kw)
+    got2 = np.concatenate([again[i][0] for i in range(len(again))])
+    np.testing.assert_array_equal(got2, want)
+    stats = again._store().stats
+    assert set(stats) <= {"hit", "hit_failed"} and stats.get("hit", 0) > 0
