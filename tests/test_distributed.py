@@ -565,6 +565,52 @@ def test_jax_two_processes_fit_on_their_shards(images, tmp_path):
             assert {i for _, idx in r["served"] for i in idx} <= set(decoded)
 
 
+JAX_ONE_PROCESS_CHILD = r"""
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "jax"
+paths = json.loads(sys.argv[1])
+import jax
+import keras
+import fastseq
+keras.distribution.set_distribution(
+    keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))
+report = {"devices": len(jax.devices())}
+for drop in (False, True):
+    seq = fastseq.ImageSequence(paths[:13], list(range(13)), batch_size=4, dim=(8, 8),
+                                label_mode="int", seed=5, drop_remainder=drop)
+    sizes = [len(seq[i][0]) for i in range(len(seq))]
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(4)])
+    model.compile(optimizer="sgd",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    try:
+        model.fit(seq, epochs=2, verbose=0)
+        report[str(drop)] = {"fit": "ok", "shard": list(seq.shard), "sizes": sizes}
+    except Exception as e:
+        report[str(drop)] = {"fit": type(e).__name__, "sizes": sizes}
+print("REPORT " + json.dumps(report))
+"""
+
+
+@pytest.mark.distributed
+@pytest.mark.skipif(JAX_PYTHON is None,
+                    reason="needs JAX without TensorFlow (the CI jax section: KERAS_BACKEND=jax "
+                           "in .venv-jax); this interpreter has "
+                           + ("TensorFlow" if HAS_TF else "no jax"))
+def test_jax_one_process_two_devices_needs_drop_remainder(images, tmp_path):
+    """One process over two CPU devices: 13 samples in batches of 4 end with
+    a batch of 1, which DataParallel cannot split (JAX's IndivisibleError,
+    the issue's finding); drop_remainder=True makes every batch divisible
+    and fit runs.  Nothing is sharded with one process."""
+    (out,) = run_group(tmp_path, JAX_ONE_PROCESS_CHILD, [[json.dumps(images[1])]],
+                       {"KERAS_BACKEND": "jax", "PYTHONSAFEPATH": "1",
+                        "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, timeout=120)
+    report = json.loads(out.split("REPORT ", 1)[1].splitlines()[0])
+    assert report["devices"] == 2
+    assert report["False"] == {"fit": "IndivisibleError", "sizes": [4, 4, 4, 1]}
+    assert report["True"] == {"fit": "ok", "shard": [0, 1], "sizes": [4, 4, 4]}
+
+
 TF_MWMS_CHILD = r"""
 import json, os, sys
 i, ports, out, paths, mode = (int(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3],
