@@ -162,6 +162,60 @@ def as_cache(cache: Any) -> ImageCache | None:
     return ImageCache(cache)
 
 
+# Temporary entry files (csrc/cache.c: "<entry>.<pid>.<n>.tmp") that a
+# killed writer left behind are removed when a process first opens a
+# directory store: those older than STALE_TMP_S whose writer is gone, and
+# any older than an hour (a writer on another host of a shared file system).
+# An entry is written in milliseconds, so neither rule can catch a live one.
+STALE_TMP_S = 60.0
+_swept: set = set()
+_swept_lock = threading.Lock()
+
+
+def _writer_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def sweep_stale_tmp(root: str, now: float | None = None) -> int:
+    """Remove the stale temporary files under a store's `root` (see
+    STALE_TMP_S); returns how many.  Once per root and process."""
+    import time
+
+    with _swept_lock:
+        if root in _swept:
+            return 0
+        _swept.add(root)
+    now = time.time() if now is None else now
+    removed = 0
+    for i in range(256):
+        try:
+            with os.scandir(os.path.join(root, f"{i:02x}")) as it:
+                for e in it:
+                    if not e.name.endswith(".tmp"):
+                        continue
+                    try:
+                        age = now - e.stat(follow_symlinks=False).st_mtime
+                        parts = e.name.rsplit(".", 3)
+                        pid = int(parts[1]) if len(parts) == 4 else -1
+                    except (OSError, ValueError):
+                        continue
+                    if age > 3600 or (age > STALE_TMP_S and not (pid > 0 and _writer_alive(pid))):
+                        try:
+                            os.unlink(e.path)
+                            removed += 1
+                        except OSError:
+                            pass
+        except OSError:
+            continue
+    return removed
+
+
 def _params(options) -> str:
     """Every parameter that changes an image's cached pixels or its failure."""
     import PIL
@@ -214,6 +268,7 @@ class _Store:
                     f.write(params + "\n")
                 os.replace(tmp, info)
             self._root_b = os.fsencode(self.root)
+            sweep_stale_tmp(self.root)
 
     # -- keys -------------------------------------------------------------------
 

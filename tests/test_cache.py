@@ -588,3 +588,43 @@ def test_keras_worker_processes_fill_a_disk_cache(tmp_path, images):
     np.testing.assert_array_equal(got2, want)
     stats = again._store().stats
     assert set(stats) <= {"hit", "hit_failed"} and stats.get("hit", 0) > 0
+
+
+def test_stale_temporary_files_are_swept(tmp_path, images, monkeypatch):
+    """A writer killed mid-entry leaves "<entry>.<pid>.<n>.tmp": the next
+    process to open the store removes it once its writer is gone and it is
+    over a minute old (or over an hour, whoever wrote it); a live writer's
+    fresh file stays."""
+    import time
+
+    monkeypatch.setattr(fastseq.cache, "_swept", set())
+    cache = ImageCache(tmp_path / "cache")
+    entry = entry_of(cache, images[0], target_size=(8, 8))
+    dead = _dead_pid()
+    old = time.time() - 120
+    files = {
+        "dead_old": f"{entry}.{dead}.0.tmp",           # removed
+        "dead_fresh": f"{entry}.{dead}.1.tmp",         # kept: under a minute
+        "alive_old": f"{entry}.{os.getpid()}.2.tmp",   # kept: its writer runs
+        "ancient": f"{entry}.{os.getpid()}.3.tmp",     # removed: over an hour
+        "entry_like": f"{entry}x",                     # not a temporary file
+    }
+    for name, path in files.items():
+        with open(path, "wb") as f:
+            f.write(b"partial")
+    for name in ("dead_old", "alive_old"):
+        os.utime(files[name], (old, old))
+    os.utime(files["ancient"], (old - 3600, old - 3600))
+    monkeypatch.setattr(fastseq.cache, "_swept", set())
+    store_of(ImageCache(tmp_path / "cache"), target_size=(8, 8))
+    assert {n for n, p in files.items() if os.path.exists(p)} == {
+        "dead_fresh", "alive_old", "entry_like"}
+    # and it still works as a cache
+    a = load_batch(images[:3], (8, 8), cache=cache, on_error="ignore")
+    np.testing.assert_array_equal(a, load_batch(images[:3], (8, 8), on_error="ignore"))
+
+
+def _dead_pid():
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
