@@ -782,6 +782,20 @@ static int emit_cached(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     return warp_status(t, st);
 }
 
+/* The failures that are a property of the file's bytes (and of the limits,
+ * which are part of the key): remembered, not retried every epoch.  I/O
+ * errors, memory and interruption may pass and are retried. */
+static int failure_is_remembered(int st) {
+    switch (st) {
+    case FS_ERR_EMPTY: case FS_ERR_DECODE: case FS_ERR_TRUNCATED:
+    case FS_ERR_TOO_MANY_PIXELS: case FS_ERR_TOO_MANY_SCANS:
+    case FS_ERR_FILE_TOO_LARGE: case FS_ERR_MEMORY_LIMIT: case FS_ERR_WORK_LIMIT:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* Serve the task from its cache entry when there is a valid one: returns 1
  * with *st set (FS_OK, or a remembered failure with its message), else 0
  * (decode; the probe's finding is in the ref). */
@@ -813,47 +827,53 @@ static int serve_cached(fs_worker *w, const fs_batch_opts *o, fs_task *t, int *s
         return 1;
     }
     if (r == FS_CACHE_HIT_FAILED) {
-        *st = stored;
-        return 1;
+        /* store_cached writes failure_is_remembered's statuses, the Pillow
+         * fallback's failures (fastseq.cache._REMEMBERED_CODES) add
+         * NOT_IMAGE; anything else is a forged or foreign entry, decoded
+         * again and replaced, never reported as the image's failure. */
+        if (failure_is_remembered(stored) || stored == FS_ERR_NOT_IMAGE) {
+            *st = stored;
+            return 1;
+        }
+        snprintf(cr->why, FS_MSG_LEN, "remembers status %d, which is never stored", stored);
+        cr->result = cr->probe_result = FS_CACHE_CORRUPT;
     }
     t->msg[0] = '\0';
     return 0;
 }
 
-/* The failures that are a property of the file's bytes (and of the limits,
- * which are part of the key): remembered, not retried every epoch.  I/O
- * errors, memory and interruption may pass and are retried. */
-static int failure_is_remembered(int st) {
-    switch (st) {
-    case FS_ERR_EMPTY: case FS_ERR_DECODE: case FS_ERR_TRUNCATED:
-    case FS_ERR_TOO_MANY_PIXELS: case FS_ERR_TOO_MANY_SCANS:
-    case FS_ERR_FILE_TOO_LARGE: case FS_ERR_MEMORY_LIMIT: case FS_ERR_WORK_LIMIT:
-        return 1;
-    default:
-        return 0;
-    }
-}
 
-/* After a miss's decode: store the resized pixels (or the failure). */
+/* After a miss's decode: store the resized pixels (or the failure).  The
+ * write's own reason goes to a local buffer: cr->why still holds why the
+ * probe found the entry damaged (the warning names it), and only a failed
+ * write adds its reason there. */
 static void store_cached(fs_worker *w, const fs_batch_opts *o, fs_task *t, int st) {
     fs_cache_ref *cr = t->cache;
     int oc = fs_mode_channels(o->out_mode);
     size_t bytes = (size_t)o->out_width * (size_t)o->out_height * (size_t)oc;
+    char wbuf[FS_MSG_LEN];
+    int wr = -1;
     if (st == FS_OK && w->kept) {
         if (cr->store_pixels) {
             memcpy(cr->store_pixels, w->kept, bytes);
             cr->result = FS_CACHE_STORED;
         } else if (cr->entry_path) {
-            cr->result = fs_cache_write(cr->entry_path, cr->key, cr->key_len, 0,
-                                        o->out_width, o->out_height, oc, w->kept,
-                                        bytes, cr->why) == FS_OK
-                ? FS_CACHE_STORED : FS_CACHE_STORE_FAILED;
+            wr = fs_cache_write(cr->entry_path, cr->key, cr->key_len, 0, o->out_width,
+                                o->out_height, oc, w->kept, bytes, wbuf);
         }
     } else if (st != FS_OK && failure_is_remembered(st) && cr->entry_path) {
-        cr->result = fs_cache_write(cr->entry_path, cr->key, cr->key_len, st, 0, 0, 0,
-                                    (const uint8_t *)t->msg, strlen(t->msg),
-                                    cr->why) == FS_OK
-            ? FS_CACHE_STORED : FS_CACHE_STORE_FAILED;
+        wr = fs_cache_write(cr->entry_path, cr->key, cr->key_len, st, 0, 0, 0,
+                            (const uint8_t *)t->msg, strlen(t->msg), wbuf);
+    }
+    if (wr == -1) return;
+    cr->result = wr == FS_OK ? FS_CACHE_STORED : FS_CACHE_STORE_FAILED;
+    if (wr != FS_OK) {
+        char both[FS_MSG_LEN];
+        if (cr->why[0])
+            snprintf(both, sizeof both, "%.150s; rewriting it failed: %.140s", cr->why, wbuf);
+        else
+            snprintf(both, sizeof both, "%s", wbuf);
+        memcpy(cr->why, both, sizeof both);
     }
 }
 

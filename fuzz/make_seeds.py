@@ -130,6 +130,26 @@ def resize_seeds():
         yield f"raw{j}", hdr(7, 5, 3, 4, 0x21, 5, 0) + struct.pack("<4d", *box) + pixels
 
 
+def cache_seeds():
+    # 4 header bytes (see fuzz_cache.c): [0] mode/failure, [1] width-1,
+    # [2] height-1, [3] channels; then the body.
+    keep = struct.pack("<H", 0xFFFF)
+    for i, (w, h, c) in enumerate([(1, 1, 0), (4, 4, 1), (16, 9, 2), (7, 16, 3)]):
+        head = bytes([1, w - 1, h - 1, c])
+        yield f"valid{i}", head + keep                                  # unchanged
+        yield f"fail{i}", bytes([3, w - 1, h - 1, c]) + keep            # a failure
+        yield f"flip{i}", head + keep + struct.pack("<HB", 48 + i, 1)   # a key byte
+        yield f"pix{i}", head + keep + struct.pack("<HB", 0xFFF0, 0x80)
+        yield f"hdr{i}", head + keep + struct.pack("<HB", 12, 7)        # status
+        yield f"cut{i}", head + struct.pack("<H", 40 + 9 * i)
+    # mode 0: files of their own
+    magic = b"FSQC" + struct.pack("=I", 0x01020304)
+    for i, body in enumerate([b"", b"\0" * 47, magic + struct.pack("=IIIIIIQQ", 1, 0, 4, 4, 3,
+                                                                     8, 48, 0) + b"k" * 56,
+                              magic + struct.pack("=IIIIIIQQ", 1, 7, 0, 0, 0, 0, 5, 0) + b"oops!"]):
+        yield f"raw{i}", bytes([0, 3, 3, 1]) + body
+
+
 def decode_batch_seeds(images):
     # [0] height-1, [1] width-1, [2] flags, [3] interpolation (see
     # fuzz_decode_batch.py); every image, JPEG or not.
@@ -154,6 +174,7 @@ def main():
     images = shared + generated_images()
     counts = {}
     for harness, seeds in [("batch", batch_seeds(images)), ("resize", resize_seeds()),
+                           ("cache", cache_seeds()),
                            ("decode_batch", decode_batch_seeds(images))]:
         d = a.out / harness
         d.mkdir(parents=True, exist_ok=True)

@@ -298,8 +298,13 @@ def _damage(path, how):
         f.write(data)
 
 
-@pytest.mark.parametrize("how", ["flip_pixel", "flip_header", "truncate", "version",
-                                 "garbage", "empty"])
+# what the warning says was wrong with the entry
+DAMAGE_REASONS = {"flip_pixel": "checksum mismatch", "flip_header": "holds ",
+                  "truncate": "truncated or overlong", "version": "format version 99",
+                  "garbage": "bad magic", "empty": "shorter than the 48-byte header"}
+
+
+@pytest.mark.parametrize("how", list(DAMAGE_REASONS))
 @pytest.mark.parametrize("dtype", ["uint8", "float32"])
 def test_a_damaged_entry_is_rebuilt_with_one_warning(tmp_path, images, how, dtype):
     paths = images[:6]
@@ -317,6 +322,7 @@ def test_a_damaged_entry_is_rebuilt_with_one_warning(tmp_path, images, how, dtyp
     cw = [x for x in w if issubclass(x.category, CacheWarning)]
     assert len(cw) == 1, [str(x.message) for x in cw]
     assert victim in str(cw[0].message) and "rebuilt" in str(cw[0].message)
+    assert f"is damaged (" in str(cw[0].message) and DAMAGE_REASONS[how] in str(cw[0].message)
     assert store_of(cache, target_size=(26, 34), dtype=dtype).stats == \
         {"hit": 5 + 6, "corrupt": 1, "stored": 1}
 
@@ -628,3 +634,27 @@ def _dead_pid():
     p = subprocess.Popen(["true"])
     p.wait()
     return p.pid
+
+
+@pytest.mark.parametrize("status", [11, 16, 999])     # THREAD, INTERRUPTED, unknown
+def test_an_entry_remembering_a_status_never_stored_is_rebuilt(tmp_path, images, status):
+    """A well-formed entry (valid checksum) whose failure status is one
+    fastseq never stores (a thread or interruption error, or no status at
+    all) is foreign: decoded again and replaced, with one warning, never
+    reported as the image's failure."""
+    from fastseq import _native
+    from fastseq.options import DecodeOptions
+
+    jpeg = next(p for p in images if p.endswith(".jpg"))
+    cache = ImageCache(tmp_path / "cache")
+    store = cache.store(DecodeOptions((12, 10)))
+    a = os.fsencode(os.path.abspath(jpeg))
+    key = store.key(a, os.stat(jpeg))
+    assert _native.cache_write_failure(store.entry_path(a), key, status, "forged") == ""
+    with pytest.warns(CacheWarning, match="remembers status %d, which is never stored" % status):
+        got = load_batch([jpeg], (12, 10), cache=cache)
+    np.testing.assert_array_equal(got, load_batch([jpeg], (12, 10)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(load_batch([jpeg], (12, 10), cache=cache), got)
+    assert store.stats.get("hit", 0) == 1

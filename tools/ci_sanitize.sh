@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI: the sanitized tests (tools/sanitize.sh) and a short fuzz run
-# (tools/fuzz.sh, about a minute over three harnesses), on a fresh
+# (tools/fuzz.sh, about a minute over four harnesses), on a fresh
 # Debian 12 machine.  Installs clang, its sanitizer/libFuzzer runtimes and
 # libjpeg-turbo with apt, and its Python packages into its own venv
 # (.venv-sanitize).  Exits non-zero when either step fails: a test failure,

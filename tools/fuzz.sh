@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Build and run fastseq's fuzz harnesses (fuzz/), each for a fixed time.
 #
-#   tools/fuzz.sh                      # batch 25 s, resize 15 s, decode_batch 20 s
+#   tools/fuzz.sh                      # batch 25 s, resize 15 s, cache 10 s, decode_batch 20 s
 #   tools/fuzz.sh -t 3600 batch        # one harness, one hour
 #   tools/fuzz.sh -t 600 -j 2 resize   # two libFuzzer workers (-fork)
 #
 # Harnesses:
 #   batch         fuzz/fuzz_batch.c: fs_batch_run on an in-memory image (libFuzzer)
 #   resize        fuzz/fuzz_resize.c: fs_resize_u8, SIMD against scalar (libFuzzer)
+#   cache         fuzz/fuzz_cache.c: fs_cache_read on arbitrary and on damaged
+#                 entry files, never a hit from a changed byte (libFuzzer)
 #   decode_batch  fuzz/fuzz_decode_batch.py: fastseq.decode_batch (atheris),
 #                 against the ASan+UBSan build of tools/sanitize.sh
 # The C harnesses link csrc/*.c with -fsanitize=fuzzer,address,undefined and
@@ -55,12 +57,12 @@ while [ $# -gt 0 ]; do
     esac
 done
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(batch resize decode_batch)
-default_seconds() { case $1 in batch) echo 25 ;; resize) echo 15 ;; decode_batch) echo 20 ;; esac; }
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(batch resize cache decode_batch)
+default_seconds() { case $1 in batch) echo 25 ;; resize) echo 15 ;; cache) echo 10 ;; decode_batch) echo 20 ;; esac; }
 checked=("${harnesses[@]}")
 [ -z "$repro" ] || checked=("${harnesses[0]}")   # --repro HARNESS FILE
 for h in "${checked[@]}"; do
-    [ -n "$(default_seconds "$h")" ] || die "unknown harness $h (batch, resize, decode_batch)"
+    [ -n "$(default_seconds "$h")" ] || die "unknown harness $h (batch, resize, cache, decode_batch)"
 done
 
 mkdir -p "$DIR"
@@ -110,7 +112,7 @@ if [ $need_c = 1 ]; then
         fi
         objs+=("$o")
     done
-    for h in batch resize; do
+    for h in batch resize cache; do
         $CC $FLAGS -fsanitize=fuzzer -I"$ROOT/csrc" -o "$DIR/bin/fuzz_$h" \
             "$ROOT/fuzz/fuzz_$h.c" "${objs[@]}" -ljpeg -lpng16 -lz -lwebpdemux -lwebp -pthread -lm
     done
