@@ -276,6 +276,12 @@ class _Store:
         h = hashlib.sha256(abspath).hexdigest().encode()
         return b"%s/%s/%s" % (self._root_b, h[:2], h[2:])
 
+    def _name(self, p: bytes) -> tuple:
+        """(absolute path, entry path or None), remembered for `p`."""
+        a = os.path.abspath(p)
+        known = self._names[p] = (a, self.entry_path(a) if self.root is not None else None)
+        return known
+
     def key(self, abspath: bytes, st: os.stat_result) -> bytes:
         return b"%s%s\0%d:%d" % (self._prefix, abspath, st.st_size, st.st_mtime_ns)
 
@@ -287,12 +293,16 @@ class _Store:
         if not self.enabled:
             return
         missing = 0
+        names = self._names
         for p in set(encoded):
-            a = os.path.abspath(p)
+            known = names.get(p)
+            if known is None:       # plan()'s memo, filled on the way
+                known = self._name(p)
+            a, entry = known
             if self.root is None:
                 if a not in self._mem:
                     missing += 1
-            elif not os.path.exists(self.entry_path(a)):
+            elif not os.path.exists(entry):
                 missing += 1
         if not missing:
             return
@@ -322,8 +332,7 @@ class _Store:
         for i, p in enumerate(encoded):
             known = names.get(p)
             if known is None:
-                a = os.path.abspath(p)
-                known = names[p] = (a, self.entry_path(a) if self.root is not None else None)
+                known = self._name(p)
             a, entry = known
             try:
                 st = os.stat(p)
