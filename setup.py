@@ -45,7 +45,7 @@ ENV_VARS = ("FASTSEQ_JPEG_STATIC", "FASTSEQ_JPEG_INCLUDE", "FASTSEQ_JPEG_LIBDIR"
             "FASTSEQ_WEBP_LIBS")
 
 # The C sources of the extension (besides fastseq/_native.pyx).
-CSRC = ["csrc/jpeg_decode.c", "csrc/png_decode.c", "csrc/webp_decode.c", "csrc/bmp_decode.c", "csrc/pnm_decode.c", "csrc/resample.c", "csrc/resample_simd.c", "csrc/pool.c", "csrc/batch.c", "csrc/warp.c", "csrc/cache.c"]
+CSRC = ["csrc/jpeg_decode.c", "csrc/png_decode.c", "csrc/webp_decode.c", "csrc/bmp_decode.c", "csrc/pnm_decode.c", "csrc/resample.c", "csrc/resample_simd.c", "csrc/pool.c", "csrc/batch.c", "csrc/warp.c", "csrc/cache.c", "csrc/bufpool.c"]
 
 # Where compilers look for headers when no directory is given.
 DEFAULT_INCLUDE_DIRS = ["/usr/include", "/usr/local/include",

@@ -7,7 +7,8 @@ allocated before `with nogil:`; statuses are mapped to exceptions after it,
 in `_error_for` only.
 """
 
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
+from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE,
+                             PyBUF_FORMAT)
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
@@ -785,3 +786,70 @@ def set_resize_pass_order(int order):
 def resize_pass_order():
     """The Pillow resize pass order in force (see set_resize_pass_order)."""
     return fs_resample_set_pass_order(-1)
+
+
+# -- recycled batch buffers (csrc/bufpool.h) -----------------------------------
+
+@cython.final
+cdef class BatchBuffer:
+    """`nbytes` writable bytes from the batch-buffer pool, exported through
+    the buffer protocol (1-D uint8).  Its memory goes back to the pool when
+    this object dies, i.e. when the last array viewing it is gone, so a
+    buffer is never handed out while anything can still read it."""
+    cdef void *ptr
+    cdef size_t cap
+    cdef Py_ssize_t nbytes
+    cdef Py_ssize_t shape[1]
+    cdef Py_ssize_t strides[1]
+
+    def __cinit__(self, Py_ssize_t nbytes):
+        if nbytes <= 0:
+            raise ValueError("a batch buffer needs nbytes > 0")
+        self.ptr = fs_bufpool_get(<size_t>nbytes, &self.cap)
+        if self.ptr == NULL:
+            raise MemoryError(f"cannot allocate a batch buffer of {nbytes} bytes")
+        self.nbytes = nbytes
+        self.shape[0] = nbytes
+        self.strides[0] = 1
+
+    def __dealloc__(self):
+        fs_bufpool_put(self.ptr, self.cap)
+        self.ptr = NULL
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        view.buf = self.ptr
+        view.obj = self
+        view.len = self.nbytes
+        view.readonly = 0
+        view.itemsize = 1
+        view.format = NULL
+        if flags & PyBUF_FORMAT:
+            view.format = b"B"
+        view.ndim = 1
+        view.shape = self.shape
+        view.strides = self.strides
+        view.suboffsets = NULL
+        view.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer *view):
+        pass
+
+    def __reduce__(self):
+        raise TypeError("a BatchBuffer is not picklable (pickle the array viewing it)")
+
+
+def bufpool_set_limit(object nbytes):
+    """Keep at most `nbytes` of freed batch buffers for reuse (0: none)."""
+    if not isinstance(nbytes, int) or isinstance(nbytes, bool) or nbytes < 0:
+        raise ValueError(f"the buffer pool limit must be an int >= 0, got {nbytes!r}")
+    fs_bufpool_set_limit(<size_t>min(nbytes, <object>(<size_t>-1)))
+
+
+def bufpool_stats():
+    """The pool's kept buffers and bytes, and how many buffers were reused
+    and newly allocated since the process started."""
+    cdef fs_bufpool_info info
+    fs_bufpool_stats(&info)
+    return {"kept_buffers": info.kept_buffers, "kept_bytes": info.kept_bytes,
+            "limit": fs_bufpool_limit(), "reused": info.reused,
+            "allocated": info.allocated}

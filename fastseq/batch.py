@@ -67,12 +67,41 @@ def validate_out(out, shape, dtype):
 _ALIGN = 64
 
 
+# Batches of this size and more come from the recycled-buffer pool
+# (csrc/bufpool.h): a fresh 38.5 MB float32 batch costs a page fault and a
+# kernel zeroing per page, as long as writing it from the cache.
+_POOLED_MIN = 1 << 20
+
+
+def _pool_limit_from_env():
+    """FASTSEQ_BUFFER_POOL_MB: the megabytes of freed batch buffers kept for
+    reuse (default 512; 0 keeps none)."""
+    v = os.environ.get("FASTSEQ_BUFFER_POOL_MB")
+    if v is None or v.strip() == "":
+        return
+    try:
+        mb = int(v)
+        if mb < 0:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"FASTSEQ_BUFFER_POOL_MB must be an integer >= 0, got {v!r}") from None
+    _native.bufpool_set_limit(mb << 20)
+
+
+_pool_limit_from_env()
+
+
 def aligned_empty(shape, dtype) -> np.ndarray:
     """A new, uninitialised C-contiguous array whose data starts on a
     64-byte boundary, so TensorFlow can use a batch without copying it
-    (numpy's own large allocations are only 16-byte aligned)."""
+    (numpy's own large allocations are only 16-byte aligned).  Large ones
+    reuse the memory of batches no longer referenced anywhere
+    (_native.BatchBuffer); the array's base keeps that memory owned."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes >= _POOLED_MIN:
+        raw = np.frombuffer(_native.BatchBuffer(nbytes), dtype=np.uint8)
+        return raw.view(dtype).reshape(shape)
     raw = np.empty(nbytes + _ALIGN, dtype=np.uint8)
     start = -raw.ctypes.data % _ALIGN
     return raw[start:start + nbytes].view(dtype).reshape(shape)

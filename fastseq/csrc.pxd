@@ -209,3 +209,14 @@ cdef extern from "batch.h" nogil:
                         fs_pool_job **job)
     int fs_read_file(const char *path, uint64_t max_bytes, int native_only,
                      uint8_t **buf, size_t *cap, size_t *len, char *msg)
+
+
+cdef extern from "bufpool.h" nogil:
+    ctypedef struct fs_bufpool_info:
+        size_t kept_buffers, kept_bytes
+        unsigned long long reused, allocated
+    void *fs_bufpool_get(size_t bytes, size_t *cap)
+    void fs_bufpool_put(void *p, size_t cap)
+    void fs_bufpool_set_limit(size_t bytes)
+    size_t fs_bufpool_limit()
+    void fs_bufpool_stats(fs_bufpool_info *info)

@@ -41,7 +41,8 @@ SAN_DIR=$(cd "$SAN_DIR" && pwd)
 TESTS=${FASTSEQ_SAN_TESTS:-tests/test_batch_api.py tests/test_conformance.py
     tests/test_errors.py tests/test_resize_parity.py tests/test_resize_simd.py
     tests/test_threads.py tests/test_resize_plan.py tests/test_options.py tests/test_warp.py
-    tests/test_png.py tests/test_webp.py tests/test_bmp_pnm.py tests/test_cache.py}
+    tests/test_png.py tests/test_webp.py tests/test_bmp_pnm.py tests/test_cache.py
+    tests/test_bufpool.py}
 
 # -fno-wrapv undoes the -fwrapv in Python's own CFLAGS, so that UBSan sees
 # signed overflow; the flags are appended after setup.py's (-O3 ...) so that
