@@ -814,6 +814,7 @@ def test_cache_runs_the_cache_benchmark(tmp_path):
     assert stats["disk"] == {"absent": 5, "stored": 5, "hit": 15}
     assert stats["memory"] == {"stored": 5, "hit": 15}
     assert len(d["loading"]["second_process"]) == 3
+    assert len(d["loading"]["second_process_cold"]) == 3
     assert [t["minimum"] for t in d["targets"]] == [10.0, 10.0, 10.0, 3.0, 0.9, 0.9]
     for t in d["targets"]:
         assert f"{t['target']}: {t['ratio']:.2f}x" in proc.stdout
