@@ -149,13 +149,14 @@ def test_batches_from_the_pool_hold_the_right_pixels(pool, tmp_path):
         p = tmp_path / f"{i}.png"
         Image.fromarray(photo_like(70 + i, 90, seed=i)).save(p)
         paths.append(str(p))
-    ref = fastseq.load_batch(paths[3:], (96, 128), dtype="float32")   # 3 x 147 KB: pooled
+    ref = fastseq.load_batch(paths[3:], (192, 256), dtype="float32")   # 1.77 MB: pooled
+    assert ref.nbytes >= 1 << 20
     _native.bufpool_set_limit(0)
     _native.bufpool_set_limit(256 << 20)
-    first = fastseq.load_batch(paths[:3], (96, 128), dtype="float32")
+    first = fastseq.load_batch(paths[:3], (192, 256), dtype="float32")
     p = addr(first)
     del first
-    again = fastseq.load_batch(paths[3:], (96, 128), dtype="float32")
+    again = fastseq.load_batch(paths[3:], (192, 256), dtype="float32")
     assert addr(again) == p
     np.testing.assert_array_equal(again, ref)
 
