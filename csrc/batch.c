@@ -350,6 +350,68 @@ static int decode_mode_for(const fs_batch_opts *o, int out_mode, int src_mode) {
     return out_mode;
 }
 
+/* ---- Shared by the decoders below. */
+
+/* Rows of `width` pixels of `channels` bytes and the whole image, with
+ * FS_PIX_PAD spare bytes after it (the resampler's SIMD windows run to the
+ * end of the last row, see fs_resize_u8): FS_ERR_OVERFLOW when any of it
+ * does not fit a size_t. */
+static int pix_size(fs_task *t, int width, int height, int channels, size_t *rowbytes,
+                    size_t *total) {
+    if (!fs_mul_size((size_t)width, (size_t)channels, rowbytes) ||
+        !fs_mul_size(*rowbytes, (size_t)height, total) || *total > SIZE_MAX - FS_PIX_PAD) {
+        snprintf(t->msg, FS_MSG_LEN, "image too large");
+        return FS_ERR_OVERFLOW;
+    }
+    return FS_OK;
+}
+
+/* `pixel_bytes` plus `extra` (a decoder's own buffers) against max_memory;
+ * the sum saturates rather than wraps. */
+static int memory_check(const fs_batch_opts *o, fs_task *t, uint64_t pixel_bytes,
+                        uint64_t extra) {
+    uint64_t need = extra > UINT64_MAX - pixel_bytes ? UINT64_MAX : pixel_bytes + extra;
+    if (o->limits.max_memory && need > o->limits.max_memory) {
+        snprintf(t->msg, FS_MSG_LEN, "decoding needs %llu bytes, over max_memory=%llu",
+                 (unsigned long long)need, (unsigned long long)o->limits.max_memory);
+        return FS_ERR_MEMORY_LIMIT;
+    }
+    return FS_OK;
+}
+
+/* The worker's decode buffer, at least `bytes`. */
+static int grow_pix(fs_worker *w, fs_task *t, size_t bytes, int width, int height) {
+    if (!grow(&w->pix, &w->pix_cap, bytes)) {
+        snprintf(t->msg, FS_MSG_LEN, "out of memory for %dx%d pixels", width, height);
+        return FS_ERR_NOMEM;
+    }
+    return FS_OK;
+}
+
+/* Resize the decoded image in w->pix (rows `rowbytes` apart, `channels`
+ * per pixel, a buffer of `bufsize` bytes) into the task's slot: Keras'
+ * keep_aspect_ratio crop, the read pad zeroed, and Pillow's premultiplied
+ * RGBa resize when the alpha is not all opaque (with opaque alpha that is
+ * the identity, so only real transparency pays for it). */
+static int resize_pix(fs_worker *w, const fs_batch_opts *o, fs_task *t, int width, int height,
+                      int channels, size_t rowbytes, size_t bufsize) {
+    if (width <= 0 || height <= 0) {      /* the decoders refuse these first */
+        snprintf(t->msg, FS_MSG_LEN, "empty image");
+        return FS_ERR_ARG;
+    }
+    double box[4] = {0, 0, width, height};
+    if (o->keep_aspect_ratio)
+        fs_keep_aspect_box(width, height, o->out_width, o->out_height, box);
+    size_t end = (size_t)(height - 1) * rowbytes + (size_t)width * (size_t)channels;
+    int premultiply = 0;
+    if (channels == 4)
+        for (size_t i = 3; i < end && !premultiply; i += 4)
+            premultiply = w->pix[i] != 255;
+    memset(w->pix + end, 0, bufsize - end);
+    return resize_into(w, o, t, w->pix, width, height, channels, (ptrdiff_t)rowbytes,
+                       bufsize - end, box, premultiply);
+}
+
 /* decode_image's pass: the whole image at its own size straight into the
  * slot, through a conversion buffer only when libjpeg cannot produce the
  * output mode.  The memory counted is what is allocated: the output (the
@@ -435,22 +497,18 @@ static int run_jpeg(fs_worker *w, const fs_batch_opts *o, fs_task *t,
 
     int dc = fs_mode_channels(decode_mode);
     size_t rowbytes, total;
-    /* FS_PIX_PAD spare bytes after the image let the resampler's SIMD
-     * windows run to the end of the last row (see fs_resize_u8). */
-    if (!fs_mul_size((size_t)sw, (size_t)dc, &rowbytes) ||
-        !fs_mul_size(rowbytes, (size_t)sh, &total) ||
-        total > SIZE_MAX - FS_PIX_PAD) {
+    st = pix_size(t, sw, sh, dc, &rowbytes, &total);
+    if (st != FS_OK) {
         fs_jpeg_abort(w->jpeg);
-        snprintf(t->msg, FS_MSG_LEN, "image too large");
-        return FS_ERR_OVERFLOW;
+        return st;
     }
     st = fs_jpeg_check_memory(w->jpeg, &info, (uint64_t)total + FS_PIX_PAD,
                               t->msg, FS_MSG_LEN);
     if (st != FS_OK) return st;
-    if (!grow(&w->pix, &w->pix_cap, total + FS_PIX_PAD)) {
+    st = grow_pix(w, t, total + FS_PIX_PAD, sw, sh);
+    if (st != FS_OK) {
         fs_jpeg_abort(w->jpeg);
-        snprintf(t->msg, FS_MSG_LEN, "out of memory for %dx%d pixels", sw, sh);
-        return FS_ERR_NOMEM;
+        return st;
     }
     st = fs_jpeg_decode(w->jpeg, denom, decode_mode, w->pix, (ptrdiff_t)rowbytes,
                         t->msg, FS_MSG_LEN);
@@ -486,15 +544,9 @@ static int run_jpeg(fs_worker *w, const fs_batch_opts *o, fs_task *t,
  * in the output mode plus the decoder's conversion buffer. */
 static int png_memory_check(const fs_batch_opts *o, fs_task *t, fs_png *p,
                             int out_mode, uint64_t pixel_bytes) {
-    uint64_t extra = fs_png_extra_bytes(p, out_mode);
-    uint64_t need = extra > UINT64_MAX - pixel_bytes ? UINT64_MAX : pixel_bytes + extra;
-    if (o->limits.max_memory && need > o->limits.max_memory) {
-        fs_png_abort(p);
-        snprintf(t->msg, FS_MSG_LEN, "decoding needs %llu bytes, over max_memory=%llu",
-                 (unsigned long long)need, (unsigned long long)o->limits.max_memory);
-        return FS_ERR_MEMORY_LIMIT;
-    }
-    return FS_OK;
+    int st = memory_check(o, t, pixel_bytes, fs_png_extra_bytes(p, out_mode));
+    if (st != FS_OK) fs_png_abort(p);
+    return st;
 }
 
 static int run_png(fs_worker *w, const fs_batch_opts *o, fs_task *t,
@@ -532,12 +584,10 @@ static int run_png(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     }
     int oc = fs_mode_channels(out_mode);
     size_t rowbytes, total;
-    if (!fs_mul_size((size_t)info.width, (size_t)oc, &rowbytes) ||
-        !fs_mul_size(rowbytes, (size_t)info.height, &total) ||
-        total > SIZE_MAX - FS_PIX_PAD) {
+    st = pix_size(t, info.width, info.height, oc, &rowbytes, &total);
+    if (st != FS_OK) {
         fs_png_abort(p);
-        snprintf(t->msg, FS_MSG_LEN, "image too large");
-        return FS_ERR_OVERFLOW;
+        return st;
     }
     if (o->full_size) {
         st = png_memory_check(o, t, p, out_mode, total);
@@ -557,26 +607,14 @@ static int run_png(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     }
     st = png_memory_check(o, t, p, out_mode, (uint64_t)total + FS_PIX_PAD);
     if (st != FS_OK) return st;
-    if (!grow(&w->pix, &w->pix_cap, total + FS_PIX_PAD)) {
+    st = grow_pix(w, t, total + FS_PIX_PAD, info.width, info.height);
+    if (st != FS_OK) {
         fs_png_abort(p);
-        snprintf(t->msg, FS_MSG_LEN, "out of memory for %dx%d pixels",
-                 info.width, info.height);
-        return FS_ERR_NOMEM;
+        return st;
     }
     st = fs_png_decode(p, out_mode, w->pix, (ptrdiff_t)rowbytes, t->msg, FS_MSG_LEN);
     if (st != FS_OK || o->decode_only) return st;
-    double box[4] = {0, 0, info.width, info.height};
-    if (o->keep_aspect_ratio)
-        fs_keep_aspect_box(info.width, info.height, o->out_width, o->out_height, box);
-    /* Pillow resizes RGBA as premultiplied RGBa; with opaque alpha that is
-     * the identity, so only real transparency pays for it. */
-    int premultiply = 0;
-    if (oc == 4)
-        for (size_t i = 3; i < total && !premultiply; i += 4)
-            premultiply = w->pix[i] != 255;
-    memset(w->pix + total, 0, FS_PIX_PAD);
-    return resize_into(w, o, t, w->pix, info.width, info.height, oc,
-                       (ptrdiff_t)rowbytes, FS_PIX_PAD, box, premultiply);
+    return resize_pix(w, o, t, info.width, info.height, oc, rowbytes, total + FS_PIX_PAD);
 }
 
 /* ---- WebP: Pillow's pixels (csrc/webp_decode.c), then the same resize.
@@ -586,14 +624,7 @@ static int run_png(fs_worker *w, const fs_batch_opts *o, fs_task *t,
  * pixels, and libwebp's own buffers (fs_webp_extra_bytes). */
 static int webp_memory_check(const fs_batch_opts *o, fs_task *t, fs_webp *p,
                              uint64_t pixel_bytes) {
-    uint64_t extra = fs_webp_extra_bytes(p);
-    uint64_t need = extra > UINT64_MAX - pixel_bytes ? UINT64_MAX : pixel_bytes + extra;
-    if (o->limits.max_memory && need > o->limits.max_memory) {
-        snprintf(t->msg, FS_MSG_LEN, "decoding needs %llu bytes, over max_memory=%llu",
-                 (unsigned long long)need, (unsigned long long)o->limits.max_memory);
-        return FS_ERR_MEMORY_LIMIT;
-    }
-    return FS_OK;
+    return memory_check(o, t, pixel_bytes, fs_webp_extra_bytes(p));
 }
 
 static int run_webp(fs_worker *w, const fs_batch_opts *o, fs_task *t,
@@ -617,12 +648,8 @@ static int run_webp(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     int decode_mode = out_mode == FS_MODE_L ? FS_MODE_RGB : out_mode;
     int dc = fs_mode_channels(decode_mode), oc = fs_mode_channels(out_mode);
     size_t rowbytes, total;
-    if (!fs_mul_size((size_t)info.width, (size_t)dc, &rowbytes) ||
-        !fs_mul_size(rowbytes, (size_t)info.height, &total) ||
-        total > SIZE_MAX - FS_PIX_PAD) {
-        snprintf(t->msg, FS_MSG_LEN, "image too large");
-        return FS_ERR_OVERFLOW;
-    }
+    st = pix_size(t, info.width, info.height, dc, &rowbytes, &total);
+    if (st != FS_OK) return st;
     if (o->full_size) {
         uint64_t out_bytes = (uint64_t)info.width * (uint64_t)info.height * (uint64_t)oc;
         st = webp_memory_check(o, t, p, out_bytes + (decode_mode != out_mode ? total : 0));
@@ -639,11 +666,8 @@ static int run_webp(fs_worker *w, const fs_batch_opts *o, fs_task *t,
         st = webp_memory_check(o, t, p, (uint64_t)total + FS_PIX_PAD);
         if (st != FS_OK) return st;
     }
-    if (!grow(&w->pix, &w->pix_cap, total + FS_PIX_PAD)) {
-        snprintf(t->msg, FS_MSG_LEN, "out of memory for %dx%d pixels",
-                 info.width, info.height);
-        return FS_ERR_NOMEM;
-    }
+    st = grow_pix(w, t, total + FS_PIX_PAD, info.width, info.height);
+    if (st != FS_OK) return st;
     st = fs_webp_decode(p, decode_mode, w->pix, (ptrdiff_t)rowbytes, t->msg, FS_MSG_LEN);
     if (st != FS_OK) return st;
     if (decode_mode != out_mode) {
@@ -658,19 +682,8 @@ static int run_webp(fs_worker *w, const fs_batch_opts *o, fs_task *t,
         }
     }
     if (o->full_size || o->decode_only) return FS_OK;
-    double box[4] = {0, 0, info.width, info.height};
-    if (o->keep_aspect_ratio)
-        fs_keep_aspect_box(info.width, info.height, o->out_width, o->out_height, box);
-    /* Pillow resizes RGBA as premultiplied RGBa: only real transparency
-     * pays for it (see run_png). */
-    int premultiply = 0;
-    if (oc == 4)
-        for (size_t i = 3; i < total && !premultiply; i += 4)
-            premultiply = w->pix[i] != 255;
-    size_t end = (size_t)(info.height - 1) * rowbytes + (size_t)info.width * (size_t)oc;
-    memset(w->pix + end, 0, total + FS_PIX_PAD - end);
-    return resize_into(w, o, t, w->pix, info.width, info.height, oc, (ptrdiff_t)rowbytes,
-                       total + FS_PIX_PAD - end, box, premultiply);
+    /* After an in-place RGB -> L the rows are still rowbytes apart. */
+    return resize_pix(w, o, t, info.width, info.height, oc, rowbytes, total + FS_PIX_PAD);
 }
 
 /* ---- BMP and binary PGM/PPM (csrc/raw_decode.h): rows converted from the
@@ -697,18 +710,10 @@ static int run_raw(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     }
     int oc = fs_mode_channels(out_mode);
     size_t rowbytes, total;
-    if (!fs_mul_size((size_t)info.width, (size_t)oc, &rowbytes) ||
-        !fs_mul_size(rowbytes, (size_t)info.height, &total) ||
-        total > SIZE_MAX - FS_PIX_PAD) {
-        snprintf(t->msg, FS_MSG_LEN, "image too large");
-        return FS_ERR_OVERFLOW;
-    }
-    uint64_t need = o->full_size ? (uint64_t)total : (uint64_t)total + FS_PIX_PAD;
-    if (o->limits.max_memory && need > o->limits.max_memory) {
-        snprintf(t->msg, FS_MSG_LEN, "decoding needs %llu bytes, over max_memory=%llu",
-                 (unsigned long long)need, (unsigned long long)o->limits.max_memory);
-        return FS_ERR_MEMORY_LIMIT;
-    }
+    st = pix_size(t, info.width, info.height, oc, &rowbytes, &total);
+    if (st != FS_OK) return st;
+    st = memory_check(o, t, (uint64_t)total, o->full_size ? 0 : FS_PIX_PAD);
+    if (st != FS_OK) return st;
     if (o->full_size) {
         if (o->header_only) return FS_OK;
         if (info.width != o->out_width || info.height != o->out_height ||
@@ -721,11 +726,8 @@ static int run_raw(fs_worker *w, const fs_batch_opts *o, fs_task *t,
         if (st != FS_OK) snprintf(t->msg, FS_MSG_LEN, "invalid decode request");
         return st;
     }
-    if (!grow(&w->pix, &w->pix_cap, total + FS_PIX_PAD)) {
-        snprintf(t->msg, FS_MSG_LEN, "out of memory for %dx%d pixels",
-                 info.width, info.height);
-        return FS_ERR_NOMEM;
-    }
+    st = grow_pix(w, t, total + FS_PIX_PAD, info.width, info.height);
+    if (st != FS_OK) return st;
     st = bmp ? fs_bmp_decode(&info, data, len, out_mode, w->pix, (ptrdiff_t)rowbytes)
              : fs_pnm_decode(&info, data, len, out_mode, w->pix, (ptrdiff_t)rowbytes);
     if (st != FS_OK) {
@@ -733,16 +735,7 @@ static int run_raw(fs_worker *w, const fs_batch_opts *o, fs_task *t,
         return st;
     }
     if (o->decode_only) return FS_OK;
-    double box[4] = {0, 0, info.width, info.height};
-    if (o->keep_aspect_ratio)
-        fs_keep_aspect_box(info.width, info.height, o->out_width, o->out_height, box);
-    int premultiply = 0;     /* Pillow resizes RGBA as RGBa: see run_png */
-    if (oc == 4)
-        for (size_t i = 3; i < total && !premultiply; i += 4)
-            premultiply = w->pix[i] != 255;
-    memset(w->pix + total, 0, FS_PIX_PAD);
-    return resize_into(w, o, t, w->pix, info.width, info.height, oc,
-                       (ptrdiff_t)rowbytes, FS_PIX_PAD, box, premultiply);
+    return resize_pix(w, o, t, info.width, info.height, oc, rowbytes, total + FS_PIX_PAD);
 }
 
 /* Encoded bytes: the decoder is chosen by the stream's signature, never by
