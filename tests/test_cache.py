@@ -54,6 +54,35 @@ def entry_of(cache, path, **opts):
     return os.fsdecode(store_of(cache, **opts).entry_path(os.fsencode(os.path.abspath(path))))
 
 
+def class_tree(images, root):
+    """The images copied into two class folders under `root`."""
+    for i, p in enumerate(images):
+        d = root / f"c{i % 2}"
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, d / os.path.basename(p))
+    return root
+
+
+def three_epochs(gen, root, cache, check=None):
+    """Three epochs of batches (copies) of a seeded flow_from_directory,
+    and the iterator; `check(it)` runs on the fresh iterator."""
+    it = gen.flow_from_directory(root, target_size=(35, 45), batch_size=7, seed=5,
+                                 on_error="ignore", cache=cache)
+    if check is not None:
+        check(it)
+    out = []
+    for _ in range(3):
+        out.append([it[i][0].copy() for i in range(len(it))])
+        it.on_epoch_end()
+    return out, it
+
+
+def assert_same_epochs(ref, got):
+    for a, b in zip(ref, got):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+
+
 OPTIONS = [
     dict(),
     dict(dtype="float32", rescale=1 / 255, offset=-0.5),
@@ -91,29 +120,14 @@ def test_augmented_epochs_are_the_uncached_bits(images, tmp_path, where, dtype):
     pytest.importorskip("keras")
     from fastseq import ImageDataGenerator
 
-    root = tmp_path / "classes"
-    for i, p in enumerate(images):
-        d = root / f"c{i % 2}"
-        d.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(p, d / os.path.basename(p))
+    root = class_tree(images, tmp_path / "classes")
     gen = ImageDataGenerator(rescale=1 / 255 if dtype == "float32" else None,
                              rotation_range=25, zoom_range=0.2, horizontal_flip=True,
                              brightness_range=(0.7, 1.2), dtype=dtype)
 
-    def epochs(cache):
-        it = gen.flow_from_directory(root, target_size=(35, 45), batch_size=7, seed=5,
-                                     on_error="ignore", cache=cache)
-        out = []
-        for _ in range(3):
-            out.append([it[i][0].copy() for i in range(len(it))])
-            it.on_epoch_end()
-        return out, it
-
-    ref, _ = epochs(None)
-    got, it = epochs("memory" if where == "memory" else str(tmp_path / "cache"))
-    for a, b in zip(ref, got):
-        for x, y in zip(a, b):
-            np.testing.assert_array_equal(x, y)
+    ref, _ = three_epochs(gen, root, None)
+    got, it = three_epochs(gen, root, "memory" if where == "memory" else str(tmp_path / "cache"))
+    assert_same_epochs(ref, got)
     # epochs differ (augmentation is redrawn), and epochs 2-3 were cache hits
     assert not all(np.array_equal(x, y) for x, y in zip(got[0], got[1]))
     assert it._store().stats.get("hit", 0) >= 2 * (len(images) - 6)
@@ -493,11 +507,7 @@ def test_featurewise_fused_epochs_are_the_uncached_bits(images, tmp_path, where,
     pytest.importorskip("keras")
     from fastseq import ImageDataGenerator
 
-    root = tmp_path / "classes"
-    for i, p in enumerate(images):
-        d = root / f"c{i % 2}"
-        d.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(p, d / os.path.basename(p))
+    root = class_tree(images, tmp_path / "classes")
     aug = dict(rotation_range=25, zoom_range=0.2, horizontal_flip=True) if augment else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")     # "fit() was not called" is not the point
@@ -506,21 +516,13 @@ def test_featurewise_fused_epochs_are_the_uncached_bits(images, tmp_path, where,
     gen.mean = np.array([[[0.41, 0.52, 0.33]]], np.float32)
     gen.std = np.array([[[0.21, 0.18, 0.27]]], np.float32)
 
-    def epochs(cache):
-        it = gen.flow_from_directory(root, target_size=(35, 45), batch_size=7, seed=5,
-                                     on_error="ignore", cache=cache)
+    def fused(it):
         assert it._batch_options().featurewise is not None     # the fused path
-        out = []
-        for _ in range(3):
-            out.append([it[i][0].copy() for i in range(len(it))])
-            it.on_epoch_end()
-        return out, it
 
-    ref, _ = epochs(None)
-    got, it = epochs("memory" if where == "memory" else str(tmp_path / "cache"))
-    for a, b in zip(ref, got):
-        for x, y in zip(a, b):
-            np.testing.assert_array_equal(x, y)
+    ref, _ = three_epochs(gen, root, None, fused)
+    got, it = three_epochs(gen, root, "memory" if where == "memory" else str(tmp_path / "cache"),
+                           fused)
+    assert_same_epochs(ref, got)
     assert it._store().stats.get("hit", 0) >= 2 * (len(images) - 6)
     # and the statistics are really applied: not the plain rescaled batch
     assert abs(float(np.mean(got[0][0]))) < 2.0 and not np.all(got[0][0] >= 0)
@@ -568,11 +570,7 @@ def test_keras_worker_processes_fill_a_disk_cache(tmp_path, images):
 
     from fastseq import ImageDataGenerator
 
-    root = tmp_path / "classes"
-    for i, p in enumerate(images):
-        d = root / f"c{i % 2}"
-        d.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(p, d / os.path.basename(p))
+    root = class_tree(images, tmp_path / "classes")
     gen = ImageDataGenerator(rescale=1 / 255)
     kw = dict(target_size=(29, 31), batch_size=5, shuffle=False, on_error="ignore")
     cache = str(tmp_path / "cache")
