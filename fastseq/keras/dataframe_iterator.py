@@ -255,15 +255,10 @@ class DataFrameIterator(FileBatches, ImageFiles, Iterator):
         mode = self.class_mode
         if mode is None:
             return x
-        if mode == "input":
-            y = x
-        elif mode in ("binary", "sparse"):
-            y = Leaf((), self.dtype)
-        elif mode == "categorical":
-            y = Leaf((len(self.class_indices),), self.dtype)
-        elif mode == "multi_output":
+        y = self._class_leaf(x)
+        if mode == "multi_output":
             y = tuple(Leaf(t.shape[1:], t.dtype) for t in self._targets)
-        else:                           # raw
+        elif y is None:                 # raw
             y = Leaf(self._targets.shape[1:], self._targets.dtype)
         if self._sample_weight is None:
             return (x, y)

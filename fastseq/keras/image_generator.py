@@ -767,6 +767,19 @@ class FileBatches:
         """Full paths of the images (``os.path.join(directory, filename)``)."""
         return self._filepaths
 
+    def _class_leaf(self, x: Any) -> Any:
+        """The label part of the batch signature for the class modes both
+        file iterators share ("input", "binary", "sparse", "categorical"),
+        else None."""
+        mode = self.class_mode
+        if mode == "input":
+            return x
+        if mode in ("binary", "sparse"):
+            return Leaf((), self.dtype)
+        if mode == "categorical":
+            return Leaf((len(self.class_indices),), self.dtype)
+        return None
+
     def _own_batches(self, cls: type) -> bool:
         """Whether batches are computed by `cls`'s own methods (a subclass
         overriding them may change the batch structure)."""
@@ -874,14 +887,9 @@ class DirectoryIterator(FileBatches, ImageFiles, Iterator):
         if not self._own_batches(DirectoryIterator):
             return super()._batch_signature()
         x = Leaf(self.image_shape, self._np_dtype)
-        mode = self.class_mode
-        if mode is None:
+        if self.class_mode is None:
             return x
-        if mode == "input":
-            return (x, x)
-        if mode in ("binary", "sparse"):
-            return (x, Leaf((), self.dtype))
-        return (x, Leaf((len(self.class_indices),), self.dtype))
+        return (x, self._class_leaf(x))
 
     def _with_labels(self, x: np.ndarray, index_array: np.ndarray) -> Any:
         mode = self.class_mode
