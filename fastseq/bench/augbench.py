@@ -68,6 +68,21 @@ def subset_tree(src, limit, dest):
     return picked
 
 
+def bench_images(src, limit, tmp):
+    """(folder, number of images) a benchmark reads: `limit` images of
+    `src`'s class folders linked under `tmp`, or `src` itself when `limit`
+    is 0; ValueError when there are none."""
+    if limit:
+        data_dir = os.path.join(tmp, "images")
+        n = subset_tree(src, limit, data_dir)
+    else:
+        data_dir = src
+        n = sum(len(fs) for _, _, fs in os.walk(src))
+    if n == 0:
+        raise ValueError(f"no images in class folders under {src}")
+    return data_dir, n
+
+
 def make_iterator(name, data_dir, batch_size=BATCH, size=SIZE, **extra):
     quiet = contextlib.redirect_stdout(io.StringIO())   # "Found N images ..."
     kw = dict(target_size=size, batch_size=batch_size, class_mode="categorical")
@@ -137,14 +152,7 @@ def run_augment_benchmark(src, *, limit=320, rounds=5, fit=False, epochs=2, size
     out = dict(source=str(src), size=list(size), batch_size=batch_size, rounds=rounds,
                warp_simd=fastseq._native.warp_simd(), load_before=load_line())
     with tempfile.TemporaryDirectory(prefix="fastseq-bench-augment-") as tmp:
-        if limit:
-            data_dir = os.path.join(tmp, "images")
-            n = subset_tree(src, limit, data_dir)
-        else:
-            data_dir = src
-            n = sum(len(fs) for _, _, fs in os.walk(src))
-        if n == 0:
-            raise ValueError(f"no images in class folders under {src}")
+        data_dir, n = bench_images(src, limit, tmp)
         out["n_images"] = n
         res = run_loading(data_dir, n, rounds, size, batch_size)
         fit_res = run_fit(data_dir, epochs, size) if fit else None

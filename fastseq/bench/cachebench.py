@@ -43,7 +43,7 @@ import tempfile
 import time
 
 import fastseq
-from fastseq.bench.augbench import RECIPE, load_line, subset_tree
+from fastseq.bench.augbench import RECIPE, bench_images, load_line
 
 SIZE = (224, 224)
 BATCH = 64
@@ -194,14 +194,7 @@ def run_cache_benchmark(src, *, limit=256, epochs=4, fit=False, fit_epochs=3, si
                threads=fastseq.get_num_threads(), cpus=os.cpu_count(),
                load_before=load_line())
     with tempfile.TemporaryDirectory(prefix="fastseq-bench-cache-") as tmp:
-        if limit:
-            data_dir = os.path.join(tmp, "images")
-            n = subset_tree(src, limit, data_dir)
-        else:
-            data_dir = src
-            n = sum(len(fs) for _, _, fs in os.walk(src))
-        if n == 0:
-            raise ValueError(f"no images in class folders under {src}")
+        data_dir, n = bench_images(src, limit, tmp)
         out["n_images"] = n
         res = run_loading(data_dir, os.path.join(tmp, "cache"), epochs, size, batch_size)
         fit_res = (run_fit(data_dir, os.path.join(tmp, "fitcache"), fit_epochs, size)

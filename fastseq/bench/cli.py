@@ -209,8 +209,13 @@ def _augment_main(a, size, data_dir, prog, flow=False):
     except ValueError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
-    print((augbench.format_flow_report if flow else augbench.format_augment_report)(r),
-          flush=True)
+    return _report(a, prog, r, augbench.format_flow_report if flow
+                   else augbench.format_augment_report)
+
+
+def _report(a, prog, r, fmt):
+    """Print a benchmark's report, write --json; the exit status."""
+    print(fmt(r), flush=True)
     if a.json:
         try:
             import json
@@ -248,18 +253,7 @@ def _cache_main(a, size, data_dir, prog):
     except ValueError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
-    print(cachebench.format_cache_report(r), flush=True)
-    if a.json:
-        try:
-            import json
-            with open(a.json, "w") as f:
-                json.dump(r, f, indent=1)
-            print(f"wrote {a.json}")
-        except OSError as e:
-            print(f"{prog}: error: cannot write --json file {a.json}: {e.strerror or e}",
-                  file=sys.stderr)
-            return 1
-    return 0
+    return _report(a, prog, r, cachebench.format_cache_report)
 
 
 def bench_main(argv=None, prog="fastseq bench"):
