@@ -141,14 +141,19 @@ def test_missing_static_archive_gives_instructions():
     assert "FASTSEQ_JPEG_STATIC=/nonexistent/lib/libjpeg.a is not a file" in r.stderr
 
 
-def _png_check(env, patch=""):
-    """Run setup.py's libpng lookup alone, in a subprocess."""
+def _config_check(function, env, patch=""):
+    """Run one of setup.py's library lookups (`function`) alone, in a
+    subprocess, after `patch` (Python run on setup.py's globals `g`)."""
     code = ("import runpy\n"
             f"g = runpy.run_path({str(REPO / 'setup.py')!r}, run_name='fastseq_setup')\n"
             f"{patch}\n"
-            "print(g['_png_config']())\n")
+            f"print(g[{function!r}]())\n")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, cwd=str(REPO))
+
+
+def _png_check(env, patch=""):
+    return _config_check("_png_config", env, patch)
 
 
 @needs_tree
@@ -341,13 +346,7 @@ def test_installed_wheel_embeds_the_pinned_codec():
 
 
 def _webp_check(env, patch=""):
-    """Run setup.py's libwebp lookup alone, in a subprocess."""
-    code = ("import runpy\n"
-            f"g = runpy.run_path({str(REPO / 'setup.py')!r}, run_name='fastseq_setup')\n"
-            f"{patch}\n"
-            "print(g['_webp_config']())\n")
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, cwd=str(REPO))
+    return _config_check("_webp_config", env, patch)
 
 
 @needs_tree
