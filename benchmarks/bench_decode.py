@@ -112,15 +112,9 @@ def format_paired(result):
 
 
 def format_targets(result):
-    rows = targets(result)
-    width = max(len(d) for d, _, _ in rows)
-    lines = [f"Targets (issue 2, section 7), {SIZE[0]}x{SIZE[1]} uint8, ratios from this run:",
-             f"  {'target':<{width}}  {'measured':>9}  {'needs':>7}  result"]
-    for desc, got, need in rows:
-        verdict = "n/a" if got is None else ("PASS" if got >= need else "MISS")
-        lines.append(f"  {desc:<{width}}  {report.format_value(got, '.2f') + 'x':>9}  "
-                     f"{'>= ' + format(need, '.1f') + 'x':>7}  {verdict}")
-    return "\n".join(lines)
+    return report.format_target_table(
+        f"Targets (issue 2, section 7), {SIZE[0]}x{SIZE[1]} uint8, ratios from this run:",
+        targets(result))
 
 
 def main(argv=None):

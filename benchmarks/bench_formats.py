@@ -60,14 +60,8 @@ def targets(results, n):
 
 
 def format_targets(rows):
-    width = max(len(d) for d, _, _ in rows)
-    lines = [f"Targets (issue 14, section 4), {SIZE[0]}x{SIZE[1]} uint8, ratios from this run:",
-             f"  {'target':<{width}}  {'measured':>9}  {'needs':>7}  result"]
-    for desc, got, need in rows:
-        verdict = "n/a" if got is None else ("PASS" if got >= need else "MISS")
-        lines.append(f"  {desc:<{width}}  {report.format_value(got, '.2f') + 'x':>9}  "
-                     f"{'>= ' + format(need, '.1f') + 'x':>7}  {verdict}")
-    return "\n".join(lines)
+    return report.format_target_table(
+        f"Targets (issue 14, section 4), {SIZE[0]}x{SIZE[1]} uint8, ratios from this run:", rows)
 
 
 def main(argv=None):

@@ -11,6 +11,18 @@ def format_value(v, spec, none="-"):
     return none if v is None else format(v, spec)
 
 
+def format_target_table(title, rows):
+    """A benchmark script's targets: `title`, then one line per
+    (description, measured ratio or None, minimum) with PASS, MISS or n/a."""
+    width = max(len(d) for d, _, _ in rows)
+    lines = [title, f"  {'target':<{width}}  {'measured':>9}  {'needs':>7}  result"]
+    for desc, got, need in rows:
+        verdict = "n/a" if got is None else ("PASS" if got >= need else "MISS")
+        lines.append(f"  {desc:<{width}}  {format_value(got, '.2f') + 'x':>9}  "
+                     f"{'>= ' + format(need, '.1f') + 'x':>7}  {verdict}")
+    return "\n".join(lines)
+
+
 def format_header(result):
     m, v, st = result["machine"], result["versions"], result["settings"]
     h, w = st["size"]
