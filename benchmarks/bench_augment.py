@@ -17,7 +17,6 @@ the recipe on a 10,000 x 32 x 32 x 3 uint8 array, fastseq vs Keras' legacy
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -26,7 +25,7 @@ try:
 except ImportError:     # run from a checkout built in place
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fastseq.bench import augbench, datasets  # noqa: E402
+from fastseq.bench import augbench, datasets, report  # noqa: E402
 
 
 def main(argv=None):
@@ -48,8 +47,7 @@ def main(argv=None):
                                         rounds=a.rounds, batch_size=a.batch_size)
         print(augbench.format_flow_report(r))
         if a.json:
-            with open(a.json, "w") as f:
-                json.dump(r, f, indent=1)
+            report.write_json(r, a.json)
         return 0
     a.limit = 320 if a.limit is None else a.limit
     if a.rounds < 1 or a.limit < 0 or a.epochs < 2:
@@ -59,8 +57,7 @@ def main(argv=None):
                                        fit=a.fit, epochs=a.epochs)
     print(augbench.format_augment_report(r))
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(r, f, indent=1)
+        report.write_json(r, a.json)
     return 0
 
 

@@ -11,7 +11,6 @@ target with PASS or MISS::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -20,7 +19,7 @@ try:
 except ImportError:     # run from a checkout built in place
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fastseq.bench import cachebench, datasets  # noqa: E402
+from fastseq.bench import cachebench, datasets, report  # noqa: E402
 
 
 def main(argv=None):
@@ -39,8 +38,7 @@ def main(argv=None):
                                        fit=a.fit, fit_epochs=a.fit_epochs)
     print(cachebench.format_cache_report(r))
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(r, f, indent=1)
+        report.write_json(r, a.json)
     return 0
 
 
