@@ -5,7 +5,7 @@ The same as ``python -m fastseq bench --cache``.  See cachebench's
 docstring for what is measured and how.  It prints the figures, then each
 target with PASS or MISS::
 
-    python benchmarks/bench_cache.py [--limit 256] [--epochs 4] [--fit] [--json FILE]
+    python benchmarks/bench_cache.py [--limit 1000] [--epochs 4] [--fit] [--json FILE]
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from fastseq.bench import cachebench, datasets, report  # noqa: E402
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--limit", type=int, default=256,
-                   help="images read by every loader (default 256; 0: the whole set)")
+    p.add_argument("--limit", type=int, default=1000,
+                   help="images read by every loader (default 1000, the default set; 0: the "
+                        "whole set)")
     p.add_argument("--epochs", type=int, default=4, help="loader epochs (>= 2; default 4)")
     p.add_argument("--fit", action="store_true", help="also model.fit s/epoch")
     p.add_argument("--fit-epochs", type=int, default=3, help="fit epochs, the first excluded")

@@ -47,10 +47,9 @@ void *fs_bufpool_get(size_t bytes, size_t *cap) {
     pthread_once(&g_once, setup);
     pthread_mutex_lock(&g_mu);
     size_t best = g_n;
-    /* size / 4 cannot overflow where size + size / 4 might: compare as
-     * cap - size <= size / 4. */
+    /* cap - size <= size rather than cap <= 2 * size, which could wrap. */
     for (size_t i = 0; i < g_n; i++)
-        if (g_kept[i].cap >= size && g_kept[i].cap - size <= size / 4 &&
+        if (g_kept[i].cap >= size && g_kept[i].cap - size <= size &&
             (best == g_n || g_kept[i].cap < g_kept[best].cap))
             best = i;
     if (best < g_n) {

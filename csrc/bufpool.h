@@ -14,8 +14,9 @@
  * - At most FS_BUFPOOL_MAX_ENTRIES buffers and fs_bufpool_limit() bytes are
  *   kept, oldest evicted first; what does not fit is freed at once.
  *   fs_bufpool_get() takes the smallest kept buffer of at least the request
- *   (rounded to its alignment) and at most 5/4 of it: a last, shorter batch
- *   may reuse a full one, a small one may not pin a much larger one.
+ *   (rounded to its alignment) and at most twice it: an epoch's last,
+ *   shorter batch reuses a full one (a fresh 24 MB buffer for it cost
+ *   ~25 ms in a new process), a small one may not pin a much larger one.
  * - Buffers are 64-byte aligned (TensorFlow may then use them in place);
  *   those of 4 MiB and more are 2 MiB aligned and advised as huge pages.
  * - One mutex, held for a few list operations only; fork() takes it

@@ -97,7 +97,7 @@ def test_a_much_larger_buffer_is_not_handed_out_for_a_small_batch(pool):
     small = aligned_empty(SHAPE, np.float32)          # a quarter of it
     assert addr(small) != p
     del small
-    last = aligned_empty((60,) + SHAPE[1:], np.float32)  # a short last batch
+    last = aligned_empty((33,) + SHAPE[1:], np.float32)  # a short last batch
     assert addr(last) == p
 
 

@@ -99,9 +99,9 @@ def warm_process(size, batch_size):
 
 def second_process(data_dir, cache_dir, size, batch_size, warm=True):
     """Seconds of a fresh process's first and second epochs on the disk
-    cache; `warm`: after warm_process (a 256-image epoch from the cache
-    takes ~12 ms here, less than starting the pool and faulting in the first
-    batch buffers, which every process pays once whatever it reads)."""
+    cache; `warm`: after warm_process (a 1,000-image epoch from the cache
+    takes ~50 ms here, and starting the pool and faulting in the first batch
+    buffers, which every process pays once whatever it reads, ~10 ms)."""
     # the same fastseq as this process (an in-place build or an install)
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastseq.__file__)))
     code = _SECOND.format(path=[pkg_parent], warm=bool(warm),
@@ -186,7 +186,7 @@ def checksum_cost(size=SIZE, rounds=200):
     return dict(checksum_us=(t1 - t0) / rounds * 1e6, memcpy_us=(t2 - t1) / rounds * 1e6)
 
 
-def run_cache_benchmark(src, *, limit=256, epochs=4, fit=False, fit_epochs=3, size=SIZE,
+def run_cache_benchmark(src, *, limit=1000, epochs=4, fit=False, fit_epochs=3, size=SIZE,
                         batch_size=BATCH) -> dict:
     """Figures and targets for the class folders under `src`
     (every image when `limit` is 0).  JSON-serialisable."""
