@@ -821,3 +821,43 @@ def test_cache_runs_the_cache_benchmark(tmp_path):
     assert proc.stdout.count("PASS") + proc.stdout.count("MISS") == 6
     proc = run_cli("bench", tmp_path / "img", "--cache", "--augment", "--no-progress")
     assert proc.returncode == 2 and "separate benchmarks" in proc.stderr
+
+
+def test_formats_runs_the_png_and_webp_benchmark(tmp_path):
+    """`bench --formats`: the generated sets (made under --cache-dir, --limit
+    images each), fastseq at 2 and 1 threads and Pillow on both, Keras'
+    image_dataset_from_directory on PNG, issue 14's targets in the report
+    and the JSON (figures never asserted)."""
+    js = tmp_path / "formats.json"
+    proc = run_cli("bench", "--formats", "--limit", "6", "--rounds", "1", "--warmup", "0",
+                   "--threads", "2", "--batch-size", "3", "--no-progress", "--json", js,
+                   "--cache-dir", tmp_path / "data", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(js.read_text())
+    assert [r["sets"][0]["name"] for r in d["runs"]] == ["png", "webp"]
+    loaders = [{x["loader"] for x in r["sets"][0]["results"]} for r in d["runs"]]
+    assert {"fastseq@2", "fastseq@1", "pillow"} <= loaders[0] and "keras-ds@2" in loaders[0]
+    assert {"fastseq@2", "fastseq@1", "pillow"} == loaders[1]
+    assert [t["minimum"] for t in d["targets"]] == [2.5, 1.5, 1.8, 2.0]
+    for t in d["targets"]:
+        assert t["result"] in ("PASS", "MISS", None)
+    assert "Targets (issue 14, section 4)" in proc.stdout
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["png-v1-s0-n6",
+                                                                    "webp-v1-s0-n6"]
+    proc = run_cli("bench", "--formats", "webp", "--limit", "6", "--rounds", "1",
+                   "--warmup", "0", "--threads", "2", "--batch-size", "3", "--no-progress",
+                   "--cache-dir", tmp_path / "data", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "WebP: fastseq (2 threads) / Pillow per image" in proc.stdout
+    assert "PNG:" not in proc.stdout.split("Targets")[1]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--formats", "gif"], "--formats takes png and/or webp, got 'gif'"),
+    (["--formats", "--augment"], "--formats runs on its own generated PNG and WebP sets"),
+    (["--formats", "--limit", "0"], "--limit must be >= 1, got 0"),
+    (["--formats", "png", "--fit"], "no DIR, --augment, --flow, --cache or --fit"),
+])
+def test_formats_argument_errors(args, message):
+    proc = run_cli("bench", *args, "--no-progress")
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr

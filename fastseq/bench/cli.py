@@ -85,6 +85,12 @@ def build_parser(prog="fastseq bench"):
                         "default 1000; max(4, --epochs) loader epochs, max(3, --epochs) with --fit, which adds model.fit against "
                         "ready-made batches, the seed's PIL Sequence and "
                         "image_dataset_from_directory().cache()); needs Keras")
+    p.add_argument("--formats", nargs="?", const="png,webp", default=None, metavar="LIST",
+                   help="instead, issue 14's PNG and WebP benchmark (fastseq.bench.formatbench) "
+                        "on generated ImageNet-sized sets of each (png, webp, or both: the "
+                        "default; about a minute to generate once): fastseq at --threads and "
+                        "at 1 thread vs Pillow per image and, for PNG, "
+                        "image_dataset_from_directory (--limit: images per set, default 300)")
     p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     p.add_argument("--plot", metavar="FILE", help="write a bar chart (PNG)")
     p.add_argument("--cache-dir", metavar="DIR",
@@ -218,9 +224,7 @@ def _report(a, prog, r, fmt):
     print(fmt(r), flush=True)
     if a.json:
         try:
-            import json
-            with open(a.json, "w") as f:
-                json.dump(r, f, indent=1)
+            write_json(r, a.json)
             print(f"wrote {a.json}")
         except OSError as e:
             print(f"{prog}: error: cannot write --json file {a.json}: {e.strerror or e}",
@@ -258,6 +262,30 @@ def _cache_main(a, size, data_dir, prog):
     return _report(a, prog, r, cachebench.format_cache_report)
 
 
+def _formats_main(a, formats, threads, prog):
+    """``--formats``: the figures and targets of fastseq.bench.formatbench."""
+    from fastseq.bench import formatbench
+
+    if a.size != "224":
+        print(f"{prog}: note: --formats measures at 224x224 (the issue's targets); "
+              f"--size {a.size} is ignored", file=sys.stderr)
+    try:
+        results = formatbench.run_format_benchmark(
+            formats, n=a.limit, cache_dir=a.cache_dir, threads=threads, rounds=a.rounds,
+            warmup=a.warmup, batch_size=a.batch_size, progress=not a.no_progress)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    rows = formatbench.targets(results, threads)
+
+    def fmt(r):
+        return "\n\n".join([format_report(res) for res in r["runs"]]
+                           + [formatbench.format_targets(rows)])
+
+    status = _report(a, prog, formatbench.as_json(results, rows), fmt)
+    return 130 if results and results[-1]["interrupted"] else status
+
+
 def bench_main(argv=None, prog="fastseq bench"):
     """``fastseq bench`` command line.  Returns the exit status: 0 done,
     2 bad arguments or input, 130 interrupted."""
@@ -273,7 +301,17 @@ def bench_main(argv=None, prog="fastseq bench"):
         if a.flow and (a.augment or a.dir is not None or a.fit):
             raise BenchError("--flow runs on its own generated array: no DIR, --augment "
                              "or --fit")
-        sets, fit_dir = _sets_from_args(a, progress) if not a.flow else ([], None)
+        if a.formats is not None:
+            if a.augment or a.flow or a.cache or a.fit or a.dir is not None:
+                raise BenchError("--formats runs on its own generated PNG and WebP sets: "
+                                 "no DIR, --augment, --flow, --cache or --fit")
+            from fastseq.bench import formatbench
+            try:
+                formats = formatbench.parse_formats(a.formats)
+            except ValueError as e:
+                raise BenchError(str(e)) from None
+        own_data = a.flow or a.formats is not None
+        sets, fit_dir = _sets_from_args(a, progress) if not own_data else ([], None)
     except BenchError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
@@ -286,6 +324,8 @@ def bench_main(argv=None, prog="fastseq bench"):
         print(f"{prog}: error: {flag} and --cache are separate benchmarks: pass one",
               file=sys.stderr)
         return 2
+    if a.formats is not None:
+        return _formats_main(a, formats, threads, prog)
     if a.augment or a.flow:
         return _augment_main(a, size, fit_dir, prog, flow=a.flow)
     if a.cache:
