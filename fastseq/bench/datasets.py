@@ -287,29 +287,40 @@ def ensure_format_dataset(fmt, cache_dir=None, *, n=DEFAULT_N_FORMAT, progress=T
     final = cache / f"{fmt}-v{GENERATOR_VERSION}-s{seed}-n{n}"
     if _format_manifest(final, fmt, n, seed) is not None:
         return str(final / fmt)
+    _build_into(cache, final, _plan_format(seed, fmt, n), seed, progress, workers,
+                dict(format=fmt, n=n), lambda: _format_manifest(final, fmt, n, seed))
+    return str(final / fmt)
+
+
+def _build_into(cache, final, plan, seed, progress, workers, fields, valid):
+    """Generate `plan` into a temporary folder of `cache`, write its
+    manifest (`fields` and the files) and rename it to `final`: an old or
+    damaged `final` (``valid()`` None) is replaced; when another process
+    finished the same set first, theirs is used.  Returns the manifest."""
     cache.mkdir(parents=True, exist_ok=True)
     _remove_stale_tmp(cache)
     tmp = cache / f".tmp-{final.name}-{os.getpid()}-{time.time_ns() % 10**9}"
     try:
-        entries = _generate(tmp, _plan_format(seed, fmt, n), seed, progress, workers)
-        man = dict(generator_version=GENERATOR_VERSION, seed=seed, format=fmt, n=n,
+        entries = _generate(tmp, plan, seed, progress, workers)
+        man = dict(generator_version=GENERATOR_VERSION, seed=seed, **fields,
                    created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), files=entries,
                    complete=True)
         with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(man, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
-        if final.exists() and _format_manifest(final, fmt, n, seed) is None:
-            shutil.rmtree(final, ignore_errors=True)
+        if final.exists() and valid() is None:
+            shutil.rmtree(final, ignore_errors=True)     # an old or damaged copy
         try:
             os.rename(tmp, final)
         except OSError:
-            if _format_manifest(final, fmt, n, seed) is None:
+            # Another process finished the same dataset first: use theirs.
+            if valid() is None:
                 raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return str(final / fmt)
+    return man
 
 
 def _format_manifest(root, fmt, n, seed):
@@ -434,31 +445,10 @@ def ensure_default_dataset(cache_dir=None, *, n_imagenet=DEFAULT_N_IMAGENET,
     if man is not None:
         return _paths(final, man)
 
-    cache.mkdir(parents=True, exist_ok=True)
-    _remove_stale_tmp(cache)
-    tmp = cache / f".tmp-{final.name}-{os.getpid()}-{time.time_ns() % 10**9}"
-    try:
-        entries = _generate(tmp, _plan(seed, n_imagenet, n_large), seed, progress, workers)
-        man = dict(generator_version=GENERATOR_VERSION, seed=seed,
-                   n_imagenet=n_imagenet, n_large=n_large,
-                   n_classes=max(1, min(_N_CLASSES, n_imagenet)) if n_imagenet else 0,
-                   created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                   files=entries, complete=True)
-        with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
-            json.dump(man, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        if final.exists() and _load_valid_manifest(final, n_imagenet, n_large, seed) is None:
-            shutil.rmtree(final, ignore_errors=True)     # an old or damaged copy
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            # Another process finished the same dataset first: use theirs.
-            if _load_valid_manifest(final, n_imagenet, n_large, seed) is None:
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    man = _build_into(cache, final, _plan(seed, n_imagenet, n_large), seed, progress, workers,
+                      dict(n_imagenet=n_imagenet, n_large=n_large,
+                           n_classes=max(1, min(_N_CLASSES, n_imagenet)) if n_imagenet else 0),
+                      lambda: _load_valid_manifest(final, n_imagenet, n_large, seed))
     return _paths(final, man)
 
 
