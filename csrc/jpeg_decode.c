@@ -47,6 +47,7 @@ struct fs_jpeg {
     fs_jpeg_err err;
     fs_jpeg_progress progress;
     int has_header;              /* a header was read and not yet released */
+    int used;                    /* cinfo has seen a stream since it was created */
     uint64_t max_memory;         /* limits->max_memory of the current image */
     JSAMPROW *rows;              /* grow-only row-pointer array */
     size_t rows_cap;
@@ -186,6 +187,28 @@ static int fs_fail(fs_jpeg *j, int status, char *msg, size_t msglen) {
     return status;
 }
 
+/* A decompressor that has seen no stream.  libjpeg keeps the quantisation
+ * and Huffman tables across jpeg_abort_decompress (for abbreviated
+ * datastreams), so a stream that omits its DQT/DHT would decode with the
+ * tables of whatever image this thread decoded before: a result that
+ * depends on the worker's history, where Pillow (a fresh decompressor per
+ * image) fails.  Re-creating costs a few microseconds against a decode's
+ * milliseconds (the image pools are freed per image anyway).
+ * jpeg_CreateDecompress keeps cinfo->err, so the handlers stay ours. */
+static int fresh_decompressor(fs_jpeg *j, char *msg, size_t msglen) {
+    if (!j->used) return FS_OK;
+    jpeg_destroy_decompress(&j->cinfo);
+    if (setjmp(j->err.jb)) {            /* out of memory in create */
+        jpeg_destroy_decompress(&j->cinfo);
+        fs_set_msg(msg, msglen, "out of memory creating decoder state");
+        return FS_ERR_NOMEM;            /* j->used stays set: retried next image */
+    }
+    jpeg_create_decompress(&j->cinfo);
+    j->cinfo.progress = &j->progress.pub;
+    j->used = 0;
+    return FS_OK;
+}
+
 int fs_jpeg_read_header(fs_jpeg *j, const uint8_t *data, size_t len,
                         const fs_limits *limits, fs_jpeg_info *info,
                         char *msg, size_t msglen) {
@@ -204,6 +227,8 @@ int fs_jpeg_read_header(fs_jpeg *j, const uint8_t *data, size_t len,
         fs_set_msg(msg, msglen, "input larger than libjpeg can address");
         return FS_ERR_OVERFLOW;
     }
+    int st = fresh_decompressor(j, msg, msglen);
+    if (st != FS_OK) return st;
     j->err.allow_truncated = limits->allow_truncated;
     j->err.msg[0] = '\0';
     j->progress.max_scans = limits->max_scans;
@@ -217,6 +242,7 @@ int fs_jpeg_read_header(fs_jpeg *j, const uint8_t *data, size_t len,
         limits->max_memory > (uint64_t)LONG_MAX ? LONG_MAX : (long)limits->max_memory;
     if (setjmp(j->err.jb)) return fs_fail(j, j->err.status, msg, msglen);
 
+    j->used = 1;
     jpeg_mem_src(cinfo, (const unsigned char *)data, (unsigned long)len);
     jpeg_read_header(cinfo, TRUE);
     j->has_header = 1;

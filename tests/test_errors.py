@@ -3,6 +3,7 @@ reason, never a crash, a hang or a silently wrong batch."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -645,3 +646,56 @@ def test_status_codes_are_distinct():
                      6: "not_image", 7: "decode", 8: "truncated", 9: "too_many_pixels",
                      10: "too_many_scans", 12: "too_large", 13: "not_regular_file",
                      14: "memory_limit", 15: "work_limit"}
+
+
+def _without_segment(data: bytes, marker: int) -> bytes:
+    """`data` (a JPEG) with every segment of `marker` (0xC4 DHT, 0xDB DQT)
+    before the first scan removed."""
+    out, i = bytearray(data[:2]), 2
+    while i < len(data):
+        assert data[i] == 0xFF
+        if data[i + 1] == 0xDA:
+            out += data[i:]
+            break
+        n = 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        if data[i + 1] != marker:
+            out += data[i:i + n]
+        i += n
+    return bytes(out)
+
+
+@pytest.mark.parametrize("marker", [0xC4, 0xDB], ids=["no_DHT", "no_DQT"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_stream_without_its_tables_does_not_borrow_the_previous_images(marker, threads):
+    """libjpeg keeps DQT/DHT tables across images on one decompressor:
+    a stream that omits them must give what Pillow gives (a fresh
+    decompressor per image) whatever a worker decoded before, not the
+    previous image's tables. Without DHT libjpeg-turbo uses the standard
+    Huffman tables (as Pillow does: decodes); without DQT it fails."""
+    from PIL import Image
+
+    good = encode(photo_like(40, 48, seed=3), "JPEG", quality=90)
+    other = encode(photo_like(40, 48, seed=4), "JPEG", quality=20)   # other tables
+    bad = _without_segment(good, marker)
+    try:
+        with Image.open(io.BytesIO(bad)) as im:
+            want = np.asarray(im.convert("RGB"))
+    except OSError:
+        want = None
+    before = fastseq.get_num_threads()
+    fastseq.set_num_threads(threads)
+    try:
+        batch = [other, bad, good, bad, other, bad]
+        out, failed = fastseq.decode_batch(batch, (40, 48), on_error="ignore",
+                                           return_failed=True, dct_scaling=False)
+    finally:
+        fastseq.set_num_threads(before)
+    if want is None:
+        assert [(f.index, f.code) for f in failed] == [(1, "decode"), (3, "decode"),
+                                                        (5, "decode")]
+        assert "Quantization table 0x00 was not defined" in failed[0].reason
+        assert not out[[1, 3, 5]].any()
+    else:
+        assert failed == []
+        for i in (1, 3, 5):
+            np.testing.assert_array_equal(out[i], want)
