@@ -41,6 +41,8 @@ def corpus_dir() -> pathlib.Path | None:
 
 
 CORPUS = corpus_dir()
+PANDAS_MISSING = ("pandas is not installed (the CI JAX venv has none): flow_from_dataframe "
+                  "needs it; pip install 'fastseq[dataframe]'")
 CORPUS_MISSING = ("JPEG conformance corpus not found: expected ../shared/corpus/jpeg/"
                   "MANIFEST.tsv beside the repository, or FASTSEQ_CORPUS=/path/to/it")
 

@@ -24,6 +24,7 @@ from PIL import Image
 import fastseq
 from fastseq import bench
 from fastseq.bench import datasets, fitbench, report, stats
+from conftest import PANDAS_MISSING  # noqa: E402
 
 PKG_ROOT = str(pathlib.Path(fastseq.__file__).resolve().parent.parent)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -753,7 +754,7 @@ def test_flow_runs_the_flow_benchmark(tmp_path):
 
 def test_dataframe_loaders(tmp_path):
     """fastseq-df and keras-df read the same images as the other loaders."""
-    pytest.importorskip("pandas")
+    pytest.importorskip("pandas", reason=PANDAS_MISSING)
     _class_tree(tmp_path / "img")
     js = tmp_path / "df.json"
     proc = run_cli("bench", tmp_path / "img", "--loaders", "fastseq-df,keras-df,fastseq",

@@ -161,7 +161,8 @@ def test_batches_from_the_pool_hold_the_right_pixels(pool, tmp_path):
     np.testing.assert_array_equal(again, ref)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.skipif(not hasattr(os, "fork"),
+                    reason="os.fork is not available on this platform (the test forks a child)")
 def test_a_forked_child_gets_working_buffers(pool):
     kept = [aligned_empty(SHAPE, np.float32) for _ in range(2)]
     del kept                                     # the parent keeps two buffers

@@ -21,7 +21,7 @@ import fastseq.cache
 from fastseq import CacheFullError, CacheWarning, ImageCache, load_batch
 from fastseq.cache import _params
 
-from conftest import ROWS, CORPUS, encode, is_jpeg_row, photo_like
+from conftest import PANDAS_MISSING, ROWS, CORPUS, encode, is_jpeg_row, photo_like
 
 
 def corpus_paths(limit=40):
@@ -477,7 +477,7 @@ def test_cache_argument_validation_and_pickling(tmp_path):
 
 def test_keras_iterators_take_cache(tmp_path, images):
     pytest.importorskip("keras")
-    pd = pytest.importorskip("pandas")
+    pd = pytest.importorskip("pandas", reason=PANDAS_MISSING)
     from fastseq import ImageDataGenerator
 
     df = pd.DataFrame({"filename": images, "class": ["a", "b"] * (len(images) // 2)

@@ -28,6 +28,7 @@ keras = pytest.importorskip("keras")
 
 import fastseq  # noqa: E402
 from fastseq.keras import base  # noqa: E402
+from conftest import PANDAS_MISSING  # noqa: E402
 
 HAS_TF = importlib.util.find_spec("tensorflow") is not None
 HAS_JAX = importlib.util.find_spec("jax") is not None
@@ -83,7 +84,7 @@ def make(kind, images, n, **kw):
         return fastseq.DirectoryIterator(str(root), target_size=(4, 4), class_mode="sparse",
                                          **kw)
     if kind == "dataframe":
-        pd = pytest.importorskip("pandas")
+        pd = pytest.importorskip("pandas", reason=PANDAS_MISSING)
         df = pd.DataFrame({"filename": paths[:n],
                            "class": ["a" if i % 2 == 0 else "b" for i in range(n)]})
         return fastseq.DataFrameIterator(df, None, target_size=(4, 4), **kw)
@@ -154,7 +155,7 @@ def test_generator_entry_points_take_shard(entry, images, decoded):
         if entry == "flow_from_directory":
             it = gen.flow_from_directory(str(root), target_size=(4, 4), class_mode="sparse", **kw)
         elif entry == "flow_from_dataframe":
-            pd = pytest.importorskip("pandas")
+            pd = pytest.importorskip("pandas", reason=PANDAS_MISSING)
             df = pd.DataFrame({"filename": paths, "class": ["a", "b"] * 8})
             it = gen.flow_from_dataframe(df, None, target_size=(4, 4), **kw)
         else:

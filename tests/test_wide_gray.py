@@ -19,6 +19,7 @@ keras = pytest.importorskip("keras")
 K = pytest.importorskip("keras.src.legacy.preprocessing.image")
 
 from fastseq import ImageDataGenerator as IDG  # noqa: E402
+from conftest import PANDAS_MISSING  # noqa: E402
 
 INTERPOLATIONS = ["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"]
 SIZES = [(23, 17), (9, 7), (40, 31)]          # the images' own size, down, up
@@ -108,7 +109,7 @@ def test_augmented_equals_keras_array_then_apply_transform(tree):
 
 
 def test_dataframe_keeps_values(tree):
-    pd = pytest.importorskip("pandas")
+    pd = pytest.importorskip("pandas", reason=PANDAS_MISSING)
     df = pd.DataFrame({"filename": sorted(p.name for p in (tree / "a").iterdir())})
     kw = dict(directory=str(tree / "a"), target_size=(9, 7), color_mode="grayscale",
               class_mode=None, shuffle=False, batch_size=6, interpolation="lanczos")
