@@ -93,7 +93,10 @@ int fs_cache_read(const char *path, const uint8_t *key, size_t key_len,
                   char *why) {
     int result;
     why[0] = '\0';
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: opening a FIFO planted at an entry's path must not wait
+     * for a writer (it then fails the regular-file test below); reads of a
+     * regular file ignore the flag. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR) return FS_CACHE_ABSENT;
         snprintf(why, FS_MSG_LEN, "cannot open: %s", strerror(errno));

@@ -10,6 +10,8 @@ import os
 import pickle
 import shutil
 import subprocess
+import sys
+import textwrap
 import threading
 import warnings
 
@@ -656,3 +658,36 @@ def test_an_entry_remembering_a_status_never_stored_is_rebuilt(tmp_path, images,
         warnings.simplefilter("error")
         np.testing.assert_array_equal(load_batch([jpeg], (12, 10), cache=cache), got)
     assert store.stats.get("hit", 0) == 1
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "symlink"])
+def test_a_non_file_at_an_entry_path_is_replaced_not_waited_on(tmp_path, images, kind):
+    """Something other than a regular file where an entry belongs (a FIFO
+    would block a plain open() for ever, a directory, a symlink) is a
+    damaged entry: one warning, the image decoded, and (FIFO, symlink) a
+    real entry written in its place; never a hang."""
+    jpeg = next(p for p in images if p.endswith(".jpg"))
+    cache = ImageCache(tmp_path / "cache")
+    entry = entry_of(cache, jpeg, target_size=(12, 10))
+    if kind == "fifo":
+        os.mkfifo(entry)
+    elif kind == "directory":
+        os.mkdir(entry)
+    else:
+        os.symlink(jpeg, entry)
+    ref = load_batch([jpeg], (12, 10))
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import warnings, numpy as np, fastseq
+            with warnings.catch_warnings(record=True) as w:
+                warnings.simplefilter("always")
+                x = fastseq.load_batch([{jpeg!r}], (12, 10), cache={str(tmp_path / "cache")!r})
+            np.save({str(tmp_path / "x.npy")!r}, x)
+            print([str(m.message) for m in w if m.category is fastseq.CacheWarning])
+        """)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), ref)
+    assert "is damaged (" in out.stdout and ("not a regular file" in out.stdout
+                                             or "cannot open" in out.stdout), out.stdout
+    if kind != "directory":
+        assert os.path.isfile(entry) and not os.path.islink(entry)
