@@ -322,86 +322,65 @@ def _fallback_decode(slots, opener, names, opts):
         raise
 
 
-def _run(kind, sources, names, out, opts, opener, warps=None):
+def _run(kind, sources, names, out, opts, opener, warps=None, store=None):
     """Run one batch into `out`: the native pass, then the Pillow fallback
-    for non-JPEG inputs (`opener(slot)` gives what _pillow_array reads).
-    `warps`: None or (rows, _native.WarpOptions), the augmentation of each
-    image (fastseq.augment.BatchAugmenter), applied on both passes.
-    Returns the failures, sorted by index, not yet reported."""
+    for the inputs the C decoders leave to it (`opener(slot)` gives what
+    _pillow_array reads).  `warps`: None or (rows, _native.WarpOptions), the
+    augmentation of each image (fastseq.augment.BatchAugmenter), applied on
+    both passes.  `store`: None or a cache store (fastseq.cache._Store) for
+    files: each image is then served from its entry when valid, else decoded
+    and its resized uint8 pixels (or its failure) stored, in the same
+    passes.  Returns the failures, sorted by index, not yet reported."""
     rows, wopts = warps if warps is not None else (None, None)
-    results = _native.run_batch(kind, sources, out, list(range(len(sources))), opts.c,
-                                warps=rows, warp_opts=wopts)
     failures = []
-    fallback = []
-    for slot, status, msg, _w, _h, _d, _m in results:
-        if status == _native.STATUS_NOT_JPEG:
-            fallback.append(slot)
-        elif status:
-            failures.append(DecodeFailure(slot, names(slot), _native.status_code(status), msg))
-    fb_slots, fb_pixels, fb_premul = [], [], []
-    for slot, got in zip(fallback, _fallback_decode(fallback, opener, names, opts)):
-        if isinstance(got, ImageDecodeError):
+    run = list(range(len(sources)))
+    tuples = keys = None
+    if store is not None:
+        tuples, failed, keys = store.plan(sources)
+        for slot, (code, reason) in failed.items():      # remembered (memory)
             out[slot] = 0
-            failures.append(DecodeFailure(slot, names(slot), got.code, got.reason))
-        else:
-            fb_slots.append(slot)
-            fb_pixels.append(got[0])
-            fb_premul.append(got[1])
-    if fb_slots:
-        res = _native.run_batch(_native.SRC_PIXELS, fb_pixels, out, fb_slots, opts.c,
-                                premultiply=fb_premul,
-                                warps=None if rows is None else rows[fb_slots],
-                                warp_opts=wopts)
-        for slot, status, msg, _w, _h, _d, _m in res:
-            if status:
-                failures.append(DecodeFailure(slot, names(slot), _native.status_code(status), msg))
-    failures.sort(key=lambda f: f.index)
-    return failures
+            failures.append(DecodeFailure(slot, names(slot), code, reason))
+        run = [i for i in run if i not in failed]
 
-
-def _run_cached(encoded, names, out, opts, store, warps=None):
-    """_run for files with a cache store (fastseq.cache._Store): each image
-    is served from its entry when valid, else decoded and its resized uint8
-    pixels (or its failure) stored; the same pass, the same slots."""
-    rows, wopts = warps if warps is not None else (None, None)
-    tuples, failed, keys = store.plan(encoded)
-    failures = []
-    for slot, (code, reason) in failed.items():      # remembered (memory)
-        out[slot] = 0
+    def fail(slot, code, reason):
         failures.append(DecodeFailure(slot, names(slot), code, reason))
-    run = [i for i in range(len(encoded)) if i not in failed]
-    results = _native.run_batch(_native.SRC_FILE, [encoded[i] for i in run], out, run,
-                                opts.c, warps=None if rows is None else rows[run],
-                                warp_opts=wopts, cache=[tuples[i] for i in run])
+        if store is not None:
+            store.remember_failure(keys, tuples, slot, code, reason)
+
+    results = _native.run_batch(kind, [sources[i] for i in run], out, run, opts.c,
+                                warps=None if rows is None else rows[run], warp_opts=wopts,
+                                cache=None if store is None else [tuples[i] for i in run])
     fallback = []
-    for slot, status, msg, _w, _h, _d, _m, probe, result, why in results:
-        store.record(keys, tuples, slot, result, why, probe, status, msg)
+    for slot, status, msg, *r in results:
+        if store is not None:           # r: width, height, denom, mode, probe, result, why
+            store.record(keys, tuples, slot, r[5], r[6], r[4], status, msg)
         if status == _native.STATUS_NOT_JPEG:
             fallback.append(slot)
         elif status:
             code = _native.status_code(status)
             failures.append(DecodeFailure(slot, names(slot), code, msg))
-            if store.root is None:          # on disk the C pass stored it
+            if store is not None and store.root is None:     # on disk the C pass stored it
                 store.remember_failure(keys, tuples, slot, code, msg)
     fb_slots, fb_pixels, fb_premul, fb_cache = [], [], [], []
-    for slot, got in zip(fallback, _fallback_decode(fallback, names, names, opts)):
+    for slot, got in zip(fallback, _fallback_decode(fallback, opener, names, opts)):
         if isinstance(got, ImageDecodeError):
             out[slot] = 0
-            failures.append(DecodeFailure(slot, names(slot), got.code, got.reason))
-            store.remember_failure(keys, tuples, slot, got.code, got.reason)
+            fail(slot, got.code, got.reason)
         else:
             fb_slots.append(slot)
             fb_pixels.append(got[0])
             fb_premul.append(got[1])
-            t = tuples[slot]
-            fb_cache.append(None if t is None else (t[0], t[1], None, t[3], False))
+            if store is not None:       # the pixels are stored, not probed again
+                t = tuples[slot]
+                fb_cache.append(None if t is None else (t[0], t[1], None, t[3], False))
     if fb_slots:
         res = _native.run_batch(_native.SRC_PIXELS, fb_pixels, out, fb_slots, opts.c,
                                 premultiply=fb_premul,
                                 warps=None if rows is None else rows[fb_slots],
-                                warp_opts=wopts, cache=fb_cache)
-        for slot, status, msg, _w, _h, _d, _m, probe, result, why in res:
-            store.record(keys, tuples, slot, result, why, "none", status, msg)
+                                warp_opts=wopts, cache=None if store is None else fb_cache)
+        for slot, status, msg, *r in res:
+            if store is not None:
+                store.record(keys, tuples, slot, r[5], r[6], "none", status, msg)
             if status:
                 failures.append(DecodeFailure(slot, names(slot), _native.status_code(status), msg))
     failures.sort(key=lambda f: f.index)
@@ -449,10 +428,9 @@ def load_files(encoded, options, out=None, warps=None, cache=None):
     caller reports the failures (report_failures)."""
     out = _prepare_out(out, options, len(encoded))
     names = lambda i: os.fsdecode(encoded[i])   # noqa: E731
-    if cache is not None and cache.enabled:
-        return out, _run_cached(encoded, names, out, options, cache, warps=warps)
+    store = cache if cache is not None and cache.enabled else None
     return out, _run(_native.SRC_FILE, encoded, names, out, options, opener=names,
-                     warps=warps)
+                     warps=warps, store=store)
 
 
 def load_batch(paths: Sequence, target_size, *, out=None, color_mode="rgb",
