@@ -862,3 +862,14 @@ def test_formats_runs_the_png_and_webp_benchmark(tmp_path):
 def test_formats_argument_errors(args, message):
     proc = run_cli("bench", *args, "--no-progress")
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_formats_with_an_unusable_cache_dir_is_a_clear_error(tmp_path):
+    """--cache-dir naming a file: exit 2 and one line naming it, no traceback."""
+    f = tmp_path / "not_a_dir"
+    f.write_text("x")
+    proc = run_cli("bench", "--formats", "png", "--limit", "3", "--no-progress",
+                   "--cache-dir", f)
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot write the PNG/WebP benchmark sets" in proc.stderr and str(f) in proc.stderr
+    assert "Traceback" not in proc.stderr

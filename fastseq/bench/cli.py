@@ -276,6 +276,9 @@ def _formats_main(a, formats, threads, prog):
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        print(f"{prog}: error: cannot write the PNG/WebP benchmark sets: {e}", file=sys.stderr)
+        return 2
     rows = formatbench.targets(results, threads)
 
     def fmt(r):
