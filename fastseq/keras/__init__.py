@@ -4,6 +4,8 @@ are decoded by fastseq's C core.
 - :mod:`fastseq.keras.base`: what they share (epoch order, batch slicing,
   prefetch, decoding from files, Keras' legacy iterator contract);
 - :mod:`fastseq.keras.prefetch`: one batch decoded ahead on one thread;
+- :mod:`fastseq.keras.tfdata`: the tf.data pipeline ``model.fit`` and
+  ``to_tf_dataset`` serve the batches through on TensorFlow;
 - :mod:`fastseq.keras.image_generator`: ``ImageDataGenerator`` and
   ``DirectoryIterator`` (``flow_from_directory``);
 - :mod:`fastseq.keras.array_iterator`: ``NumpyArrayIterator`` (``flow``);

@@ -95,6 +95,7 @@ from fastseq.batch import aligned_empty, encode_paths, load_files, report_failur
 from fastseq.options import DecodeOptions
 from fastseq.errors import ImageDecodeWarning
 from fastseq.keras.prefetch import MISS, Prefetcher, defer_warning, defer_warnings_here
+from fastseq.keras.tfdata import install_fit_hook, map_positions, without_autotune
 
 __all__ = ["aligned_copy", "BatchIndexError", "BatchDataset", "ImageFiles", "Iterator",
            "check_shard", "auto_shard"]
@@ -196,7 +197,15 @@ class BatchDataset(keras.utils.PyDataset):
     Subclasses call :meth:`_setup_order` and :meth:`_setup_prefetch` in
     their constructor, implement :meth:`load_images`, and build batch ``i``
     from ``self._images(self._request(i))`` in ``__getitem__``.
+
+    ``tf_pipeline = "fastseq"``: on the TensorFlow backend ``model.fit``
+    serves it through :func:`fastseq.keras.tfdata.indexed_dataset`, the same
+    batches as Keras' ``from_generator`` pipeline without its two costs (see
+    :mod:`fastseq.keras.tfdata`), and :meth:`to_tf_dataset` turns tf.data's
+    autotuning off; set it to ``"keras"`` on a dataset for Keras' own.
     """
+
+    tf_pipeline = "fastseq"
 
     # -- order -----------------------------------------------------------------
 
@@ -400,7 +409,11 @@ class BatchDataset(keras.utils.PyDataset):
           pull a few more) does not end the epoch: the next iteration serves
           the same batches again, undecoded (at most 8 batches are held for
           that).
-        - tf.data's auto-sharding is off on it: the sharding is fastseq's.
+        - tf.data's auto-sharding is off on it: the sharding is fastseq's;
+          so is its autotuning (unless ``tf_pipeline`` is ``"keras"``).  It
+          is built as ``Dataset.range(len).map`` over one ``numpy_function``
+          per batch (:func:`fastseq.keras.tfdata.map_positions`), not with
+          ``from_generator``: see :mod:`fastseq.keras.tfdata` for why.
         - Without `input_context` the batches are this object's (its
           ``shard`` and ``batch_size``).  With a ``tf.distribute.InputContext``
           (``strategy.distribute_datasets_from_function``) it reads shard
@@ -430,36 +443,40 @@ class BatchDataset(keras.utils.PyDataset):
         # epoch and serves those batches again (batches are never written
         # after they are handed out), so a peek costs no extra decode.
         state = {"done": True, "fresh": True, "peeked": []}
+        n = len(ds)
 
-        def batches() -> Any:
-            if state["done"] and not state["fresh"]:
-                ds.on_epoch_end()
-            if state["done"]:
-                ds.on_epoch_begin()
-                state["peeked"] = []
-            state["fresh"] = state["done"] = False
+        def batch_at(i: int) -> Any:
+            # Called for 0, 1, ... of each pass, in order (map_positions).
+            if i == 0:
+                if state["done"] and not state["fresh"]:
+                    ds.on_epoch_end()
+                if state["done"]:
+                    ds.on_epoch_begin()
+                    state["peeked"] = []
+                state["fresh"] = state["done"] = False
             peeked = state["peeked"]
-            for i in range(len(ds)):
-                if i < len(peeked):
-                    batch = peeked[i]
-                else:
-                    batch = _tuples(ds[i])
-                    if len(peeked) < _PEEK_BATCHES and i == len(peeked):
-                        peeked.append(batch)
-                if i >= _PEEK_BATCHES and peeked:
-                    # Past a peek: an abandoned pass now counts as an epoch.
-                    peeked.clear()
-                    state["peeked"] = peeked = []
-                    state["done"] = True
-                yield batch
-            state["done"] = True
-            state["peeked"] = []
+            if i < len(peeked):
+                batch = peeked[i]
+            else:
+                batch = _tuples(ds[i])
+                if len(peeked) < _PEEK_BATCHES and i == len(peeked):
+                    peeked.append(batch)
+            if i >= _PEEK_BATCHES and peeked:
+                # Past a peek: an abandoned pass now counts as an epoch.
+                state["peeked"] = []
+                state["done"] = True
+            if i == n - 1:
+                state["done"] = True
+                state["peeked"] = []
+            return batch
 
-        dataset = tf.data.Dataset.from_generator(batches, output_signature=output_signature)
+        # Dataset.range().map(), not from_generator: see fastseq.keras.tfdata.
+        dataset = map_positions(n, output_signature, batch_at)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = \
             tf.data.experimental.AutoShardPolicy.OFF
-        return dataset.prefetch(1).with_options(options)
+        dataset = dataset.prefetch(1).with_options(options)
+        return dataset if self.tf_pipeline == "keras" else without_autotune(dataset)
 
     # -- prefetch ---------------------------------------------------------------
 
@@ -621,6 +638,10 @@ class BatchDataset(keras.utils.PyDataset):
         # cache starts empty there; a directory is shared).
         state.pop("_cache_store", None)
         return state
+
+
+# Once per process, at the first import of fastseq's Keras classes.
+install_fit_hook()
 
 
 class ImageFiles:
