@@ -22,12 +22,15 @@ A loader's "epoch >= 2" figure is the median of its epochs after the first.
 Loaders alternate epoch by epoch, so load from elsewhere on the machine is
 shared among them.
 
-With ``fit``: ``model.fit`` seconds per epoch (epoch 1 excluded) on
-fastseq.bench.fitbench's model for fastseq with the disk cache, the
-``ready_batches`` floor (a PyDataset returning ready-made batches), the
-seed's PIL Sequence (``seed_pil_w1``) and
-``image_dataset_from_directory(...).cache()`` (tf.data's own cache; needs
-TensorFlow).
+With ``fit``: ``model.fit`` seconds per epoch (epoch 1 excluded; median of
+the later ones) on fastseq.bench.fitbench's model, each loader in a process
+of its own, for fastseq with the disk cache, the ``ready_batches`` floor (a
+PyDataset returning ready-made batches, served as fastseq's datasets are),
+the same floor through Keras' own pipeline (``ready_batches_keras``, not a
+target: what any PyDataset pays there), the seed's PIL Sequence
+(``seed_pil_w1``) and ``image_dataset_from_directory(...).cache()`` (tf.data's
+own cache; needs TensorFlow).  Minor page faults per epoch are reported
+beside them (see fastseq.keras.tfdata for why).
 """
 
 from __future__ import annotations
@@ -130,43 +133,29 @@ def run_loading(data_dir, cache_root, epochs, size=SIZE, batch_size=BATCH):
                 cache_stats=stats)
 
 
-def run_fit(data_dir, cache_dir, epochs, size=SIZE, batch_size=32):
-    import keras
+FIT_LOADERS = ("fastseq_cache", "ready_batches", "ready_batches_keras", "seed_pil_w1",
+               "tf_dataset_cache")
 
+
+def run_fit(data_dir, cache_dir, epochs, size=SIZE, batch_size=32):
+    """``model.fit`` per loader of FIT_LOADERS, each in a process of its own
+    (fitbench.fit_in_child).  fastseq's disk cache is filled by a first
+    process (its epoch 1), so the timed process starts from a full cache
+    as a second training run does; every loader's epoch 1 is excluded."""
     from fastseq.bench import fitbench
 
-    paths, ids, classes = fitbench._list_class_folders(data_dir)
-    n_classes = len(classes)
-    cached = fitbench._cached_batches(paths, ids, n_classes, size, batch_size)
-    names = ["fastseq_cache", "ready_batches", "seed_pil_w1"]
-    if fitbench._tensorflow_missing() is None:
-        names.append("tf_dataset_cache")
+    names = [n for n in FIT_LOADERS
+             if n != "tf_dataset_cache" or fitbench._tensorflow_missing() is None]
+    fitbench.fit_in_child("fastseq_cache", data_dir, size, batch_size, 2, cache_dir=cache_dir)
     out = {}
     for name in names:
-        keras.utils.set_random_seed(0)
-        if name == "fastseq_cache":
-            with contextlib.redirect_stdout(io.StringIO()):
-                data = fastseq.ImageDataGenerator(rescale=1 / 255).flow_from_directory(
-                    data_dir, target_size=size, batch_size=batch_size, shuffle=True,
-                    interpolation="bilinear", cache=cache_dir)
-        elif name == "tf_dataset_cache":
-            import tensorflow as tf
-            with contextlib.redirect_stdout(io.StringIO()):
-                ds = keras.utils.image_dataset_from_directory(
-                    data_dir, image_size=size, batch_size=batch_size,
-                    label_mode="categorical", shuffle=True, interpolation="bilinear",
-                    verbose=False)
-            data = ds.map(lambda x, y: (x / 255.0, y)).cache().prefetch(tf.data.AUTOTUNE)
-        else:
-            data = fitbench._make_loader(name, data_dir, size, batch_size, paths, ids,
-                                         n_classes, cached)
-        model = fitbench._build_model(size, n_classes)
-        timer = fitbench._EpochTimer()
-        model.fit(data, epochs=epochs, verbose=0, callbacks=[timer.callback])
-        out[name] = dict(epoch1=timer.seconds[0], later=timer.seconds[1:],
-                         s_per_epoch=statistics.median(timer.seconds[1:]))
-        del model, data
-        keras.backend.clear_session()
+        r = fitbench.fit_in_child(name, data_dir, size, batch_size, epochs,
+                                  cache_dir=cache_dir if name == "fastseq_cache" else None)
+        sec, faults = r["seconds"], r["faults"]
+        later_faults = [f for f in faults[1:] if f is not None]
+        out[name] = dict(epoch1=sec[0], later=sec[1:], s_per_epoch=statistics.median(sec[1:]),
+                         faults_per_epoch=(statistics.median(later_faults)
+                                           if later_faults else None))
     return out
 
 
@@ -248,8 +237,10 @@ def format_cache_report(r: dict) -> str:
                  f"({size[0]}x{size[1]}x3)")
     if r["fit"]:
         for name, v in r["fit"].items():
-            lines.append(f"  fit {name:16s} epoch 1 {v['epoch1']:.2f} s, later "
-                         + " ".join(f"{x:.2f}" for x in v["later"]) + " s")
+            faults = v.get("faults_per_epoch")
+            lines.append(f"  fit {name:19s} epoch 1 {v['epoch1']:.2f} s, later "
+                         + " ".join(f"{x:.2f}" for x in v["later"]) + " s"
+                         + ("" if faults is None else f", {faults:.0f} page faults/epoch"))
     lines.append("targets (issue 13, section 3):")
     for t in r["targets"]:
         ok = "PASS" if t["ratio"] >= t["minimum"] else "MISS"

@@ -40,7 +40,12 @@ Floors (always measured): ``model_only``, the model on batches already held
 as tensors (a ``tf.data`` dataset of whole cached batches: no loading, no
 copy; needs TensorFlow); ``ready_batches``, a ``PyDataset`` whose ``__getitem__`` returns
 ready-made numpy batches (adds the Keras adapter's per-batch cost, no
-decoding).  On a 2-core machine the loader and the training step share the
+decoding), served as fastseq's datasets are (fastseq.keras.tfdata).
+
+Every ``model.fit`` runs in a Python process of its own (:func:`fit_in_child`):
+under TensorFlow the first ``from_generator`` dataset of a process changes
+glibc's allocator settings for the rest of it, so in one shared process a
+loader's figure would depend on which loaders ran before it.  On a 2-core machine the loader and the training step share the
 cores, so these bound what any loader can reach.
 
 Keras runs on whatever backend it is set to (``KERAS_BACKEND``).  Without
@@ -92,6 +97,8 @@ NEEDS_TENSORFLOW = {
 #: iterator, as Keras 3's PyDataset takes it in its constructor).
 _WORKERS = {"fastseq": 1, "fastseq_w2": 2}
 _N_CACHED_BATCHES = 8
+#: The runs that train on a few ready-made batches.
+_NEEDS_READY = ("model_only", "ready_batches", "ready_batches_keras")
 #: Loaders also timed alone (one pass over the data, no model): with the
 #: model-only floor, they show where an epoch's time goes.
 _INPUT_ONLY = ("fastseq", "fastseq_bilinear", "tf_dataset")
@@ -163,7 +170,18 @@ def _seed_sequence_class():
     return SeedPILSequence
 
 
+def _minor_faults() -> int | None:
+    """This process's minor page faults so far (Linux), else None."""
+    try:
+        with open("/proc/self/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[7])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class _EpochTimer:
+    """Seconds and minor page faults of every epoch."""
+
     def __init__(self):
         import keras
 
@@ -171,17 +189,80 @@ class _EpochTimer:
 
         class Callback(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
+                timer._f0 = _minor_faults()
                 timer._t0 = time.perf_counter()
 
             def on_epoch_end(self, epoch, logs=None):
                 timer.seconds.append(time.perf_counter() - timer._t0)
+                f1 = _minor_faults()
+                timer.faults.append(None if f1 is None or timer._f0 is None
+                                    else f1 - timer._f0)
 
         self.seconds: list[float] = []
+        self.faults: list[int | None] = []
         self.callback = Callback()
 
 
+_CHILD = ("import json, sys; sys.path[:0] = {path!r}; from fastseq.bench import fitbench; "
+          "print('FIT-RESULT ' + json.dumps(fitbench._fit_child(json.loads(sys.argv[1]))))")
+
+
+def fit_in_child(name: str, data_dir: str, size: tuple[int, int], batch_size: int,
+                 epochs: int, *, cache_dir: str | None = None) -> dict:
+    """``model.fit`` fed by loader `name`, in a new Python process:
+    ``{"seconds": [...], "faults": [...]}``, one per epoch (faults: minor
+    page faults, None off Linux).
+
+    Each loader gets a process of its own because what one leaves behind
+    changes the next one's figures: TensorFlow 2.21 fixes glibc's mmap
+    threshold at 128 KiB for the whole process the first time any
+    ``from_generator`` dataset is built (Keras' pipeline for every
+    ``PyDataset``), after which each of the model's op temporaries is a
+    fresh mmap, page-faulted in every step; see fastseq.keras.tfdata."""
+    import json
+    import subprocess
+
+    import fastseq
+
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastseq.__file__)))
+    cfg = dict(name=name, data_dir=data_dir, size=list(size), batch_size=batch_size,
+               epochs=epochs, cache_dir=cache_dir)
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    proc = subprocess.run([sys.executable, "-c", _CHILD.format(path=[pkg_parent]),
+                           json.dumps(cfg)], capture_output=True, text=True, env=env)
+    for line in proc.stdout.splitlines():
+        if line.startswith("FIT-RESULT "):
+            return json.loads(line[len("FIT-RESULT "):])
+    tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+    raise RuntimeError(f"model.fit with loader {name!r} failed in its process "
+                       f"(exit {proc.returncode}): {tail}")
+
+
+def _fit_child(cfg: dict) -> dict:
+    """The body of :func:`fit_in_child`'s process."""
+    import keras
+
+    name, data_dir = cfg["name"], cfg["data_dir"]
+    size, batch_size = tuple(cfg["size"]), int(cfg["batch_size"])
+    paths, ids, classes = _list_class_folders(data_dir)
+    n_classes = len(classes)
+    cached = (_cached_batches(paths, ids, n_classes, size, batch_size)
+              if name in _NEEDS_READY else None)
+    keras.utils.set_random_seed(0)
+    data = _make_loader(name, data_dir, size, batch_size, paths, ids, n_classes, cached,
+                        cache_dir=cfg.get("cache_dir"))
+    model = _build_model(size, n_classes)
+    timer = _EpochTimer()
+    # fit's shuffle only reorders PyDataset batches; tf.data input warns.
+    model.fit(data, epochs=int(cfg["epochs"]), verbose=0, callbacks=[timer.callback],
+              shuffle=isinstance(data, keras.utils.PyDataset))
+    return dict(seconds=timer.seconds, faults=timer.faults)
+
+
 def _make_loader(name: str, data_dir: str, size: tuple[int, int], batch_size: int,
-                 paths: list[str], ids: list[int], n_classes: int, cached):
+                 paths: list[str], ids: list[int], n_classes: int, cached,
+                 cache_dir: str | None = None):
     import keras
 
     import fastseq
@@ -195,6 +276,13 @@ def _make_loader(name: str, data_dir: str, size: tuple[int, int], batch_size: in
             return fastseq.ImageDataGenerator(rescale=1 / 255).flow_from_directory(
                 data_dir, target_size=size, batch_size=batch_size, class_mode="categorical",
                 shuffle=True, **kw)
+    if name == "fastseq_cache":
+        # fastseq's pixel cache (issue 13) in `cache_dir`, bilinear as the
+        # tf.data rows
+        with quiet:
+            return fastseq.ImageDataGenerator(rescale=1 / 255).flow_from_directory(
+                data_dir, target_size=size, batch_size=batch_size, class_mode="categorical",
+                shuffle=True, interpolation="bilinear", cache=cache_dir)
     if name == "fastseq_sequence":
         return fastseq.ImageSequence(paths, ids, batch_size=batch_size, dim=size,
                                      n_classes=n_classes, shuffle=True)
@@ -210,14 +298,17 @@ def _make_loader(name: str, data_dir: str, size: tuple[int, int], batch_size: in
             return ImageDataGenerator(rescale=1 / 255).flow_from_directory(
                 data_dir, target_size=size, batch_size=batch_size, class_mode="categorical",
                 shuffle=True)
-    if name == "tf_dataset":
+    if name in ("tf_dataset", "tf_dataset_cache"):
         import tensorflow as tf
 
         with quiet:
             ds = keras.utils.image_dataset_from_directory(
                 data_dir, image_size=size, batch_size=batch_size, label_mode="categorical",
                 shuffle=True, interpolation="bilinear", verbose=False)
-        return ds.map(lambda x, y: (x / 255.0, y)).prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y: (x / 255.0, y))
+        if name == "tf_dataset_cache":
+            ds = ds.cache()     # tf.data's own cache, in memory
+        return ds.prefetch(tf.data.AUTOTUNE)
     if name == "model_only":
         import tensorflow as tf
 
@@ -228,11 +319,15 @@ def _make_loader(name: str, data_dir: str, size: tuple[int, int], batch_size: in
         for x, y in zip(xs[1:], ys[1:]):
             ds = ds.concatenate(tf.data.Dataset.from_tensors((x, y)))
         return ds.repeat().take(steps).prefetch(tf.data.AUTOTUNE)
-    if name == "ready_batches":
+    if name in ("ready_batches", "ready_batches_keras"):
         xs, ys = cached
         steps = math.ceil(len(paths) / batch_size)
 
         class ReadyBatches(keras.utils.PyDataset):
+            # The floor of fastseq's loaders runs through the same pipeline
+            # as they do (fastseq.keras.tfdata); "_keras" through Keras' own.
+            tf_pipeline = "keras" if name == "ready_batches_keras" else "fastseq"
+
             def __len__(self):
                 return steps
 
@@ -242,6 +337,8 @@ def _make_loader(name: str, data_dir: str, size: tuple[int, int], batch_size: in
                 k = index % len(xs)
                 return xs[k], ys[k]
 
+        if name == "ready_batches":
+            import fastseq.keras.base  # noqa: F401  (installs the pipeline hook)
         return ReadyBatches()
     raise ValueError(f"unknown loader {name!r}")
 
@@ -391,24 +488,14 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
         raise ValueError(f"no images in class folders under {data_dir!r}")
     n_classes = len(classes)
     steps = math.ceil(len(paths) / batch_size)
-    cached = _cached_batches(paths, ids, n_classes, size_hw, batch_size)
 
     def run_once(name: str) -> list[float]:
-        keras.utils.set_random_seed(0)
-        data = _make_loader(name, data_dir, size_hw, batch_size, paths, ids, n_classes, cached)
-        model = _build_model(size_hw, n_classes)
-        timer = _EpochTimer()
-        # fit's shuffle only reorders PyDataset batches; tf.data input warns.
-        model.fit(data, epochs=epochs, verbose=0, callbacks=[timer.callback],
-                  shuffle=name not in ("tf_dataset", "model_only"))
-        del model, data
-        keras.backend.clear_session()
-        return timer.seconds
+        return fit_in_child(name, data_dir, size_hw, batch_size, epochs)["seconds"]
 
     def input_pass(name: str) -> float:
         """Seconds for one pass over the data without the model (the second
         of two passes): what the loader alone costs per epoch."""
-        data = _make_loader(name, data_dir, size_hw, batch_size, paths, ids, n_classes, cached)
+        data = _make_loader(name, data_dir, size_hw, batch_size, paths, ids, n_classes, None)
         seconds = 0.0
         for _ in range(2):
             t0 = time.perf_counter()
