@@ -241,6 +241,9 @@ def fit_in_child(name: str, data_dir: str, size: tuple[int, int], batch_size: in
 
 def _fit_child(cfg: dict) -> dict:
     """The body of :func:`fit_in_child`'s process."""
+    from fastseq.bench.common import hide_modules
+
+    hide_modules()          # the parent's test hook (an environment variable)
     import keras
 
     name, data_dir = cfg["name"], cfg["data_dir"]
