@@ -123,13 +123,22 @@ def indexed_dataset(adapter: Any) -> Any:
     return without_autotune(dataset.prefetch(tf.data.AUTOTUNE))
 
 
+#: What indexed_dataset uses of Keras' adapter (Keras 3.15's layout).
+_ADAPTER_PARTS = ("get_tf_dataset", "_standardize_batch")
+_ADAPTER_STATE = ("py_dataset", "enqueuer", "shuffle", "_output_signature")
+
+
 def _adapter_class() -> Any:
     try:
+        from keras.src.trainers.data_adapters import data_adapter_utils
         from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
     except ImportError:
         return None
-    return PyDatasetAdapter if callable(getattr(PyDatasetAdapter, "get_tf_dataset", None)) \
-        else None
+    if not all(callable(getattr(PyDatasetAdapter, a, None)) for a in _ADAPTER_PARTS) or \
+            not hasattr(data_adapter_utils, "get_tensor_spec") or \
+            not hasattr(data_adapter_utils, "NUM_BATCHES_FOR_TENSOR_SPEC"):
+        return None
+    return PyDatasetAdapter
 
 
 def install_fit_hook() -> bool:
@@ -146,11 +155,11 @@ def install_fit_hook() -> bool:
 
     @functools.wraps(original)
     def get_tf_dataset(self: Any) -> Any:
-        pipeline = getattr(self.py_dataset, "tf_pipeline", "keras")
+        pipeline = getattr(getattr(self, "py_dataset", None), "tf_pipeline", "keras")
         if pipeline not in TF_PIPELINES:
             raise ValueError(f"tf_pipeline must be one of {TF_PIPELINES}, got {pipeline!r}")
-        if pipeline == "fastseq" and self.enqueuer is None \
-                and self.py_dataset.num_batches is not None:
+        if pipeline == "fastseq" and all(hasattr(self, a) for a in _ADAPTER_STATE) \
+                and self.enqueuer is None and self.py_dataset.num_batches is not None:
             return indexed_dataset(self)
         return original(self)
 
