@@ -85,7 +85,7 @@ def bench_images(src, limit, tmp):
 
 def make_iterator(name, data_dir, batch_size=BATCH, size=SIZE, **extra):
     quiet = contextlib.redirect_stdout(io.StringIO())   # "Found N images ..."
-    kw = dict(target_size=size, batch_size=batch_size, class_mode="categorical")
+    kw = dict(target_size=tuple(size), batch_size=batch_size, class_mode="categorical")
     if name == "keras_aug":
         from keras.src.legacy.preprocessing.image import ImageDataGenerator as KerasIDG
         with quiet:
@@ -119,21 +119,20 @@ def run_loading(data_dir, n_images, rounds, size=SIZE, batch_size=BATCH):
 
 
 def run_fit(data_dir, epochs, size=SIZE):
-    import keras
-
+    """Mean s/epoch of ``model.fit`` (epoch 1 excluded) for fastseq and Keras
+    legacy with the recipe, each in a process of its own
+    (fitbench.fit_in_child: a process's first from_generator dataset, Keras'
+    pipeline for the legacy iterator, changes the allocator for the rest of
+    it)."""
     from fastseq.bench import fitbench
 
-    n_classes = len([d for d in os.listdir(data_dir) if os.path.isdir(os.path.join(data_dir, d))])
     out = {}
     for name in ("fastseq_aug", "keras_aug"):
-        keras.utils.set_random_seed(0)
-        data = make_iterator(name, data_dir, batch_size=32, size=size, rescale=1 / 255)
-        model = fitbench._build_model(size, n_classes)
-        timer = fitbench._EpochTimer()
-        model.fit(data, epochs=epochs, verbose=0, callbacks=[timer.callback])
-        out[name] = timer.seconds[1:]      # epoch 1 excluded
-        del model, data
-        keras.backend.clear_session()
+        r = fitbench.fit_in_child(
+            name, data_dir, size, 32, epochs,
+            maker=("fastseq.bench.augbench", "make_iterator",
+                   dict(batch_size=32, size=list(size), rescale=1 / 255)))
+        out[name] = r["seconds"][1:]      # epoch 1 excluded
     return {name: statistics.mean(s) for name, s in out.items()}
 
 

@@ -208,10 +208,13 @@ _CHILD = ("import json, sys; sys.path[:0] = {path!r}; from fastseq.bench import 
 
 
 def fit_in_child(name: str, data_dir: str, size: tuple[int, int], batch_size: int,
-                 epochs: int, *, cache_dir: str | None = None) -> dict:
+                 epochs: int, *, cache_dir: str | None = None,
+                 maker: tuple[str, str, dict] | None = None) -> dict:
     """``model.fit`` fed by loader `name`, in a new Python process:
     ``{"seconds": [...], "faults": [...]}``, one per epoch (faults: minor
-    page faults, None off Linux).
+    page faults, None off Linux).  The loader is :func:`_make_loader`'s
+    `name`, or ``getattr(import_module(module), function)(name, data_dir,
+    **kwargs)`` for ``maker=(module, function, kwargs)`` (JSON-able kwargs).
 
     Each loader gets a process of its own because what one leaves behind
     changes the next one's figures: TensorFlow 2.21 fixes glibc's mmap
@@ -226,7 +229,7 @@ def fit_in_child(name: str, data_dir: str, size: tuple[int, int], batch_size: in
 
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastseq.__file__)))
     cfg = dict(name=name, data_dir=data_dir, size=list(size), batch_size=batch_size,
-               epochs=epochs, cache_dir=cache_dir)
+               epochs=epochs, cache_dir=cache_dir, maker=maker)
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     proc = subprocess.run([sys.executable, "-c", _CHILD.format(path=[pkg_parent]),
@@ -253,8 +256,14 @@ def _fit_child(cfg: dict) -> dict:
     cached = (_cached_batches(paths, ids, n_classes, size, batch_size)
               if name in _NEEDS_READY else None)
     keras.utils.set_random_seed(0)
-    data = _make_loader(name, data_dir, size, batch_size, paths, ids, n_classes, cached,
-                        cache_dir=cfg.get("cache_dir"))
+    if cfg.get("maker"):
+        import importlib
+
+        module, function, kwargs = cfg["maker"]
+        data = getattr(importlib.import_module(module), function)(name, data_dir, **kwargs)
+    else:
+        data = _make_loader(name, data_dir, size, batch_size, paths, ids, n_classes, cached,
+                            cache_dir=cfg.get("cache_dir"))
     model = _build_model(size, n_classes)
     timer = _EpochTimer()
     # fit's shuffle only reorders PyDataset batches; tf.data input warns.
