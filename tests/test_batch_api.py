@@ -219,8 +219,9 @@ def _links_shared_libjpeg():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not _links_shared_libjpeg(),
-                    reason="the extension embeds its own libjpeg-turbo (a wheel: "
-                           "test_packaging checks its version)")
+                    reason="not Linux, or the extension embeds its own libjpeg-turbo (a "
+                           "wheel: test_packaging checks its version): no shared libjpeg to "
+                           "compare with the headers")
 def test_libjpeg_version_is_the_one_built_against():
     """info() reports the version of the headers the extension was compiled
     with, exactly, not just something version-shaped."""

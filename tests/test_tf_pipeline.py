@@ -18,10 +18,10 @@ in place of Keras' ``from_generator``, autotuning off.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import textwrap
@@ -33,11 +33,9 @@ keras = pytest.importorskip("keras")
 
 import fastseq  # noqa: E402
 from fastseq.keras import base, tfdata  # noqa: E402,F401  (base installs the hook)
-from _keras_helpers import build_class_tree  # noqa: E402
+from _keras_helpers import build_class_tree, needs_tensorflow  # noqa: E402
 
-HAS_TF = importlib.util.find_spec("tensorflow") is not None
-pytestmark = pytest.mark.skipif(not HAS_TF, reason="needs TensorFlow (the TensorFlow "
-                                "backend's tf.data pipeline); the JAX venv has none")
+pytestmark = needs_tensorflow
 
 
 def _adapter_class():
@@ -82,7 +80,7 @@ def _passes(tf_pipeline: str, shuffle: bool, class_weight, passes: int = 3):
 def test_the_hook_is_in_place_with_this_keras():
     assert tfdata.fit_hook_installed()
     assert tfdata.install_fit_hook()        # idempotent
-    assert getattr(_adapter_class().get_tf_dataset, "_fastseq_without_autotune")
+    assert getattr(_adapter_class().get_tf_dataset, "_fastseq_fit_hook")
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
@@ -128,11 +126,15 @@ def test_workers_and_plain_pydatasets_keep_keras_pipeline():
     assert "GeneratorDataset" in _ops(_adapter_class()(Plain(), shuffle=False).get_tf_dataset())
 
 
-def test_a_bad_tf_pipeline_value_is_named():
-    adapter = _adapter_class()(_flow("fastest"), shuffle=False)
-    with pytest.raises(ValueError, match=r"tf_pipeline must be one of \('fastseq', 'keras'\), "
-                                         r"got 'fastest'"):
-        adapter.get_tf_dataset()
+@pytest.mark.parametrize("value", ["fastest", None, 1, ["fastseq"]])
+def test_a_bad_tf_pipeline_value_is_named(value):
+    it = _flow(value)
+    message = (r"tf_pipeline must be one of \('fastseq', 'keras'\), got "
+               + re.escape(repr(value)))
+    with pytest.raises(ValueError, match=message):
+        _adapter_class()(it, shuffle=False).get_tf_dataset()
+    with pytest.raises(ValueError, match=message):
+        it.to_tf_dataset()
 
 
 def test_to_tf_dataset_builds_no_generator_and_runs_without_autotune():

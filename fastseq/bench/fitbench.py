@@ -42,11 +42,13 @@ copy; needs TensorFlow); ``ready_batches``, a ``PyDataset`` whose ``__getitem__`
 ready-made numpy batches (adds the Keras adapter's per-batch cost, no
 decoding), served as fastseq's datasets are (fastseq.keras.tfdata).
 
+On a 2-core machine the loader and the training step share the cores, so
+these bound what any loader can reach.
+
 Every ``model.fit`` runs in a Python process of its own (:func:`fit_in_child`):
 under TensorFlow the first ``from_generator`` dataset of a process changes
 glibc's allocator settings for the rest of it, so in one shared process a
-loader's figure would depend on which loaders ran before it.  On a 2-core machine the loader and the training step share the
-cores, so these bound what any loader can reach.
+loader's figure would depend on which loaders ran before it.
 
 Keras runs on whatever backend it is set to (``KERAS_BACKEND``).  Without
 TensorFlow, the runs that need ``tf.data`` (``tf_dataset``, ``model_only``)
@@ -280,21 +282,19 @@ def _make_loader(name: str, data_dir: str, size: tuple[int, int], batch_size: in
     import fastseq
 
     quiet = contextlib.redirect_stdout(io.StringIO())   # the "Found N images" lines
-    if name in ("fastseq", "fastseq_w2", "fastseq_bilinear"):
-        kw = {"interpolation": "bilinear"} if name == "fastseq_bilinear" else {}
+    if name in ("fastseq", "fastseq_w2", "fastseq_bilinear", "fastseq_cache"):
+        # fastseq_cache: fastseq's pixel cache (issue 13) in `cache_dir`,
+        # bilinear as the tf.data rows it is compared with
+        kw = {"interpolation": "bilinear"} if name in ("fastseq_bilinear", "fastseq_cache") \
+            else {}
+        if name == "fastseq_cache":
+            kw["cache"] = cache_dir
         if name in _WORKERS:
             kw["workers"] = _WORKERS[name]
         with quiet:
             return fastseq.ImageDataGenerator(rescale=1 / 255).flow_from_directory(
                 data_dir, target_size=size, batch_size=batch_size, class_mode="categorical",
                 shuffle=True, **kw)
-    if name == "fastseq_cache":
-        # fastseq's pixel cache (issue 13) in `cache_dir`, bilinear as the
-        # tf.data rows
-        with quiet:
-            return fastseq.ImageDataGenerator(rescale=1 / 255).flow_from_directory(
-                data_dir, target_size=size, batch_size=batch_size, class_mode="categorical",
-                shuffle=True, interpolation="bilinear", cache=cache_dir)
     if name == "fastseq_sequence":
         return fastseq.ImageSequence(paths, ids, batch_size=batch_size, dim=size,
                                      n_classes=n_classes, shuffle=True)

@@ -95,7 +95,7 @@ from fastseq.batch import aligned_empty, encode_paths, load_files, report_failur
 from fastseq.options import DecodeOptions
 from fastseq.errors import ImageDecodeWarning
 from fastseq.keras.prefetch import MISS, Prefetcher, defer_warning, defer_warnings_here
-from fastseq.keras.tfdata import install_fit_hook, map_positions, without_autotune
+from fastseq.keras.tfdata import install_fit_hook, map_positions, pipeline_of
 
 __all__ = ["aligned_copy", "BatchIndexError", "BatchDataset", "ImageFiles", "Iterator",
            "check_shard", "auto_shard"]
@@ -475,8 +475,9 @@ class BatchDataset(keras.utils.PyDataset):
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = \
             tf.data.experimental.AutoShardPolicy.OFF
-        dataset = dataset.prefetch(1).with_options(options)
-        return dataset if self.tf_pipeline == "keras" else without_autotune(dataset)
+        if pipeline_of(self) == "fastseq":
+            options.autotune.enabled = False
+        return dataset.prefetch(1).with_options(options)
 
     # -- prefetch ---------------------------------------------------------------
 

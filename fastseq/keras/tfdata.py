@@ -33,8 +33,8 @@ fit on the benchmark model: 0.65 s with Keras' pipeline, 0.45 s with this one):
 
 ``tf_pipeline = "keras"`` on a dataset keeps Keras' pipeline as it is; so do
 ``workers > 1`` or ``use_multiprocessing=True`` (Keras' enqueuer is a
-generator).  Every other ``PyDataset`` is left alone.  With a Keras that does
-not have ``PyDatasetAdapter.get_tf_dataset`` (another version's layout)
+generator).  Every other ``PyDataset`` is left alone.  With a Keras whose
+adapter lacks what :func:`indexed_dataset` uses (another version's layout)
 nothing is changed, and :func:`fit_hook_installed` says so.
 """
 
@@ -46,12 +46,22 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TF_PIPELINES", "without_autotune", "map_positions", "indexed_dataset",
-           "install_fit_hook", "fit_hook_installed"]
+__all__ = ["TF_PIPELINES", "pipeline_of", "without_autotune", "map_positions",
+           "indexed_dataset", "install_fit_hook", "fit_hook_installed"]
 
 TF_PIPELINES = ("fastseq", "keras")
 
-_MARK = "_fastseq_without_autotune"
+_MARK = "_fastseq_fit_hook"
+
+
+def pipeline_of(dataset: Any) -> str:
+    """`dataset`'s ``tf_pipeline`` (``"keras"`` for an object without one,
+    any ``PyDataset`` not fastseq's); ValueError naming a value that is not
+    one of TF_PIPELINES."""
+    pipeline = getattr(dataset, "tf_pipeline", "keras")
+    if pipeline not in TF_PIPELINES:
+        raise ValueError(f"tf_pipeline must be one of {TF_PIPELINES}, got {pipeline!r}")
+    return pipeline
 
 
 def without_autotune(dataset: Any) -> Any:
@@ -155,10 +165,7 @@ def install_fit_hook() -> bool:
 
     @functools.wraps(original)
     def get_tf_dataset(self: Any) -> Any:
-        pipeline = getattr(getattr(self, "py_dataset", None), "tf_pipeline", "keras")
-        if pipeline not in TF_PIPELINES:
-            raise ValueError(f"tf_pipeline must be one of {TF_PIPELINES}, got {pipeline!r}")
-        if pipeline == "fastseq" and all(hasattr(self, a) for a in _ADAPTER_STATE) \
+        if pipeline_of(getattr(self, "py_dataset", None)) == "fastseq" and all(hasattr(self, a) for a in _ADAPTER_STATE) \
                 and self.enqueuer is None and self.py_dataset.num_batches is not None:
             return indexed_dataset(self)
         return original(self)
