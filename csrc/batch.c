@@ -245,15 +245,44 @@ static void u8_to_f32(const uint8_t *src, float *dst, size_t n, float scale,
     for (size_t i = 0; i < n; i++) dst[i] = (float)src[i] * scale + offset;
 }
 
+/* u8_to_f32 that also sums the bytes it converts (cache.h's fs_sum, from
+ * `h`): the float32 write of a cache hit is store-bound (600 KB per
+ * 224x224 RGB image into a batch much larger than the caches), and the
+ * checksum's multiply chains run in its shadow instead of in a pass of
+ * their own.  The same floats as u8_to_f32; returns
+ * fs_cache_checksum(src, n, h). */
+static uint64_t u8_to_f32_summed(const uint8_t *src, float *dst, size_t n, float scale,
+                                 float offset, uint64_t h) {
+    fs_sum s;
+    fs_sum_init(&s, h);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        fs_sum_block(&s, src + i);
+        for (size_t k = 0; k < 32; k++) dst[i + k] = (float)src[i + k] * scale + offset;
+    }
+    uint64_t sum = fs_sum_final(&s, src + i, n - i, n);
+    for (; i < n; i++) dst[i] = (float)src[i] * scale + offset;
+    return sum;
+}
+
 /* A whole contiguous float32 slot from 8-bit pixels of the output size, as
  * the resampler writes it: u8_to_f32, then the featurewise norm when the
  * batch has one (its own float32 pass, the same operations as
- * fs_chan_norm_row applies per row, so the same bits). */
-static void slot_from_u8(const fs_batch_opts *o, fs_task *t, const uint8_t *pix) {
+ * fs_chan_norm_row applies per row, so the same bits).  With `pending`
+ * the pixels are a cache payload not yet checksummed (fs_cache_read_deferred):
+ * they are summed on the way, and 0 means they are not the entry's (the
+ * slot then holds garbage, to be rewritten); else 1. */
+static int slot_from_u8(const fs_batch_opts *o, fs_task *t, const uint8_t *pix,
+                        const fs_cache_pending *pending) {
     int oc = fs_mode_channels(o->out_mode);
     size_t n = (size_t)o->out_width * (size_t)o->out_height * (size_t)oc;
-    u8_to_f32(pix, (float *)t->out, n, o->scale, o->offset);
+    if (!pending)
+        u8_to_f32(pix, (float *)t->out, n, o->scale, o->offset);
+    else if (u8_to_f32_summed(pix, (float *)t->out, n, o->scale, o->offset, pending->sum) !=
+             pending->expect)
+        return 0;
     if (o->has_norm) fs_chan_norm_row((float *)t->out, n, oc, &o->norm);
+    return 1;
 }
 
 /* `pc` is the channels of `pix`: those of the output mode, or 1 for an L
@@ -307,7 +336,7 @@ static int resize_into(fs_worker *w, const fs_batch_opts *o, fs_task *t,
     }
     w->kept = w->aug;
     if (!t->warp) {
-        slot_from_u8(o, t, w->aug);
+        slot_from_u8(o, t, w->aug, NULL);
         return FS_OK;
     }
     st = fs_warp_affine_u8(w->aug, o->out_width, o->out_height, oc,
@@ -765,7 +794,7 @@ static int emit_cached(fs_worker *w, const fs_batch_opts *o, fs_task *t,
         return FS_OK;
     }
     if (!t->warp) {
-        slot_from_u8(o, t, pix);
+        slot_from_u8(o, t, pix, NULL);
         return FS_OK;
     }
     fs_dst dst = {t->out, o->out_width, o->out_height, oc, o->out_row_stride,
@@ -810,13 +839,27 @@ static int serve_cached(fs_worker *w, const fs_batch_opts *o, fs_task *t, int *s
         dst = w->cpix;
     }
     int stored = 0;
-    int r = fs_cache_read(cr->entry_path, cr->key, cr->key_len, o->out_width,
-                          o->out_height, oc, dst, &stored, t->msg, cr->why);
+    /* A float32 slot without a warp is written in one pass over the pixels
+     * that also checksums them (u8_to_f32_summed); a mismatch leaves the
+     * slot to the decode below, which rewrites all of it. */
+    int fused = o->out_dtype == FS_DTYPE_F32 && !t->warp;
+    fs_cache_pending pending;
+    int r = fused ? fs_cache_read_deferred(cr->entry_path, cr->key, cr->key_len, o->out_width,
+                                           o->out_height, oc, dst, &stored, t->msg, cr->why,
+                                           &pending)
+                  : fs_cache_read(cr->entry_path, cr->key, cr->key_len, o->out_width,
+                                  o->out_height, oc, dst, &stored, t->msg, cr->why);
     cr->result = cr->probe_result = r;
+    if (r == FS_CACHE_HIT && fused && !slot_from_u8(o, t, dst, &pending)) {
+        snprintf(cr->why, FS_MSG_LEN, "checksum mismatch");
+        cr->result = cr->probe_result = FS_CACHE_CORRUPT;
+        t->msg[0] = '\0';
+        return 0;
+    }
     if (r == FS_CACHE_HIT) {
         t->src_width = o->out_width;
         t->src_height = o->out_height;
-        *st = emit_cached(w, o, t, dst);
+        *st = fused ? FS_OK : emit_cached(w, o, t, dst);
         return 1;
     }
     if (r == FS_CACHE_HIT_FAILED) {

@@ -12,43 +12,35 @@
 static const uint8_t MAGIC4[4] = {'F', 'S', 'Q', 'C'};
 static const uint32_t ORDER_MARK = 0x01020304u;
 
-#define K1 0x9E3779B97F4A7C15ULL
-#define K2 0xC2B2AE3D27D4EB4FULL
-
-static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-
-static inline uint64_t load64(const uint8_t *p) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-/* Four lanes, each a multiply-rotate chain over every fourth word (about 5
- * cycles of latency per 8 bytes per lane, so 32 bytes per ~5 cycles), then
- * folded with the length.  A chained call continues from the fold, so the
- * result depends on how the bytes were split; writer and reader split
- * them the same way (header, key, payload). */
-uint64_t fs_cache_checksum(const uint8_t *p, size_t n, uint64_t h) {
-    uint64_t a = h ^ K1, b = h ^ K2, c = rotl64(h, 17) + K1, d = rotl64(h, 41) - K2;
+/* Four lanes (fs_sum_block in cache.h), each a multiply-rotate chain over
+ * every fourth word (about 5 cycles of latency per 8 bytes per lane, so 32
+ * bytes per ~5 cycles), then folded with the length.  A chained call
+ * continues from the fold, so the result depends on how the bytes were
+ * split; writer and reader split them the same way (header, key, payload). */
+uint64_t fs_sum_final(fs_sum *s, const uint8_t *rest, size_t rest_n, size_t total_n) {
     size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a = rotl64((a ^ load64(p + i)) * K1, 31);
-        b = rotl64((b ^ load64(p + i + 8)) * K1, 31);
-        c = rotl64((c ^ load64(p + i + 16)) * K1, 31);
-        d = rotl64((d ^ load64(p + i + 24)) * K1, 31);
-    }
-    for (; i + 8 <= n; i += 8) a = rotl64((a ^ load64(p + i)) * K1, 31);
-    if (i < n) {
+    for (; i + 8 <= rest_n; i += 8)
+        s->a = fs_sum_rotl((s->a ^ fs_sum_load(rest + i)) * FS_SUM_K1, 31);
+    if (i < rest_n) {
         uint8_t tail[8] = {0};
-        memcpy(tail, p + i, n - i);
-        b = rotl64((b ^ load64(tail)) * K1, 31);
+        memcpy(tail, rest + i, rest_n - i);
+        s->b = fs_sum_rotl((s->b ^ fs_sum_load(tail)) * FS_SUM_K1, 31);
     }
-    uint64_t x = rotl64(a, 1) + rotl64(b, 7) + rotl64(c, 12) + rotl64(d, 18);
-    x ^= (uint64_t)n * K2;
+    uint64_t x = fs_sum_rotl(s->a, 1) + fs_sum_rotl(s->b, 7) + fs_sum_rotl(s->c, 12) +
+                 fs_sum_rotl(s->d, 18);
+    x ^= (uint64_t)total_n * FS_SUM_K2;
     x ^= x >> 33;
-    x *= K2;
+    x *= FS_SUM_K2;
     x ^= x >> 29;
     return x;
+}
+
+uint64_t fs_cache_checksum(const uint8_t *p, size_t n, uint64_t h) {
+    fs_sum s;
+    fs_sum_init(&s, h);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) fs_sum_block(&s, p + i);
+    return fs_sum_final(&s, p + i, n - i, n);
 }
 
 static int pread_full(int fd, void *buf, size_t n, off_t off) {
@@ -88,9 +80,9 @@ static void header_fill(uint8_t hdr[FS_CACHE_HEADER], int status, int w, int h,
 #define CORRUPT(...) do { snprintf(why, FS_MSG_LEN, __VA_ARGS__); \
                           result = FS_CACHE_CORRUPT; goto done; } while (0)
 
-int fs_cache_read(const char *path, const uint8_t *key, size_t key_len,
-                  int w, int h, int c, uint8_t *dst, int *status, char *msg,
-                  char *why) {
+static int cache_read(const char *path, const uint8_t *key, size_t key_len,
+                      int w, int h, int c, uint8_t *dst, int *status, char *msg,
+                      char *why, fs_cache_pending *pending) {
     int result;
     why[0] = '\0';
     /* O_NONBLOCK: opening a FIFO planted at an entry's path must not wait
@@ -145,6 +137,12 @@ int fs_cache_read(const char *path, const uint8_t *key, size_t key_len,
                     get32(hdr + 20), get32(hdr + 24), w, h, c);
         if (pread_full(fd, dst, (size_t)plen, poff) != 0)
             CORRUPT("read error in the pixels: %s", strerror(errno));
+        if (pending) {
+            pending->sum = sum;
+            pending->expect = get64u(hdr + 40);
+            result = FS_CACHE_HIT;
+            goto done;
+        }
         sum = fs_cache_checksum(dst, (size_t)plen, sum);
         if (sum != get64u(hdr + 40)) CORRUPT("checksum mismatch");
         result = FS_CACHE_HIT;
@@ -165,6 +163,18 @@ int fs_cache_read(const char *path, const uint8_t *key, size_t key_len,
 done:
     close(fd);
     return result;
+}
+
+int fs_cache_read(const char *path, const uint8_t *key, size_t key_len,
+                  int w, int h, int c, uint8_t *dst, int *status, char *msg,
+                  char *why) {
+    return cache_read(path, key, key_len, w, h, c, dst, status, msg, why, NULL);
+}
+
+int fs_cache_read_deferred(const char *path, const uint8_t *key, size_t key_len,
+                           int w, int h, int c, uint8_t *dst, int *status, char *msg,
+                           char *why, fs_cache_pending *pending) {
+    return cache_read(path, key, key_len, w, h, c, dst, status, msg, why, pending);
 }
 
 static int write_all(int fd, const struct iovec *iov, int cnt) {

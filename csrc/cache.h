@@ -35,6 +35,8 @@
 #ifndef FS_CACHE_H
 #define FS_CACHE_H
 
+#include <string.h>
+
 #include "fs_common.h"
 
 #define FS_CACHE_FORMAT 1u
@@ -77,6 +79,44 @@ typedef struct {
  * tampering).  `h` chains calls over several buffers. */
 uint64_t fs_cache_checksum(const uint8_t *p, size_t n, uint64_t h);
 
+/* The same checksum one 32-byte block at a time, for a pass that does
+ * other work on the bytes as it goes (the batch driver converts an entry's
+ * pixels to float32 while summing them):
+ *     fs_sum s; fs_sum_init(&s, h);
+ *     for each whole 32-byte block b of the n bytes: fs_sum_block(&s, b);
+ *     fs_sum_final(&s, rest, n % 32, n)  ==  fs_cache_checksum(p, n, h)
+ * (rest: the last n % 32 bytes).  The lanes are independent multiply-rotate
+ * chains, so a block costs about 5 cycles of latency and the chains run in
+ * the shadow of a store-bound loop. */
+#define FS_SUM_K1 0x9E3779B97F4A7C15ULL
+#define FS_SUM_K2 0xC2B2AE3D27D4EB4FULL
+
+typedef struct { uint64_t a, b, c, d; } fs_sum;
+
+static inline uint64_t fs_sum_rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+static inline uint64_t fs_sum_load(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline void fs_sum_init(fs_sum *s, uint64_t h) {
+    s->a = h ^ FS_SUM_K1;
+    s->b = h ^ FS_SUM_K2;
+    s->c = fs_sum_rotl(h, 17) + FS_SUM_K1;
+    s->d = fs_sum_rotl(h, 41) - FS_SUM_K2;
+}
+
+static inline void fs_sum_block(fs_sum *s, const uint8_t *p) {
+    s->a = fs_sum_rotl((s->a ^ fs_sum_load(p)) * FS_SUM_K1, 31);
+    s->b = fs_sum_rotl((s->b ^ fs_sum_load(p + 8)) * FS_SUM_K1, 31);
+    s->c = fs_sum_rotl((s->c ^ fs_sum_load(p + 16)) * FS_SUM_K1, 31);
+    s->d = fs_sum_rotl((s->d ^ fs_sum_load(p + 24)) * FS_SUM_K1, 31);
+}
+
+uint64_t fs_sum_final(fs_sum *s, const uint8_t *rest, size_t rest_n, size_t total_n);
+
 /* Probe the entry at `path` for `key`, expecting `w` x `h` x `c` pixels.
  * On FS_CACHE_HIT the pixels are in `dst` (contiguous rows; it is written
  * even on a later checksum failure, so it must be scratch or a slot that
@@ -87,6 +127,25 @@ uint64_t fs_cache_checksum(const uint8_t *p, size_t n, uint64_t h);
 int fs_cache_read(const char *path, const uint8_t *key, size_t key_len,
                   int w, int h, int c, uint8_t *dst, int *status, char *msg,
                   char *why);
+
+/* What fs_cache_read_deferred leaves to its caller: the checksum of the
+ * header and key (the payload's fs_sum_init value), and the checksum the
+ * entry says the whole should have. */
+typedef struct {
+    uint64_t sum;
+    uint64_t expect;
+} fs_cache_pending;
+
+/* fs_cache_read, except that a pixel entry's payload is read into `dst`
+ * without being checksummed: FS_CACHE_HIT then means "header, size and key
+ * valid", and the pixels are only the entry's once the caller has summed
+ * them from pending->sum (fs_sum_*) and found pending->expect; otherwise
+ * the entry is damaged ("checksum mismatch") and whatever was written
+ * from `dst` must be rewritten.  Failure records are verified here as by
+ * fs_cache_read. */
+int fs_cache_read_deferred(const char *path, const uint8_t *key, size_t key_len,
+                           int w, int h, int c, uint8_t *dst, int *status, char *msg,
+                           char *why, fs_cache_pending *pending);
 
 /* Write the entry at `path`: pixels (`status` 0, `payload` = w x h x c
  * bytes) or a failure (`status` != 0, `payload` = its message).  Written

@@ -60,6 +60,28 @@ static uint8_t *read_file(size_t *n) {
     return p;
 }
 
+/* fs_cache_read_deferred, completed by summing the payload from the pending
+ * state, must agree with fs_cache_read on every file: same result, same
+ * pixels, same failure record. */
+static void check_deferred(int w, int h, int c, size_t npix, int r_full, const uint8_t *dst_full,
+                           int status_full, const char *msg_full) {
+    uint8_t *dst = (uint8_t *)malloc(npix);
+    char msg[FS_MSG_LEN], why[FS_MSG_LEN];
+    int status = 0;
+    fs_cache_pending pending;
+    if (!dst) abort();
+    msg[0] = why[0] = '\0';
+    int r = fs_cache_read_deferred(g_path, KEY, sizeof KEY - 1, w, h, c, dst, &status, msg, why,
+                                   &pending);
+    if (r == FS_CACHE_HIT && fs_cache_checksum(dst, npix, pending.sum) != pending.expect)
+        r = FS_CACHE_CORRUPT;
+    if (r != r_full) abort();
+    if (r == FS_CACHE_HIT && memcmp(dst, dst_full, npix) != 0) abort();
+    if (r == FS_CACHE_HIT_FAILED && (status != status_full || strcmp(msg, msg_full) != 0))
+        abort();
+    free(dst);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!g_path[0]) snprintf(g_path, sizeof g_path, "/tmp/fastseq-fuzz-cache.%ld", (long)getpid());
     if (size < 4) return 0;
@@ -84,6 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (r < FS_CACHE_HIT || r > FS_CACHE_CORRUPT) abort();
         if (r == FS_CACHE_HIT_FAILED && (status == 0 || memchr(msg, 0, FS_MSG_LEN) == NULL))
             abort();
+        check_deferred(w, h, c, npix, r, dst, status, msg);
     } else {
         static const char fail_msg[] = "not a JPEG: a remembered failure";
         if (fs_cache_write(g_path, KEY, sizeof KEY - 1, failure ? 7 : 0, w, h, c,
@@ -108,6 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         write_file(file, keep);
         why[0] = msg[0] = '\0';
         int r = fs_cache_read(g_path, KEY, sizeof KEY - 1, w, h, c, dst, &status, msg, why);
+        check_deferred(w, h, c, npix, r, dst, status, msg);
         if (!changed) {
             if (failure) {
                 if (r != FS_CACHE_HIT_FAILED || status != 7 || strcmp(msg, fail_msg) != 0)

@@ -299,7 +299,9 @@ def test_threads_write_one_cache(tmp_path, images):
 def _damage(path, how):
     data = bytearray(open(path, "rb").read())
     if how == "flip_pixel":
-        data[-7] ^= 0x40
+        data[-7] ^= 0x40          # in the payload's last, partial 32-byte block
+    elif how == "flip_block_pixel":
+        data[-100] ^= 0x40        # in a whole block (the float32 write sums those)
     elif how == "flip_header":
         data[17] ^= 0x01          # the width
     elif how == "truncate":
@@ -315,7 +317,8 @@ def _damage(path, how):
 
 
 # what the warning says was wrong with the entry
-DAMAGE_REASONS = {"flip_pixel": "checksum mismatch", "flip_header": "holds ",
+DAMAGE_REASONS = {"flip_pixel": "checksum mismatch", "flip_block_pixel": "checksum mismatch",
+                  "flip_header": "holds ",
                   "truncate": "truncated or overlong", "version": "format version 99",
                   "garbage": "bad magic", "empty": "shorter than the 48-byte header"}
 
@@ -341,6 +344,23 @@ def test_a_damaged_entry_is_rebuilt_with_one_warning(tmp_path, images, how, dtyp
     assert f"is damaged (" in str(cw[0].message) and DAMAGE_REASONS[how] in str(cw[0].message)
     assert store_of(cache, target_size=(26, 34), dtype=dtype).stats == \
         {"hit": 5 + 6, "corrupt": 1, "stored": 1}
+
+
+# fs_cache_checksum of bytes((i * 131 + 7) % 256 for i in range(n)) as
+# format 1 wrote it (fastseq 727185e): entries written by earlier builds stay
+# readable, whichever way the sum is computed (whole, or block by block while
+# writing a float32 slot).
+CHECKSUMS_V1 = {0: 16635145016632497547, 1: 9486862598165472827, 7: 2682611367032319616,
+                8: 7062224613606250319, 31: 17114551293992729973, 32: 2381418647118621126,
+                33: 17612279532729177869, 63: 3211720289990468214,
+                64: 3909825378249529158, 100: 15044351852403973769,
+                1000: 11889424746116074130}
+
+
+@pytest.mark.parametrize("n", sorted(CHECKSUMS_V1))
+def test_the_entry_checksum_is_format_1s(n):
+    data = bytes((i * 131 + 7) % 256 for i in range(n))
+    assert fastseq._native.cache_checksum(data) == CHECKSUMS_V1[n]
 
 
 def test_entries_are_read_as_written(tmp_path, images):
