@@ -5,7 +5,8 @@ The same as ``python -m fastseq bench --cache``.  See cachebench's
 docstring for what is measured and how.  It prints the figures, then each
 target with PASS or MISS::
 
-    python benchmarks/bench_cache.py [--limit 1000] [--epochs 4] [--fit] [--json FILE]
+    python benchmarks/bench_cache.py [--limit 1000] [--epochs 4] [--fit] [--fit-epochs 5]
+                                     [--fit-rounds 3] [--json FILE]
 """
 
 from __future__ import annotations
@@ -30,15 +31,20 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=4, help="loader epochs (>= 2; default 4)")
     p.add_argument("--fit", action="store_true", help="also model.fit s/epoch")
     p.add_argument("--fit-epochs", type=int, default=5,
-                   help="fit epochs, the first excluded (default 5: fit epochs on 2 cores are "
-                        "bimodal, 0.65 or 1.3 s, and the median of 4 is steadier)")
+                   help="fit epochs per process, the first excluded (default 5: the median "
+                        "of 4)")
+    p.add_argument("--fit-rounds", type=int, default=cachebench.FIT_ROUNDS,
+                   help="interleaved rounds of fit processes, one process per loader each "
+                        f"(default {cachebench.FIT_ROUNDS}; a fit ratio is the median of the "
+                        "rounds')")
     p.add_argument("--json", metavar="FILE")
     a = p.parse_args(argv)
-    if a.limit < 0 or a.epochs < 2 or a.fit_epochs < 2:
-        p.error("--limit >= 0, --epochs >= 2 and --fit-epochs >= 2")
+    if a.limit < 0 or a.epochs < 2 or a.fit_epochs < 2 or a.fit_rounds < 1:
+        p.error("--limit >= 0, --epochs >= 2, --fit-epochs >= 2 and --fit-rounds >= 1")
     ds = datasets.ensure_default_dataset(progress=True)
     r = cachebench.run_cache_benchmark(ds["imagenet"], limit=a.limit, epochs=a.epochs,
-                                       fit=a.fit, fit_epochs=a.fit_epochs)
+                                       fit=a.fit, fit_epochs=a.fit_epochs,
+                                       fit_rounds=a.fit_rounds)
     print(cachebench.format_cache_report(r))
     if a.json:
         report.write_json(r, a.json)

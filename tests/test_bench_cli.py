@@ -873,3 +873,56 @@ def test_formats_with_an_unusable_cache_dir_is_a_clear_error(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "cannot write the PNG/WebP benchmark sets" in proc.stderr and str(f) in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_cache_fit_rounds_are_interleaved_and_ratios_paired(monkeypatch):
+    """cachebench.run_fit: a filling process, then FIT_ROUNDS rounds of one
+    process per loader (alternate rounds reversed, the seed's Sequence only
+    in the first), and each fit target the median of its rounds' ratios.
+    fit_in_child is replaced by a recorder whose seconds are made up."""
+    from fastseq.bench import cachebench
+
+    calls = []
+    # per loader, the median of each process's later epochs, round by round
+    medians = {"fastseq_cache": [0.5, 0.6, 0.4], "ready_batches": [0.40, 0.57, 0.38],
+               "ready_batches_keras": [1.0, 0.9, 0.8], "seed_pil_w1": [6.0],
+               "tf_dataset_cache": [0.4, 0.7, 0.5]}
+
+    def fake(name, data_dir, size, batch_size, epochs, *, cache_dir=None, maker=None,
+             timeout=None):
+        calls.append((name, epochs, cache_dir))
+        if len(calls) == 1:
+            return {"seconds": [1.0, 1.0], "faults": [1, 1]}
+        k = sum(1 for c in calls[1:] if c[0] == name) - 1
+        m = medians[name][k]
+        return {"seconds": [9.0, m - 0.01, m, m + 0.02], "faults": [5, 1, 2, 3]}
+
+    monkeypatch.setattr(fitbench, "fit_in_child", fake)
+    monkeypatch.setattr(fitbench, "_tensorflow_missing", lambda: None)
+    res = cachebench.run_fit("data", "fc", 4, rounds=3)
+    names = list(cachebench.FIT_LOADERS)
+    assert calls[0] == ("fastseq_cache", 2, "fc")
+    assert [c[0] for c in calls[1:]] == (names + [n for n in names[::-1] if n != "seed_pil_w1"]
+                                         + [n for n in names if n != "seed_pil_w1"])
+    assert all(c[1] == 4 and c[2] == ("fc" if c[0] == "fastseq_cache" else None)
+               for c in calls[1:])
+    assert res["fastseq_cache"]["s_per_epoch"] == pytest.approx(0.5)
+    assert res["seed_pil_w1"]["s_per_epoch"] == pytest.approx(6.0)
+    assert res["fastseq_cache"]["faults_per_epoch"] == 2
+    assert len(res["ready_batches"]["runs"]) == 3 and len(res["seed_pil_w1"]["runs"]) == 1
+    # paired: median(0.40/0.5, 0.57/0.6, 0.38/0.4) = 0.95, where the ratio of
+    # the medians would be 0.40/0.5 = 0.8; for the tf.data cache
+    # median(0.8, 7/6, 1.25) = 7/6 against 0.5/0.5 = 1.0
+    assert cachebench.fit_ratio(res, "ready_batches") == pytest.approx(0.95)
+    assert cachebench.fit_ratio(res, "tf_dataset_cache") == pytest.approx(7 / 6)
+    assert cachebench.fit_ratio(res, "seed_pil_w1") == pytest.approx(12.0)
+
+
+def test_a_fit_child_that_hangs_is_killed_and_named():
+    """fitbench.fit_in_child's timeout: the child (here still importing
+    Keras after 0.5 s) is killed, and the error names the loader."""
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"loader 'fastseq_cache' did not finish within "
+                                           r"0\.5 s in its process \(killed\)"):
+        fitbench.fit_in_child("fastseq_cache", "nowhere", (8, 8), 2, 2, timeout=0.5)
+    assert time.monotonic() - t0 < 30

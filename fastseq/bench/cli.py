@@ -82,9 +82,10 @@ def build_parser(prog="fastseq bench"):
                    help="instead, issue 13's cache benchmark (fastseq.bench.cachebench): "
                         "epochs read from a cache of resized pixels vs decoded, plain and "
                         "augmented, and a second process on the same disk cache (--limit "
-                        "default 1000; max(4, --epochs) loader epochs, max(3, --epochs) with --fit, which adds model.fit against "
-                        "ready-made batches, the seed's PIL Sequence and "
-                        "image_dataset_from_directory().cache()); needs Keras")
+                        "default 1000; max(4, --epochs) loader epochs, max(3, --epochs) with "
+                        "--fit, which adds model.fit against ready-made batches, the seed's "
+                        "PIL Sequence and image_dataset_from_directory().cache(), each loader "
+                        "in --rounds interleaved processes); needs Keras")
     p.add_argument("--formats", nargs="?", const="png,webp", default=None, metavar="LIST",
                    help="instead, issue 14's PNG and WebP benchmark (fastseq.bench.formatbench) "
                         "on generated ImageNet-sized sets of each (png, webp, or both: the "
@@ -251,7 +252,8 @@ def _cache_main(a, size, data_dir, prog):
     epochs = max(4, a.epochs)
     try:
         r = cachebench.run_cache_benchmark(data_dir, limit=limit, epochs=epochs, fit=a.fit,
-                                           fit_epochs=max(3, a.epochs), size=size,
+                                           fit_epochs=max(3, a.epochs), fit_rounds=a.rounds,
+                                           size=size,
                                            batch_size=a.batch_size)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

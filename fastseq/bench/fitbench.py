@@ -209,9 +209,17 @@ _CHILD = ("import json, sys; sys.path[:0] = {path!r}; from fastseq.bench import 
           "print('FIT-RESULT ' + json.dumps(fitbench._fit_child(json.loads(sys.argv[1]))))")
 
 
+#: Seconds a fit child may take: its start (importing TensorFlow, ~10 s
+#: here), then per epoch.  A loader that hangs stops the benchmark with an
+#: error naming it instead of hanging it.
+CHILD_START_S = 300
+CHILD_EPOCH_S = 300
+
+
 def fit_in_child(name: str, data_dir: str, size: tuple[int, int], batch_size: int,
                  epochs: int, *, cache_dir: str | None = None,
-                 maker: tuple[str, str, dict] | None = None) -> dict:
+                 maker: tuple[str, str, dict] | None = None,
+                 timeout: float | None = None) -> dict:
     """``model.fit`` fed by loader `name`, in a new Python process:
     ``{"seconds": [...], "faults": [...]}``, one per epoch (faults: minor
     page faults, None off Linux).  The loader is :func:`_make_loader`'s
@@ -223,7 +231,10 @@ def fit_in_child(name: str, data_dir: str, size: tuple[int, int], batch_size: in
     threshold at 128 KiB for the whole process the first time any
     ``from_generator`` dataset is built (Keras' pipeline for every
     ``PyDataset``), after which each of the model's op temporaries is a
-    fresh mmap, page-faulted in every step; see fastseq.keras.tfdata."""
+    fresh mmap, page-faulted in every step; see fastseq.keras.tfdata.
+
+    `timeout`: seconds before the child is killed and RuntimeError raised
+    (default CHILD_START_S + CHILD_EPOCH_S per epoch)."""
     import json
     import subprocess
 
@@ -234,8 +245,15 @@ def fit_in_child(name: str, data_dir: str, size: tuple[int, int], batch_size: in
                epochs=epochs, cache_dir=cache_dir, maker=maker)
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    proc = subprocess.run([sys.executable, "-c", _CHILD.format(path=[pkg_parent]),
-                           json.dumps(cfg)], capture_output=True, text=True, env=env)
+    if timeout is None:
+        timeout = CHILD_START_S + CHILD_EPOCH_S * epochs
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CHILD.format(path=[pkg_parent]),
+                               json.dumps(cfg)], capture_output=True, text=True, env=env,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"model.fit with loader {name!r} did not finish within "
+                           f"{timeout:g} s in its process (killed)") from None
     for line in proc.stdout.splitlines():
         if line.startswith("FIT-RESULT "):
             return json.loads(line[len("FIT-RESULT "):])
