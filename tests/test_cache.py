@@ -363,6 +363,36 @@ def test_the_entry_checksum_is_format_1s(n):
     assert fastseq._native.cache_checksum(data) == CHECKSUMS_V1[n]
 
 
+@pytest.mark.parametrize("where", ["memory", "disk"])
+@pytest.mark.parametrize("misalign", [0, 4, 8, 12])
+def test_large_float32_slots_are_the_uncached_bits(images, tmp_path, where, misalign):
+    """Float32 slots of 256 KiB and more are written with streaming stores
+    from their first 16-byte boundary on (csrc/batch.c, FS_STREAM_MIN_BYTES),
+    a disk hit's checksum summed in the same pass: the same bits as an
+    uncached batch wherever ``out=`` starts, and a damaged entry is still
+    caught.  150x190x3 floats are 342,000 bytes a slot (85,500 values: a
+    partial 32-byte block at the end)."""
+    paths = images[:5]
+    kw = dict(dtype="float32", rescale=1 / 255, offset=-0.5)
+    ref = load_batch(paths, (150, 190), **kw)
+    cache = ImageCache("memory") if where == "memory" else ImageCache(tmp_path / "cache")
+    raw = np.empty(ref.nbytes + 64, np.uint8)
+    start = -raw.ctypes.data % 64 + misalign
+    out = raw[start:start + ref.nbytes].view(np.float32).reshape(ref.shape)
+    for _ in range(2):      # the misses' write, then the hits'
+        out[...] = np.nan
+        got = load_batch(paths, (150, 190), out=out, cache=cache, **kw)
+        assert np.shares_memory(got, out)
+        np.testing.assert_array_equal(got, ref)
+    if where == "disk":
+        entry = entry_of(cache, paths[1], target_size=(150, 190), **kw)
+        _damage(entry, "flip_block_pixel")
+        out[...] = np.nan
+        with pytest.warns(CacheWarning, match="checksum mismatch"):
+            got = load_batch(paths, (150, 190), out=out, cache=cache, **kw)
+        np.testing.assert_array_equal(got, ref)
+
+
 def test_entries_are_read_as_written(tmp_path, images):
     cache = ImageCache(tmp_path / "cache")
     ref = load_batch(images[:3], (20, 22), cache=cache)
