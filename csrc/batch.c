@@ -244,13 +244,11 @@ static const fs_warp_params fs_warp_identity = {{1, 0, 0, 0, 1, 0}, 0, 0, 0, 0,
 /* Float32 slots of at least this many bytes are written with streaming
  * (non-temporal) stores: a batch of them is far larger than the caches,
  * so ordinary stores first read every destination line from memory (a
- * read for ownership) only to overwrite it, and then evict what the
- * training step is using.  Streaming halves the memory traffic of the
- * write: a cached 224x224 RGB epoch's loader CPU went from 101-116 to
- * 93-95 ms per 1,000 images, and model.fit epochs on the benchmark model
- * from 0.50 to 0.475 s (median of 4 paired processes each, 2-core VM).
- * A 224x224 RGB slot is 588 KiB; a small slot (e.g. 32x32, 12 KiB) is
- * read back from cache and is written as usual. */
+ * read for ownership) only to overwrite it, and evict what the training
+ * step is using; streaming halves the write's memory traffic (figures in
+ * README, "Cache").  A 224x224 RGB slot is 588 KiB; a batch of small slots
+ * (32x32: 12 KiB each) is read back from the caches, so it is written as
+ * usual. */
 #define FS_STREAM_MIN_BYTES (256u << 10)
 
 #if defined(__SSE2__)
