@@ -896,11 +896,9 @@ static int serve_cached(fs_worker *w, const fs_batch_opts *o, fs_task *t, int *s
      * slot to the decode below, which rewrites all of it. */
     int fused = o->out_dtype == FS_DTYPE_F32 && !t->warp;
     fs_cache_pending pending;
-    int r = fused ? fs_cache_read_deferred(cr->entry_path, cr->key, cr->key_len, o->out_width,
-                                           o->out_height, oc, dst, &stored, t->msg, cr->why,
-                                           &pending)
-                  : fs_cache_read(cr->entry_path, cr->key, cr->key_len, o->out_width,
-                                  o->out_height, oc, dst, &stored, t->msg, cr->why);
+    int r = fs_cache_read_deferred(cr->entry_path, cr->key, cr->key_len, o->out_width,
+                                   o->out_height, oc, dst, &stored, t->msg, cr->why,
+                                   fused ? &pending : NULL);
     cr->result = cr->probe_result = r;
     if (r == FS_CACHE_HIT && fused && !slot_from_u8(o, t, dst, &pending)) {
         snprintf(cr->why, FS_MSG_LEN, "checksum mismatch");

@@ -80,9 +80,9 @@ static void header_fill(uint8_t hdr[FS_CACHE_HEADER], int status, int w, int h,
 #define CORRUPT(...) do { snprintf(why, FS_MSG_LEN, __VA_ARGS__); \
                           result = FS_CACHE_CORRUPT; goto done; } while (0)
 
-static int cache_read(const char *path, const uint8_t *key, size_t key_len,
-                      int w, int h, int c, uint8_t *dst, int *status, char *msg,
-                      char *why, fs_cache_pending *pending) {
+int fs_cache_read_deferred(const char *path, const uint8_t *key, size_t key_len,
+                           int w, int h, int c, uint8_t *dst, int *status, char *msg,
+                           char *why, fs_cache_pending *pending) {
     int result;
     why[0] = '\0';
     /* O_NONBLOCK: opening a FIFO planted at an entry's path must not wait
@@ -168,13 +168,7 @@ done:
 int fs_cache_read(const char *path, const uint8_t *key, size_t key_len,
                   int w, int h, int c, uint8_t *dst, int *status, char *msg,
                   char *why) {
-    return cache_read(path, key, key_len, w, h, c, dst, status, msg, why, NULL);
-}
-
-int fs_cache_read_deferred(const char *path, const uint8_t *key, size_t key_len,
-                           int w, int h, int c, uint8_t *dst, int *status, char *msg,
-                           char *why, fs_cache_pending *pending) {
-    return cache_read(path, key, key_len, w, h, c, dst, status, msg, why, pending);
+    return fs_cache_read_deferred(path, key, key_len, w, h, c, dst, status, msg, why, NULL);
 }
 
 static int write_all(int fd, const struct iovec *iov, int cnt) {

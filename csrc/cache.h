@@ -142,7 +142,7 @@ typedef struct {
  * them from pending->sum (fs_sum_*) and found pending->expect; otherwise
  * the entry is damaged ("checksum mismatch") and whatever was written
  * from `dst` must be rewritten.  Failure records are verified here as by
- * fs_cache_read. */
+ * fs_cache_read, which is this function with `pending` NULL. */
 int fs_cache_read_deferred(const char *path, const uint8_t *key, size_t key_len,
                            int w, int h, int c, uint8_t *dst, int *status, char *msg,
                            char *why, fs_cache_pending *pending);
