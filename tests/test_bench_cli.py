@@ -814,8 +814,10 @@ def test_cache_runs_the_cache_benchmark(tmp_path):
     stats = d["loading"]["cache_stats"]
     assert stats["disk"] == {"absent": 5, "stored": 5, "hit": 15}
     assert stats["memory"] == {"stored": 5, "hit": 15}
-    assert len(d["loading"]["second_process"]) == 3
-    assert len(d["loading"]["second_process_cold"]) == 3
+    rounds = d["loading"]["second_process"]
+    assert [(len(r["first"]), len(r["second"])) for r in rounds] == [(3, 2)] * 3
+    assert [len(c) for c in d["loading"]["second_process_cold"]] == [2] * 3
+    assert f"round 3: first run epochs 1-3 images/s: " in proc.stdout
     assert [t["minimum"] for t in d["targets"]] == [10.0, 10.0, 10.0, 3.0, 0.9, 0.9]
     for t in d["targets"]:
         assert f"{t['target']}: {t['ratio']:.2f}x" in proc.stdout
@@ -916,6 +918,30 @@ def test_cache_fit_rounds_are_interleaved_and_ratios_paired(monkeypatch):
     assert cachebench.fit_ratio(res, "ready_batches") == pytest.approx(0.95)
     assert cachebench.fit_ratio(res, "tf_dataset_cache") == pytest.approx(7 / 6)
     assert cachebench.fit_ratio(res, "seed_pil_w1") == pytest.approx(12.0)
+
+
+def test_second_process_rounds_pair_fresh_processes(monkeypatch):
+    """cachebench.second_process_rounds: per round, a first run (3 epochs)
+    on a new cache directory, then a second run (2 epochs) on the same
+    one, both warmed up; the target is the median of the rounds' ratios,
+    not a ratio of medians."""
+    from fastseq.bench import cachebench
+
+    calls = []
+    firsts = iter([[2.0, 0.05, 0.07], [2.0, 0.10, 0.10], [2.0, 0.04, 0.04]])
+    seconds = iter([[0.05, 0.05], [0.20, 0.10], [0.05, 0.04]])
+
+    def fake(data_dir, cache_dir, size, batch_size, epochs=2, warm=True):
+        calls.append((cache_dir, epochs, warm))
+        return next(firsts) if epochs == 3 else next(seconds)
+
+    monkeypatch.setattr(cachebench, "epochs_in_child", fake)
+    rounds = cachebench.second_process_rounds("data", "root", (8, 8), 2)
+    dirs = [os.path.join("root", f"round{r}") for r in range(3)]
+    assert calls == [(d, e, True) for d in dirs for e in (3, 2)]
+    assert rounds[1] == {"first": [2.0, 0.10, 0.10], "second": [0.20, 0.10]}
+    # ratios 0.06/0.05 = 1.2, 0.10/0.20 = 0.5, 0.04/0.05 = 0.8: median 0.8
+    assert cachebench.second_process_ratio(rounds) == pytest.approx(0.8)
 
 
 def test_a_fit_child_that_hangs_is_killed_and_named():
