@@ -944,6 +944,17 @@ def test_second_process_rounds_pair_fresh_processes(monkeypatch):
     assert cachebench.second_process_ratio(rounds) == pytest.approx(0.8)
 
 
+def test_a_cache_benchmark_child_that_fails_says_why(tmp_path):
+    """cachebench.epochs_in_child: a child that fails (here: no such image
+    folder) raises RuntimeError with its exit status and its last line of
+    stderr, not a bare CalledProcessError."""
+    from fastseq.bench import cachebench
+
+    with pytest.raises(RuntimeError, match=r"child process on .*/c' failed \(exit 1\): "
+                                           r"\w*Error.*nowhere"):
+        cachebench.epochs_in_child(str(tmp_path / "nowhere"), str(tmp_path / "c"), (8, 8), 2)
+
+
 def test_a_fit_child_that_hangs_is_killed_and_named():
     """fitbench.fit_in_child's timeout: the child (here still importing
     Keras after 0.5 s) is killed, and the error names the loader."""
