@@ -817,7 +817,7 @@ def test_cache_runs_the_cache_benchmark(tmp_path):
     rounds = d["loading"]["second_process"]
     assert [(len(r["first"]), len(r["second"])) for r in rounds] == [(3, 2)] * 3
     assert [len(c) for c in d["loading"]["second_process_cold"]] == [2] * 3
-    assert f"round 3: first run epochs 1-3 images/s: " in proc.stdout
+    assert "round 3: first run epochs 1-3 images/s: " in proc.stdout
     assert [t["minimum"] for t in d["targets"]] == [10.0, 10.0, 10.0, 3.0, 0.9, 0.9]
     for t in d["targets"]:
         assert f"{t['target']}: {t['ratio']:.2f}x" in proc.stdout
@@ -953,6 +953,19 @@ def test_a_cache_benchmark_child_that_fails_says_why(tmp_path):
     with pytest.raises(RuntimeError, match=r"child process on .*/c' failed \(exit 1\): "
                                            r"\w*Error.*nowhere"):
         cachebench.epochs_in_child(str(tmp_path / "nowhere"), str(tmp_path / "c"), (8, 8), 2)
+
+
+def test_a_cache_benchmark_child_that_hangs_is_killed(monkeypatch, tmp_path):
+    """cachebench.epochs_in_child under fitbench's limits (here 0.5 s: the
+    child is still importing fastseq) is killed with a RuntimeError."""
+    from fastseq.bench import cachebench
+
+    monkeypatch.setattr(fitbench, "CHILD_START_S", 0.5)
+    monkeypatch.setattr(fitbench, "CHILD_EPOCH_S", 0)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"did not finish within 0\.5 s \(killed\)"):
+        cachebench.epochs_in_child(str(tmp_path), str(tmp_path / "c"), (8, 8), 2)
+    assert time.monotonic() - t0 < 30
 
 
 def test_a_fit_child_that_hangs_is_killed_and_named():

@@ -115,9 +115,11 @@ def warm_process(size, batch_size):
 def epochs_in_child(data_dir, cache_dir, size, batch_size, epochs=2, warm=True):
     """Seconds of `epochs` epochs of the disk-cache loader on `cache_dir`
     in a fresh process; `warm`: after warm_process (a 1,000-image epoch from
-    the cache takes ~50 ms here, and starting the pool and faulting in the
-    first batch buffers, which every process pays once whatever it reads,
-    ~10 ms)."""
+    the cache takes 45-65 ms here; without the warm-up a fresh process's
+    first one took 56-115 ms, starting the pool and faulting in its batch
+    buffers, which every process pays once whatever it reads).  A child
+    that fails or outlives fitbench's CHILD_START_S + CHILD_EPOCH_S per
+    epoch raises RuntimeError."""
     from fastseq.bench.fitbench import CHILD_EPOCH_S, CHILD_START_S
 
     # the same fastseq as this process (an in-place build or an install)
