@@ -285,30 +285,33 @@ static uint64_t u8_to_f32(const uint8_t *src, float *dst, size_t n, float scale,
     size_t i = 0;       /* the next byte summed */
     size_t j = 0;       /* the next float written */
 #if defined(__SSE2__)
-    if (stream && ((uintptr_t)dst & 3) == 0) {
-        const __m128 vs = _mm_set1_ps(scale), vo = _mm_set1_ps(offset);
+    const __m128 vs = _mm_set1_ps(scale), vo = _mm_set1_ps(offset);
+    stream = stream && ((uintptr_t)dst & 3) == 0;
+    if (stream)         /* scalar up to the first 16-byte boundary */
         for (; j < n && ((uintptr_t)(dst + j) & 15); j++) dst[j] = (float)src[j] * scale + offset;
-        for (; j + 32 <= n; j += 32) {
-            if (sum && i + 32 <= n) {
-                fs_sum_block(sum, src + i);
-                i += 32;
-            }
-            stream32(src + j, dst + j, vs, vo);
-        }
-        /* streaming stores are weakly ordered: drain them before the slot
-         * is handed to another thread */
-        _mm_sfence();
-    }
 #else
-    (void)stream;
+    stream = 0;
 #endif
+    /* `stream` is the same for every block: the branch is predicted, and
+     * the loop is bound by its stores either way */
     for (; j + 32 <= n; j += 32) {
         if (sum && i + 32 <= n) {
             fs_sum_block(sum, src + i);
             i += 32;
         }
+#if defined(__SSE2__)
+        if (stream) {
+            stream32(src + j, dst + j, vs, vo);
+            continue;
+        }
+#endif
         for (size_t k = 0; k < 32; k++) dst[j + k] = (float)src[j + k] * scale + offset;
     }
+#if defined(__SSE2__)
+    /* streaming stores are weakly ordered: drain them before the slot is
+     * handed to another thread */
+    if (stream) _mm_sfence();
+#endif
     for (; j < n; j++) dst[j] = (float)src[j] * scale + offset;
     if (!sum) return 0;
     for (; i + 32 <= n; i += 32) fs_sum_block(sum, src + i);
