@@ -48,8 +48,6 @@ import io
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -120,27 +118,17 @@ def epochs_in_child(data_dir, cache_dir, size, batch_size, epochs=2, warm=True):
     buffers, which every process pays once whatever it reads).  A child
     that fails or outlives fitbench's CHILD_START_S + CHILD_EPOCH_S per
     epoch raises RuntimeError."""
+    from fastseq.bench.common import child_failure, fastseq_path, run_python_child
     from fastseq.bench.fitbench import CHILD_EPOCH_S, CHILD_START_S
 
-    # the same fastseq as this process (an in-place build or an install)
-    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastseq.__file__)))
-    code = _CHILD.format(path=[pkg_parent], warm=bool(warm), epochs=int(epochs),
+    code = _CHILD.format(path=fastseq_path(), warm=bool(warm), epochs=int(epochs),
                          data=data_dir, cache=cache_dir, size=list(size), batch=batch_size)
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    timeout = CHILD_START_S + CHILD_EPOCH_S * epochs
-    try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              env=env, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"the cache benchmark's child process on {cache_dir!r} did not "
-                           f"finish within {timeout:g} s (killed)") from None
+    what = f"the cache benchmark's child process on {cache_dir!r}"
+    proc = run_python_child(code, [], CHILD_START_S + CHILD_EPOCH_S * epochs, what)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode == 0 and lines:
         return json.loads(lines[-1])
-    tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-    raise RuntimeError(f"the cache benchmark's child process on {cache_dir!r} failed "
-                       f"(exit {proc.returncode}): {tail}")
+    raise child_failure(what, proc)
 
 
 def second_process_rounds(data_dir, cache_root, size, batch_size, rounds=SECOND_ROUNDS):

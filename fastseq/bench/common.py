@@ -1,9 +1,11 @@
 """What every part of the benchmark shares: the user-error exception, the
-one-line form of an exception, and the test hook that hides modules."""
+one-line form of an exception, the test hook that hides modules, and the
+runner of the benchmark's child Python processes."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 #: Set by tests to make modules unimportable (comma-separated names, e.g.
@@ -46,3 +48,33 @@ def one_line(exc: BaseException) -> str:
     """``"TypeName: first line of the message"``."""
     msg = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {msg[0] if msg else ''}".rstrip(": ")
+
+
+def fastseq_path() -> list[str]:
+    """What a child process puts first on ``sys.path`` to import this
+    process's fastseq (an in-place build or an install)."""
+    import fastseq
+
+    return [os.path.dirname(os.path.dirname(os.path.abspath(fastseq.__file__)))]
+
+
+def run_python_child(code: str, args: list[str], timeout: float,
+                     what: str) -> subprocess.CompletedProcess:
+    """``python -c code *args`` in a new process, its output captured and
+    TensorFlow's C++ logging quiet (TF_CPP_MIN_LOG_LEVEL 2 unless set).  A
+    child still running after `timeout` seconds is killed:
+    RuntimeError "`what` did not finish within ... (killed)"."""
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                              text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{what} did not finish within {timeout:g} s (killed)") from None
+
+
+def child_failure(what: str, proc: subprocess.CompletedProcess) -> RuntimeError:
+    """The error for a child (run_python_child) that gave no result: its
+    exit status and the last line of its stderr."""
+    tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+    return RuntimeError(f"{what} failed (exit {proc.returncode}): {tail}")

@@ -236,30 +236,20 @@ def fit_in_child(name: str, data_dir: str, size: tuple[int, int], batch_size: in
     `timeout`: seconds before the child is killed and RuntimeError raised
     (default CHILD_START_S + CHILD_EPOCH_S per epoch)."""
     import json
-    import subprocess
 
-    import fastseq
+    from fastseq.bench.common import child_failure, fastseq_path, run_python_child
 
-    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastseq.__file__)))
     cfg = dict(name=name, data_dir=data_dir, size=list(size), batch_size=batch_size,
                epochs=epochs, cache_dir=cache_dir, maker=maker)
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    what = f"model.fit with loader {name!r} in its process"
     if timeout is None:
         timeout = CHILD_START_S + CHILD_EPOCH_S * epochs
-    try:
-        proc = subprocess.run([sys.executable, "-c", _CHILD.format(path=[pkg_parent]),
-                               json.dumps(cfg)], capture_output=True, text=True, env=env,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"model.fit with loader {name!r} did not finish within "
-                           f"{timeout:g} s in its process (killed)") from None
+    proc = run_python_child(_CHILD.format(path=fastseq_path()), [json.dumps(cfg)], timeout,
+                            what)
     for line in proc.stdout.splitlines():
         if line.startswith("FIT-RESULT "):
             return json.loads(line[len("FIT-RESULT "):])
-    tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-    raise RuntimeError(f"model.fit with loader {name!r} failed in its process "
-                       f"(exit {proc.returncode}): {tail}")
+    raise child_failure(what, proc)
 
 
 def _fit_child(cfg: dict) -> dict:
