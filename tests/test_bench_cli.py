@@ -695,6 +695,22 @@ def _class_tree(root, n_classes=2, per_class=3):
             Image.fromarray(arr).save(root / f"c{c}" / f"{i}.jpg", quality=90)
 
 
+@pytest.mark.parametrize("which", ["--cache", "--augment"])
+def test_a_bad_image_is_named_by_its_own_path(tmp_path, which):
+    """The cache and augmentation benchmarks read links to the --limit
+    images in a temporary folder; a file that cannot be decoded is named by
+    the user's path in the one-line error, not by its link."""
+    _class_tree(tmp_path / "img")
+    bad = tmp_path / "img" / "c1" / "0.jpg"
+    bad.write_bytes(bad.read_bytes()[:300])
+    proc = run_cli("bench", tmp_path / "img", which, "--limit", "6", "--size", "24x32",
+                   "--batch-size", "2", "--no-progress", timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("fastseq bench: error: cannot decode image "), last
+    assert repr(str(bad)) in last and "truncated" in last and "fastseq-bench-" not in last
+
+
 def test_augment_runs_the_augmentation_benchmark(tmp_path):
     """`bench --augment DIR`: the three loaders of fastseq.bench.augbench on
     the same --limit images, the section-5 targets, the JSON (figures never

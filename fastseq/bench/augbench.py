@@ -83,6 +83,23 @@ def bench_images(src, limit, tmp):
     return data_dir, n
 
 
+@contextlib.contextmanager
+def images_for(src, limit, prefix):
+    """A temporary folder (removed afterwards) and bench_images in it:
+    yields (folder, image folder, number of images).  A decode error on one
+    of the folder's links names the user's file it points to (the link is
+    gone by the time the error is printed)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        data_dir, n = bench_images(src, limit, tmp)
+        try:
+            yield tmp, data_dir, n
+        except fastseq.ImageDecodeError as e:
+            if not os.path.islink(e.source):
+                raise
+            real = os.path.realpath(e.source)
+            raise ValueError(str(e).replace(repr(e.source), repr(real))) from e
+
+
 def make_iterator(name, data_dir, batch_size=BATCH, size=SIZE, **extra):
     quiet = contextlib.redirect_stdout(io.StringIO())   # "Found N images ..."
     kw = dict(target_size=tuple(size), batch_size=batch_size, class_mode="categorical")
@@ -150,8 +167,7 @@ def run_augment_benchmark(src, *, limit=320, rounds=5, fit=False, epochs=2, size
     image when `limit` is 0).  Returns a JSON-serialisable dict."""
     out = dict(source=str(src), size=list(size), batch_size=batch_size, rounds=rounds,
                warp_simd=fastseq._native.warp_simd(), load_before=load_line())
-    with tempfile.TemporaryDirectory(prefix="fastseq-bench-augment-") as tmp:
-        data_dir, n = bench_images(src, limit, tmp)
+    with images_for(src, limit, "fastseq-bench-augment-") as (_, data_dir, n):
         out["n_images"] = n
         res = run_loading(data_dir, n, rounds, size, batch_size)
         fit_res = run_fit(data_dir, epochs, size) if fit else None

@@ -48,11 +48,10 @@ import io
 import json
 import os
 import statistics
-import tempfile
 import time
 
 import fastseq
-from fastseq.bench.augbench import RECIPE, bench_images, load_line
+from fastseq.bench.augbench import RECIPE, images_for, load_line
 
 SIZE = (224, 224)
 BATCH = 64
@@ -249,8 +248,7 @@ def run_cache_benchmark(src, *, limit=1000, epochs=4, fit=False, fit_epochs=3,
     out = dict(source=str(src), size=list(size), batch_size=batch_size, epochs=epochs,
                threads=fastseq.get_num_threads(), cpus=os.cpu_count(),
                load_before=load_line())
-    with tempfile.TemporaryDirectory(prefix="fastseq-bench-cache-") as tmp:
-        data_dir, n = bench_images(src, limit, tmp)
+    with images_for(src, limit, "fastseq-bench-cache-") as (tmp, data_dir, n):
         out["n_images"] = n
         res = run_loading(data_dir, os.path.join(tmp, "cache"), epochs, size, batch_size)
         fit_res = (run_fit(data_dir, os.path.join(tmp, "fitcache"), fit_epochs, size,
