@@ -1,6 +1,6 @@
-"""Worst case one hostile JPEG under 1 MB costs at fastseq's default limits.
+"""Worst case one hostile file under 1 MB costs at fastseq's default limits.
 
-    python benchmarks/worst_case_limits.py [huffman|arithmetic ...]
+    python benchmarks/worst_case_limits.py [huffman|arithmetic|gif ...]
 
 Each case builds a flat (constant) progressive JPEG as large as the default
 limits allow while the file stays under 1 MB, then repeats its last scan (a
@@ -15,6 +15,11 @@ wall time and peak RSS are printed.
 - arithmetic: 4-component (CMYK) 4:4:4, arithmetic-coded (jpegtran
   -arithmetic -scans: 5 scans), at max_pixels.  No bits-per-block bound
   exists, so only max_pixels, max_memory and max_scan_pixels hold it.
+
+- gif: a GIF of a few dozen bytes whose logical screen is 13377x13377 (at
+  max_pixels) around a 1x1 frame, decoded by the Pillow fallback as RGBA
+  (the largest output): only max_pixels and max_memory's estimate of what
+  Pillow holds bound it.
 
 Needs Pillow and libjpeg-turbo's jpegtran; the arithmetic case needs ~3 GB
 of memory to build the file.
@@ -33,9 +38,10 @@ import fastseq
 CHILD = r"""
 import json, resource, sys, time, fastseq
 data = open(sys.argv[1], 'rb').read()
+color_mode = sys.argv[2] if len(sys.argv) > 2 else None
 t = time.perf_counter()
 try:
-    img = fastseq.decode_image(data)
+    img = fastseq.decode_image(data, color_mode)
     result = f"decoded {img.shape}"
 except fastseq.ImageDecodeError as e:
     result = f"{e.code}: {e.reason}"
@@ -76,6 +82,18 @@ def _fill(data):
     return head + scan * (scans - 1 - base_scans) + b"\xff\xd9", base_scans, scans - 1
 
 
+def _huge_screen_gif(side):
+    """A 1x1 GIF whose logical screen claims side x side: Pillow opens it at
+    the screen's size."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("P", (1, 1)).save(buf, "GIF")
+    data = bytearray(buf.getvalue())
+    data[6:10] = side.to_bytes(2, "little") * 2
+    return bytes(data)
+
+
 def build(case):
     if case == "huffman":
         # Grayscale flat progressive: about 2 bits per block in all (the DC
@@ -101,17 +119,21 @@ def build(case):
 
 def main(cases):
     info = fastseq.info()
-    for case in cases or ["huffman", "arithmetic"]:
-        data, base, scans = build(case)
-        with tempfile.NamedTemporaryFile(suffix=".jpg") as f:
+    for case in cases or ["huffman", "arithmetic", "gif"]:
+        if case == "gif":
+            data, what, args = _huge_screen_gif(13377), "13377x13377 screen, as RGBA", ["rgba"]
+        else:
+            data, base, scans = build(case)
+            what, args = f"{scans} scans ({base} + repeats)", []
+        with tempfile.NamedTemporaryFile() as f:
             f.write(data)
             f.flush()
-            out = subprocess.run([sys.executable, "-c", CHILD, f.name], capture_output=True,
-                                 text=True, check=True).stdout
+            out = subprocess.run([sys.executable, "-c", CHILD, f.name, *args],
+                                 capture_output=True, text=True, check=True).stdout
         r = json.loads(out)
-        print(f"{case}: {len(data)} bytes, {scans} scans ({base} + repeats); "
-              f"{r['seconds']:.2f} s wall, {r['cpu_seconds']:.2f} s CPU (the child's, import included), peak RSS {r['peak_rss_mb']:.0f} MB; {r['result']} "
-              f"(fastseq {info['fastseq']}, libjpeg-turbo {info['libjpeg_turbo']})")
+        print(f"{case}: {len(data)} bytes, {what}; "
+              f"{r['seconds']:.2f} s wall, {r['cpu_seconds']:.2f} s CPU (the child's, import included), peak RSS {r['peak_rss_mb']:.0f} MiB; {r['result']} "
+              f"(fastseq {info['fastseq']}, libjpeg-turbo {info['libjpeg_turbo']}, Pillow {info.get('pillow', '?')})")
 
 
 if __name__ == "__main__":

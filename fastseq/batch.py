@@ -202,6 +202,78 @@ def keras_resize(im, size, interpolation, keep_aspect_ratio):
     return im.resize(target, resample, box=[x0, y0, x0 + crop_w, y0 + crop_h])
 
 
+# Bytes a pixel takes in Pillow's own storage (libImaging's pixelsize): one
+# for the 8-bit single-band modes, two for the 16-bit ones, four for every
+# other mode (3-band modes such as RGB are padded to 4).
+def _pillow_pixel_bytes(mode):
+    if mode in ("1", "L", "P"):
+        return 1
+    return 2 if mode.startswith("I;16") else 4
+
+
+# Bytes a pixel takes in the packed copy numpy gets (tobytes: bands x band
+# size); modes not listed take 4.
+_ARRAY_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2,
+                      "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2,
+                      "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}
+
+
+# Rows of at most this many pixels are converted and copied out together
+# (_pillow_pixels): 1 Mpx, 4 MiB in Pillow's storage.
+_BAND_PIXELS = 1 << 20
+
+
+def _band_rows(width):
+    return max(1, _BAND_PIXELS // max(width, 1))
+
+
+def _pillow_pixels(im, pil_mode):
+    """The loaded image `im` converted to `pil_mode` (None: kept) as an
+    array, a band of rows at a time.  Converting the whole image and letting
+    numpy read it would hold the converted image and twice its packed copy
+    at once (Image.tobytes joins a list of 64 KiB chunks): 1.1 GB for a
+    111-Mpx GIF as RGB, where this holds the array plus one band.  Every
+    conversion fastseq asks for is per pixel (no dithering: the targets are
+    L, RGB and RGBA), and a crop keeps the palette and transparency, so the
+    bands give the whole image's pixels."""
+    w, h = im.size
+    rows = _band_rows(w)
+    arr = None
+    for y0 in range(0, max(h, 1), rows):        # one band when h == 0
+        y1 = min(h, y0 + rows)
+        part = im if (y0, y1) == (0, h) else im.crop((0, y0, w, y1))
+        if pil_mode is not None and part.mode != pil_mode:
+            part = part.convert(pil_mode)
+        a = np.asarray(part)
+        if arr is None:
+            arr = a if y1 == h else np.empty((h,) + a.shape[1:], a.dtype)
+        if arr is not a:
+            arr[y0:y1] = a
+    return arr
+
+
+def _pillow_memory(mode, size, pil_mode, wide_out):
+    """The most bytes _pillow_array holds at once for an image of `mode` and
+    `size` (from its header): the decoded image, the output array, and one
+    band's crop, conversion to `pil_mode` (None: kept) and packed copy, twice
+    (see _pillow_pixels); or, `wide_out` = (height, width), the decoded image
+    plus its resize in its own mode and that resize's float32 copy.  Decoders'
+    own buffers (a TIFF strip, a PNG row) are not counted."""
+    width, height = size
+    pixels = width * height
+    decoded = pixels * _pillow_pixel_bytes(mode)
+    if wide_out is not None:
+        return decoded + wide_out[0] * wide_out[1] * (_pillow_pixel_bytes(mode) + 4)
+    out_mode = pil_mode or mode
+    band = min(height, _band_rows(width)) * width
+    banded = band < pixels
+    return (decoded
+            + (pixels * _ARRAY_PIXEL_BYTES.get(out_mode, 4) if banded else 0)
+            + (band * _pillow_pixel_bytes(mode) if banded else 0)
+            + (band * _pillow_pixel_bytes(out_mode) if out_mode != mode else 0)
+            + 2 * band * _ARRAY_PIXEL_BYTES.get(out_mode, 4))
+
+
 def _pillow_array(source, pil_mode, limits, name="", wide=None):
     """Fallback: decode a non-JPEG image with Pillow, converted to `pil_mode`
     (None keeps the file's mode) as Keras' load_img converts it.  `source` is
@@ -216,6 +288,7 @@ def _pillow_array(source, pil_mode, limits, name="", wide=None):
 
     max_pixels = limits["max_pixels"]
     max_file_bytes = limits["max_file_bytes"]
+    max_memory = limits["max_memory"]
     if isinstance(source, str):
         source = _open_for_pillow(source, max_file_bytes, name)
     else:
@@ -226,20 +299,24 @@ def _pillow_array(source, pil_mode, limits, name="", wide=None):
             raise ImageDecodeError(name, f"input is {size} bytes, over "
                                    f"max_file_bytes={max_file_bytes}", "too_large")
     try:
-        with source, Image.open(source) as im:
-            w, h = im.size
+        with source, Image.open(source) as decoded:
+            w, h = decoded.size
             if max_pixels and w * h > max_pixels:
                 raise ImageDecodeError(name, f"image size {w}x{h} ({w * h} pixels) exceeds "
                                        f"max_pixels={max_pixels}", "too_many_pixels")
-            im.load()
-            if wide is not None and im.mode in WIDE_GRAY_MODES:
-                im = keras_resize(im, (wide.height, wide.width), wide.interpolation,
-                                  wide.keep_aspect_ratio)
+            wide_out = None
+            if wide is not None and decoded.mode in WIDE_GRAY_MODES:
+                wide_out = (wide.height, wide.width)
+            need = _pillow_memory(decoded.mode, decoded.size, pil_mode, wide_out)
+            if max_memory and need > max_memory:
+                raise ImageDecodeError(name, f"decoding needs {need} bytes, over "
+                                       f"max_memory={max_memory}", "memory_limit")
+            decoded.load()
+            if wide_out is not None:
+                im = keras_resize(decoded, wide_out, wide.interpolation, wide.keep_aspect_ratio)
                 arr = np.asarray(im, dtype=np.float32)
             else:
-                if pil_mode is not None and im.mode != pil_mode:
-                    im = im.convert(pil_mode)
-                arr = np.asarray(im)
+                arr = _pillow_pixels(decoded, pil_mode)
     except ImageDecodeError:
         raise
     except UnidentifiedImageError:
@@ -468,9 +545,11 @@ def load_batch(paths: Sequence, target_size, *, out=None, color_mode="rgb",
         part is filled by libjpeg), like Pillow's LOAD_TRUNCATED_IMAGES.
     max_file_bytes : reject larger files or buffers (checked from the file's
         size before reading it; code "too_large"); None disables.
-    max_memory : reject a JPEG whose decode needs more bytes (libjpeg's
-        coefficient buffer plus the decoded pixels, from the header, before
-        any allocation; code "memory_limit"); None disables.
+    max_memory : reject an image whose decode needs more bytes (the
+        decoder's buffers plus the decoded pixels, e.g. libjpeg's coefficient
+        buffer; for formats left to Pillow an estimate of what it holds; from
+        the header, before any allocation; code "memory_limit"); None
+        disables.
     max_scan_pixels : bound the work of multi-scan JPEGs: the samples each
         scan codes, summed over scans (code "work_limit"); None disables.
     All limits are on by default; README "Limits" gives the worst cases.
