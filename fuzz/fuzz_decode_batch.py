@@ -48,7 +48,15 @@ def test_one_input(data: bytes) -> None:
               rescale=1 / 255 if flags & 4 else None,
               keep_aspect_ratio=bool(flags & 8), dct_scaling=bool(flags & 16),
               allow_truncated=bool(flags & 32),
-              interpolation=INTERPOLATIONS[interp % 6])
+              interpolation=INTERPOLATIONS[interp % 6],
+              # fastseq's defaults, except two limits, so that a header that
+              # claims a huge image is refused by a limit rather than reported
+              # as an OOM or a timeout.  A GIF of 37 bytes can claim a
+              # 179-Mpx screen that Pillow fills: under ASan three decodes
+              # of 111 Mpx took 10.6 s (-timeout is 10 s), and at the default
+              # max_memory two at once can pass -rss_limit_mb (2 GiB, ASan's
+              # quarantine included).  The limits' own tests are in tests/.
+              max_pixels=1 << 24, max_memory=512 << 20)
     buf = data[4:]
 
     try:
