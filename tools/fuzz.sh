@@ -32,7 +32,11 @@
 # (decode_batch), Cython, setuptools, pytest (the sanitizer build); CC
 # (default clang); FASTSEQ_CORPUS (default ../shared/corpus/jpeg beside the
 # checkout); FUZZ_TIMEOUT (seconds per input, default 10); FUZZ_RSS_MB
-# (default 2048).
+# (default 2048); FUZZ_SEED (libFuzzer's -seed and the atheris harness's
+# PYTHONHASHSEED; default: the checkout's commit, its first 8 hex digits, so
+# that CI and a local run of the same commit mutate alike and a finding
+# recurs when the commit is run again; a tree that is not a git checkout
+# gets 1).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,6 +47,11 @@ CC=${CC:-clang}
 DIR=${FASTSEQ_FUZZ_DIR:-$ROOT/build/fuzz}
 TIMEOUT=${FUZZ_TIMEOUT:-10}
 RSS_MB=${FUZZ_RSS_MB:-2048}
+if [ -z "${FUZZ_SEED:-}" ]; then
+    head=$(git -C "$ROOT" rev-parse --short=8 HEAD 2>/dev/null || true)
+    FUZZ_SEED=$(( 16#${head:-1} ))
+    [ "$FUZZ_SEED" -gt 0 ] || FUZZ_SEED=1      # 0 would make libFuzzer pick one
+fi
 die() { echo "fuzz.sh: $*" >&2; exit 2; }
 
 seconds="" jobs=1 repro=""
@@ -51,7 +60,7 @@ while [ $# -gt 0 ]; do
         -t) seconds=$2; shift 2 ;;
         -j) jobs=$2; shift 2 ;;
         --repro) repro=1; shift ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
         -*) die "unknown option $1" ;;
         *) break ;;
     esac
@@ -79,21 +88,19 @@ run_atheris() {
     local rt
     rt=$("$PYTHON" -c 'import atheris, os; print(os.path.join(atheris.path(), "asan_with_fuzzer.so"))') \
         || die "$PYTHON has no atheris (pip install atheris), needed by decode_batch"
-    LD_PRELOAD=$rt PYTHONPATH="$SAN_DIR" PYTHONMALLOC=malloc \
+    LD_PRELOAD=$rt PYTHONPATH="$SAN_DIR" PYTHONMALLOC=malloc PYTHONHASHSEED=$FUZZ_SEED \
     ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:allocator_may_return_null=1" \
         "$PYTHON" -P "$ROOT/fuzz/fuzz_decode_batch.py" "$@"
 }
 
+repro_file=""
 if [ -n "$repro" ]; then
     [ ${#harnesses[@]} -eq 2 ] || die "usage: tools/fuzz.sh --repro HARNESS FILE"
-    case ${harnesses[0]} in
-        decode_batch) run_atheris -runs=1 "${harnesses[1]}" ;;
-        *) "$DIR/bin/fuzz_${harnesses[0]}" -runs=1 "${harnesses[1]}" ;;
-    esac
-    exit
+    repro_file=${harnesses[1]}
+    harnesses=("${harnesses[0]}")
 fi
 
-# --- build
+# --- build (incremental; a replay builds too, so it runs the checkout as it is)
 need_c=0 need_py=0
 for h in "${harnesses[@]}"; do
     case $h in decode_batch) need_py=1 ;; *) need_c=1 ;; esac
@@ -123,6 +130,14 @@ if [ $need_py = 1 ]; then
     "$ROOT/tools/sanitize.sh" --build-only
 fi
 
+if [ -n "$repro_file" ]; then
+    case ${harnesses[0]} in
+        decode_batch) run_atheris -runs=1 "$repro_file" ;;
+        *) "$DIR/bin/fuzz_${harnesses[0]}" -runs=1 "$repro_file" ;;
+    esac
+    exit
+fi
+
 echo "== seeds"
 "$PYTHON" "$ROOT/fuzz/make_seeds.py" "$DIR/seeds"
 
@@ -135,7 +150,7 @@ for h in "${harnesses[@]}"; do
     log="$DIR/logs/$h.log"
     before=$(ls "$DIR/crashes/$h" | wc -l)
     args=("$DIR/corpus/$h" "$DIR/seeds/$h" -max_total_time="$t" -timeout="$TIMEOUT"
-          -rss_limit_mb="$RSS_MB" -artifact_prefix="$DIR/crashes/$h/" -print_final_stats=1)
+          -rss_limit_mb="$RSS_MB" -artifact_prefix="$DIR/crashes/$h/" -print_final_stats=1 -seed="$FUZZ_SEED")
     [ "$jobs" -gt 1 ] && args+=(-fork="$jobs" -ignore_crashes=0)
     echo "== fuzzing $h for ${t}s"
     start=$(date +%s)
@@ -169,7 +184,7 @@ for h in "${harnesses[@]}"; do
     fi
 done
 
-echo "== fuzz summary (per-input timeout ${TIMEOUT}s, rss limit ${RSS_MB} MB)"
+echo "== fuzz summary (per-input timeout ${TIMEOUT}s, rss limit ${RSS_MB} MB, FUZZ_SEED=$FUZZ_SEED)"
 printf '%-14s %8s %12s  %s\n' harness seconds executions result
 for h in "${harnesses[@]}"; do
     printf '%-14s %8s %12s  %s\n' "$h" "${secs[$h]}" "${execs[$h]:-?}" "${result[$h]}"
