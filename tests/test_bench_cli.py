@@ -711,6 +711,30 @@ def test_a_bad_image_is_named_by_its_own_path(tmp_path, which):
     assert repr(str(bad)) in last and "truncated" in last and "fastseq-bench-" not in last
 
 
+def test_images_for_maps_every_failure_back_to_the_users_file(tmp_path):
+    """augbench.images_for: the error and each failure it lists name the
+    user's files, with the code, reason and index kept."""
+    import glob
+
+    from fastseq.bench import augbench
+
+    _class_tree(tmp_path / "img")
+    bad = [tmp_path / "img" / "c0" / "1.jpg", tmp_path / "img" / "c1" / "2.jpg"]
+    for b in bad:
+        b.write_bytes(b.read_bytes()[:300])
+    with pytest.raises(fastseq.ImageDecodeError) as ei:
+        with augbench.images_for(tmp_path / "img", 6, "fastseq-test-") as (_, data_dir, n):
+            assert n == 6
+            links = sorted(glob.glob(os.path.join(data_dir, "*", "*")))
+            fastseq.load_batch(links, (8, 8))
+    e = ei.value
+    assert e.source == str(bad[0]) and e.code == "truncated" and e.index == 1
+    assert [(f.index, f.source, f.code) for f in e.failures] == [
+        (1, str(bad[0]), "truncated"), (5, str(bad[1]), "truncated")]
+    assert str(e).startswith(f"cannot decode image {str(bad[0])!r}: ")
+    assert "(and 1 more failed image(s) in this batch)" in str(e)
+
+
 def test_augment_runs_the_augmentation_benchmark(tmp_path):
     """`bench --augment DIR`: the three loaders of fastseq.bench.augbench on
     the same --limit images, the section-5 targets, the JSON (figures never

@@ -96,8 +96,13 @@ def images_for(src, limit, prefix):
         except fastseq.ImageDecodeError as e:
             if not os.path.islink(e.source):
                 raise
-            real = os.path.realpath(e.source)
-            raise ValueError(str(e).replace(repr(e.source), repr(real))) from e
+
+            def real(path):
+                return os.path.realpath(path) if os.path.islink(path) else path
+
+            raise fastseq.ImageDecodeError(
+                real(e.source), e.reason, e.code, e.index,
+                [f._replace(source=real(f.source)) for f in e.failures]) from None
 
 
 def make_iterator(name, data_dir, batch_size=BATCH, size=SIZE, **extra):
