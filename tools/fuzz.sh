@@ -47,12 +47,15 @@ CC=${CC:-clang}
 DIR=${FASTSEQ_FUZZ_DIR:-$ROOT/build/fuzz}
 TIMEOUT=${FUZZ_TIMEOUT:-10}
 RSS_MB=${FUZZ_RSS_MB:-2048}
+die() { echo "fuzz.sh: $*" >&2; exit 2; }
 if [ -z "${FUZZ_SEED:-}" ]; then
     head=$(git -C "$ROOT" rev-parse --short=8 HEAD 2>/dev/null || true)
     FUZZ_SEED=$(( 16#${head:-1} ))
     [ "$FUZZ_SEED" -gt 0 ] || FUZZ_SEED=1      # 0 would make libFuzzer pick one
 fi
-die() { echo "fuzz.sh: $*" >&2; exit 2; }
+# libFuzzer's -seed is an unsigned int, and 0 means "pick one"
+[[ "$FUZZ_SEED" =~ ^[0-9]{1,10}$ ]] && [ "$FUZZ_SEED" -ge 1 ] && [ "$FUZZ_SEED" -le 4294967295 ] \
+    || die "FUZZ_SEED must be an integer from 1 to 4294967295, got '$FUZZ_SEED'"
 
 seconds="" jobs=1 repro=""
 while [ $# -gt 0 ]; do
