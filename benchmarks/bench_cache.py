@@ -5,7 +5,7 @@ The same as ``python -m fastseq bench --cache``.  See cachebench's
 docstring for what is measured and how.  It prints the figures, then each
 target with PASS or MISS::
 
-    python benchmarks/bench_cache.py [--limit 1000] [--epochs 4] [--fit] [--fit-epochs 5]
+    python benchmarks/bench_cache.py [--limit 1000] [--epochs 4] [--fit] [--fit-epochs 7]
                                      [--fit-rounds 3] [--json FILE]
 """
 
@@ -30,9 +30,10 @@ def main(argv=None):
                         "whole set)")
     p.add_argument("--epochs", type=int, default=4, help="loader epochs (>= 2; default 4)")
     p.add_argument("--fit", action="store_true", help="also model.fit s/epoch")
-    p.add_argument("--fit-epochs", type=int, default=5,
-                   help="fit epochs per process, the first excluded (default 5: the median "
-                        "of 4)")
+    p.add_argument("--fit-epochs", type=int, default=cachebench.FIT_EPOCHS,
+                   help="fit epochs per process, the first excluded (default "
+                        f"{cachebench.FIT_EPOCHS}: the mean of the later "
+                        f"{cachebench.FIT_EPOCHS - 1})")
     p.add_argument("--fit-rounds", type=int, default=cachebench.FIT_ROUNDS,
                    help="interleaved rounds of fit processes, one process per loader each "
                         f"(default {cachebench.FIT_ROUNDS}; a fit ratio is the median of the "

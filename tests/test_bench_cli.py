@@ -918,46 +918,92 @@ def test_formats_with_an_unusable_cache_dir_is_a_clear_error(tmp_path):
 
 
 def test_cache_fit_rounds_are_interleaved_and_ratios_paired(monkeypatch):
-    """cachebench.run_fit: a filling process, then FIT_ROUNDS rounds of one
-    process per loader (alternate rounds reversed, the seed's Sequence only
-    in the first), and each fit target the median of its rounds' ratios.
+    """cachebench.run_fit: FIT_ROUNDS rounds of one process per loader
+    (alternate rounds reversed, the seed's Sequence only in the first),
+    every fastseq process on an empty cache directory of its own; a
+    process's s/epoch is the mean of its later epochs (a stalled epoch
+    counts), and each fit target is the median of its rounds' ratios.
     fit_in_child is replaced by a recorder whose seconds are made up."""
     from fastseq.bench import cachebench
 
     calls = []
-    # per loader, the median of each process's later epochs, round by round
-    medians = {"fastseq_cache": [0.5, 0.6, 0.4], "ready_batches": [0.40, 0.57, 0.38],
-               "ready_batches_keras": [1.0, 0.9, 0.8], "seed_pil_w1": [6.0],
-               "tf_dataset_cache": [0.4, 0.7, 0.5]}
+    # per loader and round: a process's later epochs are m, m, m + stall
+    later = {"fastseq_cache": [(0.5, 0.0), (0.6, 0.0), (0.4, 0.3)],
+             "ready_batches": [(0.45, 0.0), (0.48, 0.0), (0.47, 0.0)],
+             "ready_batches_keras": [(1.0, 0.0), (0.9, 0.0), (0.8, 0.0)],
+             "seed_pil_w1": [(6.0, 0.0)],
+             "tf_dataset_cache": [(0.4, 0.6), (0.7, 0.0), (0.5, 0.6)]}
 
     def fake(name, data_dir, size, batch_size, epochs, *, cache_dir=None, maker=None,
              timeout=None):
         calls.append((name, epochs, cache_dir))
-        if len(calls) == 1:
-            return {"seconds": [1.0, 1.0], "faults": [1, 1]}
-        k = sum(1 for c in calls[1:] if c[0] == name) - 1
-        m = medians[name][k]
-        return {"seconds": [9.0, m - 0.01, m, m + 0.02], "faults": [5, 1, 2, 3]}
+        k = sum(1 for c in calls if c[0] == name) - 1
+        m, stall = later[name][k]
+        return {"seconds": [9.0, m, m, m + stall], "faults": [5, 1, 2, 3]}
 
     monkeypatch.setattr(fitbench, "fit_in_child", fake)
     monkeypatch.setattr(fitbench, "_tensorflow_missing", lambda: None)
     res = cachebench.run_fit("data", "fc", 4, rounds=3)
     names = list(cachebench.FIT_LOADERS)
-    assert calls[0] == ("fastseq_cache", 2, "fc")
-    assert [c[0] for c in calls[1:]] == (names + [n for n in names[::-1] if n != "seed_pil_w1"]
-                                         + [n for n in names if n != "seed_pil_w1"])
-    assert all(c[1] == 4 and c[2] == ("fc" if c[0] == "fastseq_cache" else None)
-               for c in calls[1:])
+    assert [c[0] for c in calls] == (names + [n for n in names[::-1] if n != "seed_pil_w1"]
+                                     + [n for n in names if n != "seed_pil_w1"])
+    assert all(c[1] == 4 for c in calls)
+    assert [c[2] for c in calls if c[0] == "fastseq_cache"] == [
+        os.path.join("fc", "round1"), os.path.join("fc", "round2"), os.path.join("fc", "round3")]
+    assert all(c[2] is None for c in calls if c[0] != "fastseq_cache")
+    # the median of the processes' means: 0.5, 0.6 and 0.4 + 0.3 / 3 = 0.5
     assert res["fastseq_cache"]["s_per_epoch"] == pytest.approx(0.5)
+    # 0.4 + 0.6 / 3, 0.7, 0.5 + 0.6 / 3
+    assert res["tf_dataset_cache"]["s_per_epoch"] == pytest.approx(0.7)
     assert res["seed_pil_w1"]["s_per_epoch"] == pytest.approx(6.0)
     assert res["fastseq_cache"]["faults_per_epoch"] == 2
     assert len(res["ready_batches"]["runs"]) == 3 and len(res["seed_pil_w1"]["runs"]) == 1
-    # paired: median(0.40/0.5, 0.57/0.6, 0.38/0.4) = 0.95, where the ratio of
-    # the medians would be 0.40/0.5 = 0.8; for the tf.data cache
-    # median(0.8, 7/6, 1.25) = 7/6 against 0.5/0.5 = 1.0
-    assert cachebench.fit_ratio(res, "ready_batches") == pytest.approx(0.95)
-    assert cachebench.fit_ratio(res, "tf_dataset_cache") == pytest.approx(7 / 6)
+    # paired: median(0.45/0.5, 0.48/0.6, 0.47/0.5) = 0.9, where the ratio of
+    # the s/epoch figures would be 0.47/0.5 = 0.94; for the tf.data cache
+    # median(0.6/0.5, 0.7/0.6, 0.7/0.5) = 1.2, and by the median epoch
+    # (stalls dropped) median(0.8, 7/6, 1.25) = 7/6
+    assert cachebench.fit_ratio(res, "ready_batches") == pytest.approx(0.9)
+    assert cachebench.fit_ratio(res, "tf_dataset_cache") == pytest.approx(1.2)
+    assert cachebench.fit_ratio(res, "tf_dataset_cache",
+                                per_process=cachebench.median_of_later) == pytest.approx(7 / 6)
     assert cachebench.fit_ratio(res, "seed_pil_w1") == pytest.approx(12.0)
+
+
+    # the whole run: the fit targets and the report's second view
+    import contextlib
+
+    @contextlib.contextmanager
+    def images(src, limit, prefix):
+        yield "tmp", "data", 4
+
+    loading = {"seconds": {n: [1.0, 0.1, 0.1, 0.1] for n in cachebench.LOADERS},
+               "second_process": [{"first": [1.0, 0.1, 0.1], "second": [0.1, 0.1]}] * 3}
+    monkeypatch.setattr(cachebench, "images_for", images)
+    monkeypatch.setattr(cachebench, "run_loading", lambda *a: loading)
+    monkeypatch.setattr(cachebench, "run_fit", lambda *a, **k: res)
+    r = cachebench.run_cache_benchmark("src", fit=True)
+    fit_targets = {t["target"]: (t["ratio"], t["minimum"]) for t in r["targets"][6:]}
+    assert fit_targets == {
+        "fit: ready-made batches on fastseq's pipeline / fastseq cached (>= 1/1.15)":
+            (pytest.approx(0.9), pytest.approx(1 / 1.15)),
+        "fit: ready-made batches on Keras' pipeline (any PyDataset's) / fastseq cached "
+        "(>= 1/1.15)": (pytest.approx(1.6), pytest.approx(1 / 1.15)),
+        "fit: seed PIL Sequence / fastseq cached": (pytest.approx(12.0), 5.0),
+        "fit: image_dataset_from_directory().cache() / fastseq cached": (pytest.approx(1.2), 1.0)}
+    assert r["fit_by_median"]["tf_dataset_cache"] == pytest.approx(7 / 6)
+    assert r["fit_by_median"]["ready_batches"] == pytest.approx(0.9)
+    text = cachebench.format_cache_report(r)
+    assert "fit fastseq_cache       0.500: 0.50 0.50 0.50 | 0.60 0.60 0.60 | 0.40 0.40 0.70" in text
+    assert ("(stalled epochs dropped; not the targets): ready_batches 0.90x, "
+            "ready_batches_keras 2.00x, seed_pil_w1 12.00x, tf_dataset_cache 1.17x") in text
+    assert "PASS  fit: image_dataset_from_directory().cache() / fastseq cached: 1.20x" in text
+
+
+def test_seconds_per_epoch_is_the_mean_after_the_first_epoch():
+    assert fitbench.seconds_per_epoch([9.0, 0.5, 0.5, 1.1]) == pytest.approx(0.7)
+    assert fitbench.seconds_per_epoch([9.0, 0.25]) == 0.25
+    with pytest.raises(ValueError, match="at least two epochs"):
+        fitbench.seconds_per_epoch([9.0])
 
 
 def test_second_process_rounds_pair_fresh_processes(monkeypatch):

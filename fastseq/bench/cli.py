@@ -82,7 +82,7 @@ def build_parser(prog="fastseq bench"):
                    help="instead, issue 13's cache benchmark (fastseq.bench.cachebench): "
                         "epochs read from a cache of resized pixels vs decoded, plain and "
                         "augmented, and a second process on the same disk cache (--limit "
-                        "default 1000; max(4, --epochs) loader epochs, max(3, --epochs) with "
+                        "default 1000; max(4, --epochs) loader epochs, max(7, --epochs) with "
                         "--fit, which adds model.fit against ready-made batches, the seed's "
                         "PIL Sequence and image_dataset_from_directory().cache(), each loader "
                         "in --rounds interleaved processes); needs Keras")
@@ -248,11 +248,12 @@ def _cache_main(a, size, data_dir, prog):
     # the whole default set (1,000): a cached epoch of 256 lasts ~12 ms here,
     # too short to time a fresh process's single first epoch
     limit = 1000 if a.limit is None else a.limit
-    # at least 4 loader epochs and 3 fit epochs: the first is excluded
+    # at least 4 loader epochs and cachebench.FIT_EPOCHS fit epochs: the
+    # first is excluded
     epochs = max(4, a.epochs)
     try:
         r = cachebench.run_cache_benchmark(data_dir, limit=limit, epochs=epochs, fit=a.fit,
-                                           fit_epochs=max(3, a.epochs), fit_rounds=a.rounds,
+                                           fit_epochs=max(cachebench.FIT_EPOCHS, a.epochs), fit_rounds=a.rounds,
                                            size=size,
                                            batch_size=a.batch_size)
     except KeyboardInterrupt:

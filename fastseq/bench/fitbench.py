@@ -73,7 +73,8 @@ import numpy as np
 
 from fastseq.threads import usable_cpus
 
-__all__ = ["run_fit_benchmark", "run_listing_benchmark", "LOADERS", "format_fit_table"]
+__all__ = ["run_fit_benchmark", "run_listing_benchmark", "LOADERS", "format_fit_table",
+           "seconds_per_epoch"]
 
 #: Loader names and one-line descriptions, in the order they run.
 LOADERS = {
@@ -104,6 +105,19 @@ _NEEDS_READY = ("model_only", "ready_batches", "ready_batches_keras")
 #: Loaders also timed alone (one pass over the data, no model): with the
 #: model-only floor, they show where an epoch's time goes.
 _INPUT_ONLY = ("fastseq", "fastseq_bilinear", "tf_dataset")
+
+
+def seconds_per_epoch(seconds: list[float]) -> float:
+    """One process's s/epoch: the mean of its epochs after the first, what
+    a training run pays for them.  A median would drop the epochs that
+    stall, and tf.data's stalls are a cost of its pipeline, not noise: with
+    its default autotuning, an ``image_dataset_from_directory(...).cache()``
+    epoch waits about 0.6 s for the last epoch's tuning thread in about a
+    quarter of its epochs (README, "Cache"); fastseq's pipeline has none."""
+    later = seconds[1:]
+    if not later:
+        raise ValueError("seconds per epoch need at least two epochs (the first is excluded)")
+    return sum(later) / len(later)
 
 
 def _list_class_folders(data_dir: str) -> tuple[list[str], list[int], list[str]]:
@@ -547,7 +561,7 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
             secs = run_once(name)
             runs[name].append(secs)
             if progress:
-                spe = sum(secs[1:]) / len(secs[1:])
+                spe = seconds_per_epoch(secs)
                 desc = LOADERS.get(name) or FLOORS[name]
                 print(f"  [{r + 1}/{rounds}] {name:<17} {spe:7.3f} s/epoch "
                       f"({len(paths) / spe:7.1f} images/s)  {desc}", file=sys.stderr, flush=True)
@@ -558,7 +572,7 @@ def run_fit_benchmark(data_dir: str, *, size: int | tuple[int, int] = 224,
                       "without the model", file=sys.stderr, flush=True)
 
     def summary(name: str) -> dict:
-        per_round = [sum(s[1:]) / len(s[1:]) for s in runs[name]]
+        per_round = [seconds_per_epoch(s) for s in runs[name]]
         spe = float(np.median(per_round))
         return dict(description=LOADERS.get(name) or FLOORS[name], seconds_per_epoch=spe,
                     images_per_s=len(paths) / spe, round_seconds_per_epoch=per_round,
