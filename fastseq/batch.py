@@ -479,12 +479,22 @@ def report_failures(failures, on_error, stacklevel=3):
                       ImageDecodeWarning, stacklevel=stacklevel)
 
 
+def _listed(items, what, of):
+    """`items` as a list; TypeError naming `what` when it is not iterable
+    (``load_batch(123, ...)``)."""
+    try:
+        return list(items)
+    except TypeError:
+        raise TypeError(f"{what} must be a sequence of {of}, got "
+                        f"{type(items).__name__}") from None
+
+
 def encode_paths(paths) -> list[bytes]:
     """Paths as the C core takes them (os.fsencode), checked: str, bytes or
     os.PathLike, without NUL bytes."""
     if isinstance(paths, (str, bytes, os.PathLike)):
         raise TypeError("paths must be a sequence of paths, not a single path")
-    paths = list(paths)
+    paths = _listed(paths, "paths", "paths")
     try:
         encoded = [os.fsencode(p) for p in paths]
     except TypeError:
@@ -594,9 +604,9 @@ def decode_batch(buffers: Sequence, target_size, *, out=None, color_mode="rgb",
                          on_error=on_error, max_pixels=max_pixels, max_scans=max_scans,
                          allow_truncated=allow_truncated, max_file_bytes=max_file_bytes,
                          max_memory=max_memory, max_scan_pixels=max_scan_pixels)
-    if isinstance(buffers, (bytes, bytearray, memoryview)):
+    if _single_buffer(buffers):
         raise TypeError("buffers must be a sequence of bytes-like objects, not a single buffer")
-    buffers = list(buffers)
+    buffers = _listed(buffers, "buffers", "bytes-like objects")
     for i, b in enumerate(buffers):
         _check_buffer(b, f"buffers[{i}]")
     out = _prepare_out(out, opts, len(buffers))
@@ -605,6 +615,20 @@ def decode_batch(buffers: Sequence, target_size, *, out=None, color_mode="rgb",
                     opener=buffers.__getitem__)
     report_failures(failures, opts.on_error)
     return (out, failures) if return_failed else out
+
+
+def _single_buffer(obj):
+    """One encoded image passed where a sequence of them is expected: a
+    bytes-like object of at most one dimension (bytes, bytearray, mmap, a
+    1-D uint8 array), which would otherwise be iterated byte by byte into
+    that many one-byte "images".  The rows of a 2-D array are buffers."""
+    if isinstance(obj, (list, tuple)):
+        return False
+    try:
+        with memoryview(obj) as mv:
+            return mv.ndim <= 1
+    except TypeError:
+        return False
 
 
 def _check_buffer(b, what):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -269,6 +270,34 @@ def test_bad_path_types(good_jpeg):
         fastseq.load_batch(["a\0b.jpg"], (8, 8))
     with pytest.raises(TypeError, match=r"buffers\[1\] is not bytes-like: str"):
         fastseq.decode_batch([b"x", "y"], (8, 8))
+
+
+@pytest.mark.parametrize("call", ["load_batch", "decode_batch"])
+@pytest.mark.parametrize("value", [123, 1.5, None])
+def test_a_non_sequence_is_a_type_error_naming_the_argument(call, value):
+    what, of = (("paths", "paths") if call == "load_batch"
+                else ("buffers", "bytes-like objects"))
+    with pytest.raises(TypeError) as ei:
+        getattr(fastseq, call)(value, (8, 8))
+    assert str(ei.value) == f"{what} must be a sequence of {of}, got {type(value).__name__}"
+
+
+def test_one_buffer_is_refused_not_read_byte_by_byte(good_jpeg, tmp_path):
+    """A single encoded image (bytes, bytearray, memoryview, mmap, a 1-D
+    uint8 array) is refused; the rows of a 2-D array are buffers."""
+    import mmap
+
+    data = pathlib.Path(good_jpeg).read_bytes()
+    with open(good_jpeg, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        singles = [data, bytearray(data), memoryview(data), mm, np.frombuffer(data, np.uint8)]
+        for one in singles:
+            with pytest.raises(TypeError, match="^buffers must be a sequence of bytes-like "
+                                                "objects, not a single buffer$"):
+                fastseq.decode_batch(one, (8, 8))
+        del singles, one
+    rows = np.stack([np.frombuffer(data, np.uint8)] * 2)
+    assert np.array_equal(fastseq.decode_batch(rows, (8, 8)),
+                          fastseq.decode_batch([data, data], (8, 8)))
 
 
 def test_threads_argument_errors():
