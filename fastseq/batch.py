@@ -479,7 +479,7 @@ def report_failures(failures, on_error, stacklevel=3):
                       ImageDecodeWarning, stacklevel=stacklevel)
 
 
-def _listed(items, what, of):
+def as_list(items, what, of):
     """`items` as a list; TypeError naming `what` when it is not iterable
     (``load_batch(123, ...)``)."""
     try:
@@ -494,7 +494,7 @@ def encode_paths(paths) -> list[bytes]:
     os.PathLike, without NUL bytes."""
     if isinstance(paths, (str, bytes, os.PathLike)):
         raise TypeError("paths must be a sequence of paths, not a single path")
-    paths = _listed(paths, "paths", "paths")
+    paths = as_list(paths, "paths", "paths")
     try:
         encoded = [os.fsencode(p) for p in paths]
     except TypeError:
@@ -606,7 +606,7 @@ def decode_batch(buffers: Sequence, target_size, *, out=None, color_mode="rgb",
                          max_memory=max_memory, max_scan_pixels=max_scan_pixels)
     if _single_buffer(buffers):
         raise TypeError("buffers must be a sequence of bytes-like objects, not a single buffer")
-    buffers = _listed(buffers, "buffers", "bytes-like objects")
+    buffers = as_list(buffers, "buffers", "bytes-like objects")
     for i, b in enumerate(buffers):
         _check_buffer(b, f"buffers[{i}]")
     out = _prepare_out(out, opts, len(buffers))

@@ -213,6 +213,12 @@ def test_single_path_is_refused():
         fastseq.ImageSequence("one.jpg")
 
 
+def test_paths_that_are_not_a_sequence_are_a_type_error_naming_them():
+    with pytest.raises(TypeError) as ei:
+        fastseq.ImageSequence(123, [0])
+    assert str(ei.value) == "paths must be a sequence of image paths, got int"
+
+
 # -- images -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n_channels,color_mode", [(1, "grayscale"), (3, "rgb"), (4, "rgba")])

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fastseq.batch import as_list
 from fastseq.options import COLOR_MODES
 from fastseq.keras.base import BatchDataset, ImageFiles, Leaf
 
@@ -189,7 +190,7 @@ class ImageSequence(ImageFiles, BatchDataset):
         super().__init__(**kwargs)
         if isinstance(paths, (str, bytes)):
             raise TypeError("paths must be a sequence of image paths, not a single path")
-        given = list(paths)
+        given = as_list(paths, "paths", "image paths")
         self.paths = [os.fspath(p) for p in given]
         self._paths = self.paths
         if n_channels not in _CHANNELS_TO_COLOR_MODE:
