@@ -253,8 +253,8 @@ def _cache_main(a, size, data_dir, prog):
     epochs = max(4, a.epochs)
     try:
         r = cachebench.run_cache_benchmark(data_dir, limit=limit, epochs=epochs, fit=a.fit,
-                                           fit_epochs=max(cachebench.FIT_EPOCHS, a.epochs), fit_rounds=a.rounds,
-                                           size=size,
+                                           fit_epochs=max(cachebench.FIT_EPOCHS, a.epochs),
+                                           fit_rounds=a.rounds, size=size,
                                            batch_size=a.batch_size)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
