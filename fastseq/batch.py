@@ -489,12 +489,19 @@ def as_list(items, what, of):
                         f"{type(items).__name__}") from None
 
 
+def list_paths(paths, of="paths"):
+    """`paths` as a list, refusing a single path (str, bytes, os.PathLike)
+    and anything not iterable with a TypeError naming them (`of`: what the
+    items are called in the message)."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        raise TypeError(f"paths must be a sequence of {of}, not a single path")
+    return as_list(paths, "paths", of)
+
+
 def encode_paths(paths) -> list[bytes]:
     """Paths as the C core takes them (os.fsencode), checked: str, bytes or
     os.PathLike, without NUL bytes."""
-    if isinstance(paths, (str, bytes, os.PathLike)):
-        raise TypeError("paths must be a sequence of paths, not a single path")
-    paths = as_list(paths, "paths", "paths")
+    paths = list_paths(paths)
     try:
         encoded = [os.fsencode(p) for p in paths]
     except TypeError:

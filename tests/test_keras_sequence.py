@@ -4,6 +4,7 @@ classes, through the PyDataset adapter's tf.data dataset that fit uses."""
 
 from __future__ import annotations
 
+import pathlib
 import warnings
 
 import numpy as np
@@ -208,9 +209,11 @@ def test_invalid_arguments(files, kwargs, exc, match):
         fastseq.ImageSequence(paths, **kwargs)
 
 
-def test_single_path_is_refused():
-    with pytest.raises(TypeError, match="single path"):
-        fastseq.ImageSequence("one.jpg")
+@pytest.mark.parametrize("one", ["one.jpg", b"one.jpg", pathlib.Path("one.jpg")])
+def test_single_path_is_refused(one):
+    with pytest.raises(TypeError) as ei:
+        fastseq.ImageSequence(one)
+    assert str(ei.value) == "paths must be a sequence of image paths, not a single path"
 
 
 def test_paths_that_are_not_a_sequence_are_a_type_error_naming_them():

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fastseq.batch import as_list
+from fastseq.batch import list_paths
 from fastseq.options import COLOR_MODES
 from fastseq.keras.base import BatchDataset, ImageFiles, Leaf
 
@@ -188,9 +188,7 @@ class ImageSequence(ImageFiles, BatchDataset):
                  augment: Any = None, prefetch: bool = True, cache: Any = None,
                  shard: Any = None, drop_remainder: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if isinstance(paths, (str, bytes)):
-            raise TypeError("paths must be a sequence of image paths, not a single path")
-        given = as_list(paths, "paths", "image paths")
+        given = list_paths(paths, "image paths")
         self.paths = [os.fspath(p) for p in given]
         self._paths = self.paths
         if n_channels not in _CHANNELS_TO_COLOR_MODE:
