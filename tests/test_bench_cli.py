@@ -855,9 +855,9 @@ def test_cache_runs_the_cache_benchmark(tmp_path):
     assert stats["disk"] == {"absent": 5, "stored": 5, "hit": 15}
     assert stats["memory"] == {"stored": 5, "hit": 15}
     rounds = d["loading"]["second_process"]
-    assert [(len(r["first"]), len(r["second"])) for r in rounds] == [(3, 2)] * 3
+    assert [(len(r["first"]), len(r["second"])) for r in rounds] == [(3, 2)] * 5
     assert [len(c) for c in d["loading"]["second_process_cold"]] == [2] * 3
-    assert "round 3: first run epochs 1-3 images/s: " in proc.stdout
+    assert "round 5: first run epochs 1-3 images/s: " in proc.stdout
     assert [t["minimum"] for t in d["targets"]] == [10.0, 10.0, 10.0, 3.0, 0.9]
     for t in d["targets"]:
         assert f"{t['target']}: {t['ratio']:.2f}x" in proc.stdout
@@ -1001,6 +1001,14 @@ def test_cache_fit_rounds_are_interleaved_and_ratios_paired(monkeypatch):
     assert "PASS  fit: image_dataset_from_directory().cache() / fastseq cached: 1.20x" in text
 
 
+def test_cache_help_gives_the_fit_epochs_default_from_cachebench():
+    from fastseq.bench import cachebench
+    from fastseq.bench.cli import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert f"max({cachebench.FIT_EPOCHS}, --epochs) with --fit" in text
+
+
 def test_seconds_per_epoch_is_the_mean_after_the_first_epoch():
     assert fitbench.seconds_per_epoch([9.0, 0.5, 0.5, 1.1]) == pytest.approx(0.7)
     assert fitbench.seconds_per_epoch([9.0, 0.25]) == 0.25
@@ -1024,7 +1032,7 @@ def test_second_process_rounds_pair_fresh_processes(monkeypatch):
         return next(firsts) if epochs == 3 else next(seconds)
 
     monkeypatch.setattr(cachebench, "epochs_in_child", fake)
-    rounds = cachebench.second_process_rounds("data", "root", (8, 8), 2)
+    rounds = cachebench.second_process_rounds("data", "root", (8, 8), 2, rounds=3)
     dirs = [os.path.join("root", f"round{r}") for r in range(3)]
     # the first run's epoch 2 and the second run's epoch 1 follow a warm-up
     assert calls == [c for d in dirs for c in ((d, 3, (0, 1)), (d, 2, (0,)))]
