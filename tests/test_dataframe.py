@@ -332,6 +332,17 @@ def test_without_pandas_the_call_names_the_package_and_extra(root, monkeypatch):
         assert e.value.name == "pandas"
 
 
+@pytest.mark.parametrize("value", [123, 0, ["a"]])
+def test_a_directory_that_is_not_a_path_is_named(root, value):
+    """Keras reads ``directory or ""``, so a falsy non-path such as 0 was
+    the current directory there; here anything but None or a path is
+    refused, naming the argument."""
+    with pytest.raises(TypeError) as ei:
+        IDG().flow_from_dataframe(frame(False), value, y_col="cls")
+    assert str(ei.value) == ("directory must be a path (str, bytes or os.PathLike), "
+                             f"got {type(value).__name__}")
+
+
 def test_not_a_dataframe(root):
     with pytest.raises(TypeError, match="pandas.DataFrame, got list"):
         fastseq.DataFrameIterator([("a.jpg", "x")], root)

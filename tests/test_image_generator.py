@@ -3,6 +3,8 @@ order, errors.  (Parity with Keras itself is in test_keras_parity.py.)"""
 
 from __future__ import annotations
 
+import os
+import pathlib
 import warnings
 
 import numpy as np
@@ -163,6 +165,23 @@ def test_invalid_flow_arguments(tree, kwargs, match):
 def test_missing_directory(tmp_path):
     with pytest.raises(FileNotFoundError):
         IDG().flow_from_directory(str(tmp_path / "nope"))
+
+
+@pytest.mark.parametrize("value", [123, None, ["a", "b"]])
+def test_a_directory_that_is_not_a_path_is_named(value):
+    with pytest.raises(TypeError) as ei:
+        IDG().flow_from_directory(value)
+    assert str(ei.value) == ("directory must be a path (str, bytes or os.PathLike), "
+                             f"got {type(value).__name__}")
+
+
+@pytest.mark.parametrize("kind", [str, bytes, pathlib.Path])
+def test_the_directory_may_be_any_path_type(tree, kind, capsys):
+    root = os.fsencode(tree) if kind is bytes else kind(tree)
+    it = IDG().flow_from_directory(root, target_size=(8, 8), batch_size=4, shuffle=False)
+    ref = IDG().flow_from_directory(str(tree), target_size=(8, 8), batch_size=4, shuffle=False)
+    assert it.filepaths == ref.filepaths and it.directory is root
+    np.testing.assert_array_equal(it[0][0], ref[0][0])
 
 
 def test_batches_are_the_listed_files_with_rescale_fused(tree):

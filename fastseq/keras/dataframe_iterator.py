@@ -110,7 +110,8 @@ class DataFrameIterator(FileBatches, ImageFiles, Iterator):
         split = self.split
 
         df = dataframe.copy()
-        self.directory = directory or ""
+        self.directory = "" if directory is None else directory
+        root = listing.directory_path(self.directory)
         self.class_mode = class_mode
         self.dtype = dtype
         self._check_params(df, x_col, y_col, weight_col, classes)
@@ -138,7 +139,6 @@ class DataFrameIterator(FileBatches, ImageFiles, Iterator):
         else:
             _print_msg(f"Found {self.samples} {validated} image filenames "
                        f"belonging to {num_classes} classes.")
-        root = os.fsdecode(os.fspath(self.directory))
         self._filepaths = [os.path.join(root, f) for f in self.filenames]
         self._paths = self._filepaths
         if class_mode not in _NO_CLASSES:
@@ -188,7 +188,7 @@ class DataFrameIterator(FileBatches, ImageFiles, Iterator):
     def _filter_valid_filepaths(self, df: Any, x_col: str) -> Any:
         """The rows whose path has an image extension and is an existing
         file, with Keras' warning for the others."""
-        root = os.fsdecode(os.fspath(self.directory))
+        root = listing.directory_path(self.directory)
         suffixes = tuple(self.white_list_formats)
         mask = np.array([os.path.join(root, f).lower().endswith(suffixes)
                          and os.path.isfile(os.path.join(root, f)) for f in df[x_col]],

@@ -859,12 +859,12 @@ class DirectoryIterator(FileBatches, ImageFiles, Iterator):
         if class_mode not in self.allowed_class_modes:
             raise ValueError(f"Invalid class_mode: {class_mode}; expected one of: "
                              f"{self.allowed_class_modes}")
+        root = listing.directory_path(directory)
         self.directory = directory
         self.class_mode = class_mode
         self.dtype = dtype
         self.follow_links = follow_links
 
-        root = os.fsdecode(os.fspath(directory))
         if not classes:
             classes = listing.list_classes(root)
         classes = list(classes)

@@ -20,10 +20,20 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Sequence
 
-__all__ = ["WHITE_LIST_FORMATS", "list_classes", "walk_valid_files",
+__all__ = ["WHITE_LIST_FORMATS", "directory_path", "list_classes", "walk_valid_files",
            "list_directory"]
 
 WHITE_LIST_FORMATS = ("png", "jpg", "jpeg", "bmp", "ppm", "tif", "tiff")
+
+
+def directory_path(directory: str | bytes | os.PathLike) -> str:
+    """An iterator's ``directory`` argument as a str; a TypeError naming the
+    argument for anything that is not a path (Python's own message from
+    ``os.fspath`` does not say which argument it was)."""
+    if not isinstance(directory, (str, bytes, os.PathLike)):
+        raise TypeError(f"directory must be a path (str, bytes or os.PathLike), "
+                        f"got {type(directory).__name__}")
+    return os.fsdecode(os.fspath(directory))
 
 
 def list_classes(directory: str) -> list[str]:
