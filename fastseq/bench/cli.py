@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 
+from fastseq.bench import cachebench
 from fastseq.bench.common import BenchError, hide_modules, keras_import_failure, one_line
 from fastseq.bench.files import list_images, subsample
 from fastseq.bench.loaders import DEFAULT_LOADERS, INTERPOLATIONS, LOADERS, parse_loaders
@@ -82,7 +83,8 @@ def build_parser(prog="fastseq bench"):
                    help="instead, issue 13's cache benchmark (fastseq.bench.cachebench): "
                         "epochs read from a cache of resized pixels vs decoded, plain and "
                         "augmented, and a second process on the same disk cache (--limit "
-                        "default 1000; max(4, --epochs) loader epochs, max(7, --epochs) with "
+                        "default 1000; max(4, --epochs) loader epochs, "
+                        f"max({cachebench.FIT_EPOCHS}, --epochs) with "
                         "--fit, which adds model.fit against ready-made batches, the seed's "
                         "PIL Sequence and image_dataset_from_directory().cache(), each loader "
                         "in --rounds interleaved processes); needs Keras")
@@ -243,7 +245,6 @@ def _cache_main(a, size, data_dir, prog):
         print(f"{prog}: error: --cache runs fastseq's Keras iterators: "
               f"{keras_import_failure(e)}", file=sys.stderr)
         return 2
-    from fastseq.bench import cachebench
 
     # the whole default set (1,000): a cached epoch of 256 lasts ~12 ms here,
     # too short to time a fresh process's single first epoch
