@@ -806,6 +806,26 @@ def test_dataframe_loaders(tmp_path):
         assert rows[key]["status"] == "ok" and rows[key]["images_per_s"] > 0, rows[key]
 
 
+def test_dataframe_loaders_without_pandas_are_skipped(tmp_path):
+    """Without pandas the flow_from_dataframe rows are skipped, saying so,
+    like any missing peer, and not reported as fastseq failures."""
+    _class_tree(tmp_path / "img")
+    js = tmp_path / "df.json"
+    proc = run_cli("bench", tmp_path / "img", "--loaders", "fastseq-df,keras-df,fastseq",
+                   "--rounds", "1", "--warmup", "0", "--size", "24", "--batch-size", "3",
+                   "--threads", "2", "--no-progress", "--json", js, timeout=300,
+                   **{bench.HIDE_ENV: "pandas"})
+    assert proc.returncode == 0, proc.stderr
+    assert "failed" not in proc.stdout, proc.stdout
+    rows = {r["loader"]: r for r in json.loads(js.read_text())["sets"][0]["results"]}
+    for key in ("fastseq-df@2", "keras-df"):
+        assert rows[key]["status"] == "skipped" and rows[key]["images_per_s"] is None, rows[key]
+        assert rows[key]["note"].startswith("pandas is not installed"), rows[key]
+    assert rows["fastseq@2"]["status"] == "ok" and rows["fastseq@2"]["images_per_s"] > 0
+    skipped = [l for l in proc.stdout.splitlines() if "skipped:" in l]
+    assert len(skipped) == 2 and all("pandas is not installed" in l for l in skipped), skipped
+
+
 @pytest.mark.parametrize("fmt,pil_format,modes", [
     ("png", "PNG", {"rgb": "RGB", "rgba": "RGBA", "gray": "L", "palette": "P",
                     "gray16": "I;16"}),

@@ -306,12 +306,18 @@ class _KerasIDGLoader:
         return n
 
 
-def _dataframe(paths):
+def _require_pandas():
+    """pandas, or :class:`Unavailable` -- raised from a dataframe loader's
+    constructor, so that a missing pandas is a skipped row, not a failed one."""
     try:
-        import pandas as pd
+        import pandas
     except ImportError as e:
         raise Unavailable(f"pandas is not installed ({e})") from None
-    return pd.DataFrame({"filename": list(paths)})
+    return pandas
+
+
+def _dataframe(paths):
+    return _require_pandas().DataFrame({"filename": list(paths)})
 
 
 class _FastseqDataFrameLoader:
@@ -322,6 +328,7 @@ class _FastseqDataFrameLoader:
     def __init__(self, cfg):
         import fastseq
 
+        _require_pandas()
         fastseq.set_num_threads(cfg["threads"])
         self.gen = fastseq.ImageDataGenerator(dtype="uint8")
         self.cfg = cfg
@@ -343,6 +350,10 @@ class _FastseqDataFrameLoader:
 
 class _KerasDataFrameLoader(_KerasIDGLoader):
     """Keras' legacy ``flow_from_dataframe`` on the paths."""
+
+    def __init__(self, cfg):
+        _require_pandas()
+        super().__init__(cfg)
 
     def prepare(self, paths, view):
         import contextlib
