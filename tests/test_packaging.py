@@ -203,12 +203,28 @@ def _run_in(cwd, *args):
                           env=env, timeout=300)
 
 
+def _editable_fastseq_finder():
+    """The import hook of a ``pip install -e`` of fastseq in this interpreter,
+    or None.  It sits after the path finder, so it answers for any
+    ``fastseq.*`` module a package found on sys.path lacks: it hands an
+    unbuilt copy the editable checkout's compiled extension."""
+    for finder in sys.meta_path:
+        name = getattr(finder, "__module__", "") or ""
+        if name.startswith("__editable__") and "fastseq" in name:
+            return name
+    return None
+
+
 @needs_tree
 @pytest.mark.parametrize("how", [["-c", "import fastseq"], ["-m", "fastseq", "bench"]],
                          ids=["import", "python-m"])
 def test_unbuilt_checkout_says_what_happened_and_what_to_run(tmp_path, how):
     # A fresh clone: the staged copy has no compiled extension, and python -c
     # / python -m put its root (the working directory) first on sys.path.
+    finder = _editable_fastseq_finder()
+    if finder:
+        pytest.skip(f"fastseq is installed in editable mode here ({finder}): its import hook "
+                    "gives an unbuilt copy that checkout's compiled extension")
     src = _stage(tmp_path / "src")
     assert not list((src / "fastseq").glob("_native*.so"))
     r = _run_in(src, sys.executable, *how)
