@@ -116,7 +116,7 @@ class DataFrameIterator(FileBatches, ImageFiles, Iterator):
         self.dtype = dtype
         self._check_params(df, x_col, y_col, weight_col, classes)
         if validate_filenames:
-            df = self._filter_valid_filepaths(df, x_col)
+            df = self._filter_valid_filepaths(df, x_col, root)
         if class_mode not in _NO_CLASSES:
             df, classes = self._filter_classes(df, y_col, classes)
             num_classes = len(classes)
@@ -185,10 +185,10 @@ class DataFrameIterator(FileBatches, ImageFiles, Iterator):
         if weight_col and not issubclass(df[weight_col].dtype.type, np.number):
             raise TypeError(f"Column weight_col={weight_col} must be numeric.")
 
-    def _filter_valid_filepaths(self, df: Any, x_col: str) -> Any:
-        """The rows whose path has an image extension and is an existing
-        file, with Keras' warning for the others."""
-        root = listing.directory_path(self.directory)
+    def _filter_valid_filepaths(self, df: Any, x_col: str, root: str) -> Any:
+        """The rows whose path (under `root`, the resolved ``directory``)
+        has an image extension and is an existing file, with Keras' warning
+        for the others."""
         suffixes = tuple(self.white_list_formats)
         mask = np.array([os.path.join(root, f).lower().endswith(suffixes)
                          and os.path.isfile(os.path.join(root, f)) for f in df[x_col]],
