@@ -955,6 +955,7 @@ def test_cache_fit_rounds_are_interleaved_and_ratios_paired(monkeypatch):
              "ready_batches_keras": [(1.0, 0.0), (0.9, 0.0), (0.8, 0.0)],
              "seed_pil_w1": [(6.0, 0.0)],
              "tf_dataset_cache": [(0.4, 0.6), (0.7, 0.0), (0.5, 0.6)],
+             "tf_dataset_cache_shuffled": [(1.0, 0.0), (0.9, 0.0), (0.75, 0.0)],
              "model_only": [(0.45, 0.0), (0.54, 0.0), (0.4, 0.0)]}
 
     def fake(name, data_dir, size, batch_size, epochs, *, cache_dir=None, maker=None,
@@ -1015,23 +1016,27 @@ def test_cache_fit_rounds_are_interleaved_and_ratios_paired(monkeypatch):
         "fit: image_dataset_from_directory().cache() / fastseq cached": (pytest.approx(1.2), 1.0)}
     assert r["fit_by_median"]["tf_dataset_cache"] == pytest.approx(7 / 6)
     assert r["fit_by_median"]["ready_batches"] == pytest.approx(0.9)
-    # median(0.45/0.5, 0.54/0.6, 0.4/0.5) = 0.9: reported, not a target
-    assert r["fit_info"] == {"model_only": pytest.approx(0.9)}
-    assert "model_only" not in {t["target"] for t in r["targets"]}
+    # median(0.45/0.5, 0.54/0.6, 0.4/0.5) = 0.9 and median(2.0, 1.5, 1.5):
+    # reported, not targets
+    assert r["fit_info"] == {"tf_dataset_cache_shuffled": pytest.approx(1.5),
+                             "model_only": pytest.approx(0.9)}
+    assert len(r["targets"]) == 9
     text = cachebench.format_cache_report(r)
     assert "fit fastseq_cache       0.500: 0.50 0.50 0.50 | 0.60 0.60 0.60 | 0.40 0.40 0.70" in text
     assert ("(stalled epochs dropped; not the targets): ready_batches 0.90x, "
             "ready_batches_keras 2.00x, seed_pil_w1 12.00x, tf_dataset_cache 1.17x, "
-            "model_only 0.90x") in text
-    assert ("no input pipeline (model_only; no loader is faster) / fastseq cached (not a "
-            "target): 0.90x") in text
+            "tf_dataset_cache_shuffled 1.88x, model_only 0.90x") in text
+    assert ("fit: model_only, the model on tensors TensorFlow already holds, no input "
+            "pipeline (no loader is faster) / fastseq cached (not a target): 0.90x") in text
+    assert ("fit: tf_dataset_cache_shuffled, image_dataset_from_directory().cache() of single "
+            "images, shuffled and batched afresh every epoch") in text
+    assert "/ fastseq cached (not a target): 1.50x" in text
     assert "PASS  fit: image_dataset_from_directory().cache() / fastseq cached: 1.20x" in text
 
 
 def test_cache_fit_without_tensorflow_leaves_out_the_tf_loaders(monkeypatch):
     """Without TensorFlow, run_fit runs every fit loader but the two that
-    need tf.data (the tf.data cache and the model-only floor), and the
-    whole run reports no model-only line."""
+    need tf.data (the tf.data caches and the model-only floor)."""
     from fastseq.bench import cachebench
 
     calls = []
@@ -1045,6 +1050,8 @@ def test_cache_fit_without_tensorflow_leaves_out_the_tf_loaders(monkeypatch):
     monkeypatch.setattr(fitbench, "_tensorflow_missing", lambda: "no module named tensorflow")
     res = cachebench.run_fit("data", "fc", 3, rounds=1)
     assert calls == ["fastseq_cache", "ready_batches", "ready_batches_keras", "seed_pil_w1"]
+    assert set(cachebench.FIT_LOADERS) - set(calls) == {
+        "tf_dataset_cache", "tf_dataset_cache_shuffled", "model_only"}
     assert set(res) == set(calls)
 
 

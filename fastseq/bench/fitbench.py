@@ -343,6 +343,20 @@ def _make_loader(name: str, data_dir: str, size: tuple[int, int], batch_size: in
         if name == "tf_dataset_cache":
             ds = ds.cache()     # tf.data's own cache, in memory
         return ds.prefetch(tf.data.AUTOTUNE)
+    if name == "tf_dataset_cache_shuffled":
+        # tf.data's cache with what Keras' iterators (and fastseq) do every
+        # epoch: a new order of the samples, so new batches.  The cache
+        # holds single images; each epoch shuffles all of them and batches
+        # them afresh (.cache() of batches replays the first epoch's batches).
+        import tensorflow as tf
+
+        with quiet:
+            ds = keras.utils.image_dataset_from_directory(
+                data_dir, image_size=size, batch_size=None, label_mode="categorical",
+                shuffle=True, interpolation="bilinear", verbose=False)
+        ds = ds.map(lambda x, y: (x / 255.0, y)).cache()
+        ds = ds.shuffle(len(paths), reshuffle_each_iteration=True).batch(batch_size)
+        return ds.prefetch(tf.data.AUTOTUNE)
     if name == "model_only":
         import tensorflow as tf
 
