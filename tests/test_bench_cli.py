@@ -967,7 +967,11 @@ def test_cache_fit_rounds_are_interleaved_and_ratios_paired(monkeypatch):
 
     monkeypatch.setattr(fitbench, "fit_in_child", fake)
     monkeypatch.setattr(fitbench, "_tensorflow_missing", lambda: None)
+    monkeypatch.setattr(cachebench, "settle_writeback", lambda: calls.append(("sync",)))
     res = cachebench.run_fit("data", "fc", 4, rounds=3)
+    # every process starts with the dirty pages of the ones before written out
+    assert calls[0::2] == [("sync",)] * (len(calls) // 2)
+    calls[:] = calls[1::2]
     names = list(cachebench.FIT_LOADERS)
     assert [c[0] for c in calls] == (names + [n for n in names[::-1] if n != "seed_pil_w1"]
                                      + [n for n in names if n != "seed_pil_w1"])
@@ -1048,6 +1052,7 @@ def test_cache_fit_without_tensorflow_leaves_out_the_tf_loaders(monkeypatch):
 
     monkeypatch.setattr(fitbench, "fit_in_child", fake)
     monkeypatch.setattr(fitbench, "_tensorflow_missing", lambda: "no module named tensorflow")
+    monkeypatch.setattr(cachebench, "settle_writeback", lambda: None)
     res = cachebench.run_fit("data", "fc", 3, rounds=1)
     assert calls == ["fastseq_cache", "ready_batches", "ready_batches_keras", "seed_pil_w1"]
     assert set(cachebench.FIT_LOADERS) - set(calls) == {

@@ -245,12 +245,26 @@ FIT_EPOCHS = 7
 _FIT_ONCE = ("seed_pil_w1",)
 
 
+def settle_writeback() -> None:
+    """Write every dirty page out (``os.sync``) before a timed process, so
+    that it does not pay for what earlier ones wrote: the kernel writes a
+    file back 10-30 s after it is written (vm.dirty_expire_centisecs), in
+    whichever process is running then.  The loading part leaves hundreds of
+    MB dirty (435 MB seen in /proc/vmstat as it ended), and each fastseq fit
+    process writes a 150 MB cache; without this, the writeback of one
+    process landed in the next, and the first fit process (always fastseq)
+    paid for the whole loading part."""
+    if hasattr(os, "sync"):
+        os.sync()
+
+
 def run_fit(data_dir, cache_dir, epochs, size=SIZE, batch_size=32, rounds=FIT_ROUNDS):
     """``model.fit`` per loader of FIT_LOADERS, each run in a process of its
     own (fitbench.fit_in_child), `rounds` times as FIT_ROUNDS says.  Every
     fastseq process starts from an empty disk cache of its own under
     `cache_dir`, as ``.cache()`` starts from none: both fill their cache in
-    epoch 1, which is excluded, and read it from epoch 2 on.  Per loader:
+    epoch 1, which is excluded, and read it from epoch 2 on.  Every process
+    starts after settle_writeback.  Per loader:
     ``runs``, one ``{"seconds", "faults"}`` per process in round order, and
     over them ``s_per_epoch`` (the median of the processes'
     fitbench.seconds_per_epoch: the mean of their later epochs) and
@@ -264,6 +278,7 @@ def run_fit(data_dir, cache_dir, epochs, size=SIZE, batch_size=32, rounds=FIT_RO
         for name in (names if r % 2 == 0 else names[::-1]):
             if r and name in _FIT_ONCE:
                 continue
+            settle_writeback()
             runs[name].append(fitbench.fit_in_child(
                 name, data_dir, size, batch_size, epochs,
                 cache_dir=os.path.join(cache_dir, f"round{r + 1}")
