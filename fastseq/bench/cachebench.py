@@ -252,8 +252,10 @@ def settle_writeback() -> None:
     whichever process is running then.  The loading part leaves hundreds of
     MB dirty (435 MB seen in /proc/vmstat as it ended), and each fastseq fit
     process writes a 150 MB cache; without this, the writeback of one
-    process landed in the next, and the first fit process (always fastseq)
-    paid for the whole loading part."""
+    process was seen landing in the next.  (A process's own cache is still
+    written back during its own epochs, as in a user's run.  Round 1's
+    fastseq process, the first after the loading part, stayed the slowest
+    of its three in the first run with this, so that was not the cause.)"""
     if hasattr(os, "sync"):
         os.sync()
 
