@@ -248,7 +248,7 @@ _FIT_ONCE = ("seed_pil_w1",)
 def settle_writeback() -> None:
     """Write every dirty page out (``os.sync``) before a timed process, so
     that it does not pay for what earlier ones wrote: the kernel writes a
-    file back 10-30 s after it is written (vm.dirty_expire_centisecs), in
+    file back seconds after it is written (2-11 s seen here), in
     whichever process is running then.  The loading part leaves hundreds of
     MB dirty (435 MB seen in /proc/vmstat as it ended), and each fastseq fit
     process writes a 150 MB cache; without this, the writeback of one
