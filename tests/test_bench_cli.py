@@ -1039,7 +1039,7 @@ def test_cache_fit_rounds_are_interleaved_and_ratios_paired(monkeypatch):
 
 
 def test_cache_fit_without_tensorflow_leaves_out_the_tf_loaders(monkeypatch):
-    """Without TensorFlow, run_fit runs every fit loader but the two that
+    """Without TensorFlow, run_fit runs every fit loader but the three that
     need tf.data (the tf.data caches and the model-only floor)."""
     from fastseq.bench import cachebench
 

@@ -49,12 +49,13 @@ PyDataset returning ready-made batches, served as fastseq's datasets are),
 the same floor through Keras' own pipeline (``ready_batches_keras``, not a
 target: what any PyDataset pays there), the seed's PIL Sequence
 (``seed_pil_w1``), ``image_dataset_from_directory(...).cache()`` (tf.data's
-own cache; needs TensorFlow), ``tf_dataset_cache_shuffled`` (the same
-cache of single images, shuffled and batched afresh every epoch, as
-fastseq's iterators serve: reported, not targeted) and ``model_only`` (the model trained on a
+own cache), ``tf_dataset_cache_shuffled`` (the same cache of single
+images, shuffled and batched afresh every epoch, as fastseq's iterators
+serve; reported, not targeted) and ``model_only`` (the model trained on a
 few batches TensorFlow already holds as tensors, no Python per step: the
-floor of every loader, reported, not targeted; needs TensorFlow).  Minor page faults per epoch are reported
-beside them (see fastseq.keras.tfdata for why).
+floor of every loader; reported, not targeted).  The last three need
+TensorFlow.  Minor page faults per epoch are reported beside them (see
+fastseq.keras.tfdata for why).
 """
 
 from __future__ import annotations
@@ -220,8 +221,6 @@ def run_loading(data_dir, cache_root, epochs, size=SIZE, batch_size=BATCH):
 
 FIT_LOADERS = ("fastseq_cache", "ready_batches", "ready_batches_keras", "seed_pil_w1",
                "tf_dataset_cache", "tf_dataset_cache_shuffled", "model_only")
-#: Loaders that need TensorFlow, left out without it.
-_FIT_NEED_TF = ("tf_dataset_cache", "tf_dataset_cache_shuffled", "model_only")
 #: Reported against fastseq cached, not targets: what each shows.
 FIT_INFO = {
     "tf_dataset_cache_shuffled": "image_dataset_from_directory().cache() of single images, "
@@ -274,7 +273,7 @@ def run_fit(data_dir, cache_dir, epochs, size=SIZE, batch_size=32, rounds=FIT_RO
     from fastseq.bench import fitbench
 
     names = [n for n in FIT_LOADERS
-             if n not in _FIT_NEED_TF or fitbench._tensorflow_missing() is None]
+             if n not in fitbench.NEEDS_TENSORFLOW or fitbench._tensorflow_missing() is None]
     runs = {n: [] for n in names}
     for r in range(rounds):
         for name in (names if r % 2 == 0 else names[::-1]):

@@ -95,6 +95,9 @@ FLOORS = {
 NEEDS_TENSORFLOW = {
     "tf_dataset": "image_dataset_from_directory needs tf.data",
     "model_only": "the floor feeds cached tensors through tf.data",
+    # the cache benchmark's (fastseq.bench.cachebench)
+    "tf_dataset_cache": "tf.data's own cache",
+    "tf_dataset_cache_shuffled": "tf.data's own cache",
 }
 #: Keras ``workers`` of the flow_from_directory rows (passed to the
 #: iterator, as Keras 3's PyDataset takes it in its constructor).
@@ -332,30 +335,24 @@ def _make_loader(name: str, data_dir: str, size: tuple[int, int], batch_size: in
             return ImageDataGenerator(rescale=1 / 255).flow_from_directory(
                 data_dir, target_size=size, batch_size=batch_size, class_mode="categorical",
                 shuffle=True)
-    if name in ("tf_dataset", "tf_dataset_cache"):
+    if name in ("tf_dataset", "tf_dataset_cache", "tf_dataset_cache_shuffled"):
         import tensorflow as tf
 
+        per_image = name == "tf_dataset_cache_shuffled"
         with quiet:
             ds = keras.utils.image_dataset_from_directory(
-                data_dir, image_size=size, batch_size=batch_size, label_mode="categorical",
-                shuffle=True, interpolation="bilinear", verbose=False)
+                data_dir, image_size=size, batch_size=None if per_image else batch_size,
+                label_mode="categorical", shuffle=True, interpolation="bilinear",
+                verbose=False)
         ds = ds.map(lambda x, y: (x / 255.0, y))
         if name == "tf_dataset_cache":
-            ds = ds.cache()     # tf.data's own cache, in memory
-        return ds.prefetch(tf.data.AUTOTUNE)
-    if name == "tf_dataset_cache_shuffled":
-        # tf.data's cache with what Keras' iterators (and fastseq) do every
-        # epoch: a new order of the samples, so new batches.  The cache
-        # holds single images; each epoch shuffles all of them and batches
-        # them afresh (.cache() of batches replays the first epoch's batches).
-        import tensorflow as tf
-
-        with quiet:
-            ds = keras.utils.image_dataset_from_directory(
-                data_dir, image_size=size, batch_size=None, label_mode="categorical",
-                shuffle=True, interpolation="bilinear", verbose=False)
-        ds = ds.map(lambda x, y: (x / 255.0, y)).cache()
-        ds = ds.shuffle(len(paths), reshuffle_each_iteration=True).batch(batch_size)
+            ds = ds.cache()     # tf.data's own cache, in memory, of batches
+        elif per_image:
+            # tf.data's cache doing what Keras' iterators (and fastseq) do
+            # every epoch: a new order of the samples, so new batches.  A
+            # cache of batches replays the first epoch's batches instead.
+            ds = ds.cache().shuffle(len(paths), reshuffle_each_iteration=True)
+            ds = ds.batch(batch_size)
         return ds.prefetch(tf.data.AUTOTUNE)
     if name == "model_only":
         import tensorflow as tf
