@@ -13,8 +13,8 @@ as usual and its resized pixels are stored by the same task.
 
 - ``None``: no cache;
 - ``"memory"``: this process's RAM (one copy per worker process);
-- a directory path (str or os.PathLike): a persistent cache on disk, shared
-  by later runs and other processes;
+- a directory path (str or os.PathLike, ``~`` expanded): a persistent cache
+  on disk, shared by later runs and other processes;
 - an :class:`ImageCache`, e.g. ``ImageCache(path, on_full="warn")``.
 
 Keys.  An entry belongs to a source file's absolute path and is valid for
@@ -51,6 +51,7 @@ retried.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import threading
@@ -99,6 +100,19 @@ _REMEMBERED_CODES = {"empty": 5, "decode": 7, "truncated": 8, "too_many_pixels":
                      "work_limit": 15, "not_image": 17}
 
 
+def _in_the_way(path: str) -> str:
+    """The deepest existing path from `path` up that is not a directory
+    (what stopped makedirs), else `path`."""
+    p = path
+    while True:
+        if os.path.lexists(p) and not os.path.isdir(p):
+            return p
+        parent = os.path.dirname(p)
+        if parent == p:
+            return path
+        p = parent
+
+
 class ImageCache:
     """Where resized pixels are kept: ``"memory"`` or a directory.
 
@@ -122,7 +136,9 @@ class ImageCache:
             path = os.fsdecode(os.fspath(location))
             if not path or "\0" in path:
                 raise ValueError(f"cache directory must be a non-empty path, got {location!r}")
-            self.location = os.path.abspath(path)
+            # "~/..." as a shell would read it: left as is, it was a
+            # directory literally named "~" under the working directory
+            self.location = os.path.abspath(os.path.expanduser(path))
         else:
             raise TypeError(f"cache must be None, 'memory', a directory path or an "
                             f"ImageCache, got {type(location).__name__}")
@@ -258,9 +274,17 @@ class _Store:
         if cache.location is not None:
             digest = hashlib.sha256(params.encode()).hexdigest()[:24]
             self.root = os.path.join(cache.location, f"v{_native.CACHE_FORMAT}-{digest}")
-            os.makedirs(self.root, exist_ok=True)
-            for i in range(256):
-                os.makedirs(os.path.join(self.root, f"{i:02x}"), exist_ok=True)
+            try:
+                os.makedirs(self.root, exist_ok=True)
+                for i in range(256):
+                    os.makedirs(os.path.join(self.root, f"{i:02x}"), exist_ok=True)
+            except (FileExistsError, NotADirectoryError) as e:
+                # Something other than a directory where one belongs (the
+                # location, the store or an ancestor): name it, rather than
+                # makedirs' "File exists" about a path under it
+                raise NotADirectoryError(
+                    errno.ENOTDIR, f"fastseq cache: {_in_the_way(self.root)!r} is not a "
+                    f"directory, so {cache.location!r} cannot hold a cache") from e
             info = os.path.join(self.root, "params.txt")
             if not os.path.exists(info):
                 tmp = f"{info}.{os.getpid()}.{threading.get_ident()}.tmp"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pathlib
 import pickle
 import shutil
 import subprocess
@@ -513,7 +514,7 @@ def test_reading_a_disk_cache_keeps_rss_flat(tmp_path):
     assert growth < 12 * 2 ** 20, growth
 
 
-def test_cache_argument_validation_and_pickling(tmp_path):
+def test_cache_argument_validation_and_pickling(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="on_full"):
         ImageCache("memory", on_full="ignore")
     with pytest.raises(TypeError, match="cache must be"):
@@ -521,10 +522,36 @@ def test_cache_argument_validation_and_pickling(tmp_path):
     c = ImageCache(tmp_path / "c", on_full="warn")
     c2 = pickle.loads(pickle.dumps(c))
     assert c2.location == str(tmp_path / "c") and c2.on_full == "warn"
+    # "~" is the home directory, as in the README's example
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert ImageCache("~/c").location == str(tmp_path / "home" / "c")
+    assert ImageCache(pathlib.Path("~") / "d").location == str(tmp_path / "home" / "d")
     m = pickle.loads(pickle.dumps(ImageCache("memory")))
     assert m.in_memory
     with pytest.raises(TypeError):
         pickle.dumps(store_of(c, target_size=(5, 5)))
+
+
+@pytest.mark.parametrize("where", ["location", "store"])
+def test_a_file_where_a_cache_directory_belongs_is_a_clear_error(tmp_path, images, where):
+    """A regular file as the cache directory, or where a parameter set's
+    store directory belongs: NotADirectoryError naming it, nothing
+    written."""
+    jpeg = next(p for p in images if p.endswith(".jpg"))
+    loc = tmp_path / "cache"
+    if where == "location":
+        loc.write_text("not a directory")
+        blocked = loc
+    else:
+        cache = ImageCache(loc)
+        blocked = pathlib.Path(store_of(cache, target_size=(12, 10)).root)
+        shutil.rmtree(blocked)
+        blocked.write_text("not a directory")
+    with pytest.raises(NotADirectoryError) as e:
+        load_batch([jpeg], (12, 10), cache=ImageCache(loc))
+    assert str(e.value) == (f"[Errno 20] fastseq cache: {str(blocked)!r} is not a directory, "
+                            f"so {str(loc)!r} cannot hold a cache")
+    assert blocked.read_text() == "not a directory"
 
 
 def test_keras_iterators_take_cache(tmp_path, images):
