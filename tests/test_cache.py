@@ -577,6 +577,74 @@ def test_keras_iterators_take_cache(tmp_path, images):
     assert set(it2._store().stats) == {"hit"}
 
 
+MEMORY_IN_WORKERS = (
+    "cache='memory' with use_multiprocessing=True is never read: Keras starts new worker "
+    "processes for every epoch, each with an empty memory cache. Pass a cache directory instead "
+    "(cache='/path/to/dir'), which every worker process shares, or keep "
+    "use_multiprocessing=False (fastseq decodes on its own threads).")
+
+
+@pytest.mark.parametrize("kind", ["directory", "dataframe", "sequence"])
+@pytest.mark.parametrize("cache, kwargs, warned", [
+    ("memory", dict(workers=2, use_multiprocessing=True), True),
+    ("memory", dict(workers=1, use_multiprocessing=True), True),     # a pool of one process
+    ("memory", dict(workers=0, use_multiprocessing=True), False),    # no enqueuer
+    ("memory", dict(workers=2), False),                              # threads share it
+    ("disk", dict(workers=2, use_multiprocessing=True), False),      # workers share it
+], ids=["memory-mp2", "memory-mp1", "memory-mp0", "memory-threads", "disk-mp2"])
+def test_a_memory_cache_in_keras_worker_processes_is_warned_about(tmp_path, images, kind, cache,
+                                                                 kwargs, warned):
+    """A memory cache in Keras' worker processes is never read (see
+    test_keras_starts_new_worker_processes_every_epoch): one CacheWarning
+    saying so and what to do, when the dataset is made."""
+    pytest.importorskip("keras")
+    from fastseq import ImageDataGenerator, ImageSequence
+
+    loc = "memory" if cache == "memory" else str(tmp_path / "c")
+    root = class_tree(images, tmp_path / "tree")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        if kind == "directory":
+            ImageDataGenerator().flow_from_directory(root, target_size=(9, 8), cache=loc,
+                                                     **kwargs)
+        elif kind == "dataframe":
+            pd = pytest.importorskip("pandas", reason=PANDAS_MISSING)
+            df = pd.DataFrame({"filename": images, "class": "a"})
+            ImageDataGenerator().flow_from_dataframe(df, None, target_size=(9, 8), cache=loc,
+                                                     **kwargs)
+        else:
+            ImageSequence(images, dim=(9, 8), cache=loc, **kwargs)
+    got = [str(m.message) for m in w if m.category is CacheWarning]
+    assert got == ([MEMORY_IN_WORKERS] if warned else [])
+    if warned:
+        assert [m.filename for m in w if m.category is CacheWarning] == [__file__]
+
+
+def test_keras_starts_new_worker_processes_every_epoch():
+    """What the warning above rests on: Keras' enqueuer with
+    use_multiprocessing=True serves each epoch from a new process pool, so
+    no worker process lives into the next epoch.  If a Keras release keeps
+    its pool, this fails and the warning must go."""
+    keras = pytest.importorskip("keras")
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    class Pids(keras.utils.PyDataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return np.full((1, 1), os.getpid()), np.zeros((1, 1))
+
+    adapter = PyDatasetAdapter(Pids(workers=2, use_multiprocessing=True), shuffle=False)
+    epochs = []
+    for _ in range(2):
+        adapter.on_epoch_begin()
+        epochs.append({int(x[0, 0]) for x, _ in adapter.get_numpy_iterator()})
+        adapter.on_epoch_end()
+    assert os.getpid() not in epochs[0] | epochs[1]
+    assert epochs[0] and epochs[1] and not epochs[0] & epochs[1], epochs
+
+
 @pytest.mark.parametrize("where", ["memory", "disk"])
 @pytest.mark.parametrize("augment", [False, True])
 def test_featurewise_fused_epochs_are_the_uncached_bits(images, tmp_path, where, augment):

@@ -84,6 +84,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import os
 import threading
 import warnings
 from typing import Any, Sequence
@@ -645,6 +646,30 @@ class BatchDataset(keras.utils.PyDataset):
 install_fit_hook()
 
 
+def _warn_memory_cache_in_workers() -> None:
+    """Keras' enqueuer (keras.src.trainers.data_adapters.py_dataset_adapter,
+    3.15) stops at every epoch's end and starts a new process pool at the
+    next epoch's start, so the worker that filled a memory cache is gone
+    before any epoch could read it (measured: every cached epoch as slow as
+    epoch 1, slower than no cache)."""
+    import sys
+
+    from fastseq.cache import CacheWarning
+
+    # attributed to the first caller outside the fastseq package, whichever
+    # constructor (flow_from_directory, ImageSequence, ...) led here
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(
+        "cache='memory' with use_multiprocessing=True is never read: Keras starts new "
+        "worker processes for every epoch, each with an empty memory cache. Pass a cache "
+        "directory instead (cache='/path/to/dir'), which every worker process shares, or "
+        "keep use_multiprocessing=False (fastseq decodes on its own threads).",
+        CacheWarning, stacklevel=level)
+
+
 class ImageFiles:
     """Decoding the images of ``self._paths``: mixed into a
     :class:`BatchDataset`, whose subclass sets ``self._paths`` and calls
@@ -679,6 +704,9 @@ class ImageFiles:
         self.cache = as_cache(cache)
         self._cache_store = None
         if self.cache is not None:
+            if (self.cache.in_memory and getattr(self, "use_multiprocessing", False)
+                    and getattr(self, "workers", 1) > 0):
+                _warn_memory_cache_in_workers()
             self._cache_store = self.cache.store(self._options)
             self._cache_store.reserve(self._encoded)
 
