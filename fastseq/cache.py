@@ -275,9 +275,7 @@ class _Store:
             digest = hashlib.sha256(params.encode()).hexdigest()[:24]
             self.root = os.path.join(cache.location, f"v{_native.CACHE_FORMAT}-{digest}")
             try:
-                os.makedirs(self.root, exist_ok=True)
-                for i in range(256):
-                    os.makedirs(os.path.join(self.root, f"{i:02x}"), exist_ok=True)
+                self._create(params)
             except (FileExistsError, NotADirectoryError) as e:
                 # Something other than a directory where one belongs (the
                 # location, the store or an ancestor): name it, rather than
@@ -285,14 +283,26 @@ class _Store:
                 raise NotADirectoryError(
                     errno.ENOTDIR, f"fastseq cache: {_in_the_way(self.root)!r} is not a "
                     f"directory, so {cache.location!r} cannot hold a cache") from e
-            info = os.path.join(self.root, "params.txt")
-            if not os.path.exists(info):
-                tmp = f"{info}.{os.getpid()}.{threading.get_ident()}.tmp"
-                with open(tmp, "w") as f:
-                    f.write(params + "\n")
-                os.replace(tmp, info)
+            except OSError as e:
+                # e.g. a read-only file system or no permission: the same
+                # OSError subclass, saying what was being made
+                raise OSError(e.errno, f"fastseq cache: cannot create the store {self.root!r} "
+                              f"for these parameters: {e.strerror}") from e
             self._root_b = os.fsencode(self.root)
             sweep_stale_tmp(self.root)
+
+    def _create(self, params: str) -> None:
+        """The store's directories and its params.txt, where missing (an
+        existing store is used as it is, on a read-only file system too)."""
+        os.makedirs(self.root, exist_ok=True)
+        for i in range(256):
+            os.makedirs(os.path.join(self.root, f"{i:02x}"), exist_ok=True)
+        info = os.path.join(self.root, "params.txt")
+        if not os.path.exists(info):
+            tmp = f"{info}.{os.getpid()}.{threading.get_ident()}.tmp"
+            with open(tmp, "w") as f:
+                f.write(params + "\n")
+            os.replace(tmp, info)
 
     # -- keys -------------------------------------------------------------------
 

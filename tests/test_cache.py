@@ -5,6 +5,8 @@ check, and reading a disk cache does not grow the process."""
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import multiprocessing
 import os
 import pathlib
@@ -552,6 +554,36 @@ def test_a_file_where_a_cache_directory_belongs_is_a_clear_error(tmp_path, image
     assert str(e.value) == (f"[Errno 20] fastseq cache: {str(blocked)!r} is not a directory, "
                             f"so {str(loc)!r} cannot hold a cache")
     assert blocked.read_text() == "not a directory"
+
+
+def test_a_store_that_cannot_be_created_is_a_clear_error(tmp_path, images, monkeypatch):
+    """A new parameter set's store that cannot be made (a read-only file
+    system, no permission: simulated, since root may write anywhere) raises
+    the same OSError subclass, naming the store and the reason; a store that
+    exists is used without creating anything."""
+    jpeg = next(p for p in images if p.endswith(".jpg"))
+    loc = tmp_path / "cache"
+    load_batch([jpeg], (12, 10), cache=ImageCache(loc))        # this store exists
+    root = store_of(ImageCache(loc), target_size=(12, 10)).root
+    real = os.makedirs
+
+    def makedirs(path, mode=0o777, exist_ok=False):
+        if not os.path.isdir(path):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return real(path, mode, exist_ok)
+
+    monkeypatch.setattr(os, "makedirs", makedirs)
+    np.testing.assert_array_equal(load_batch([jpeg], (12, 10), cache=ImageCache(loc)),
+                                  load_batch([jpeg], (12, 10)))
+    with pytest.raises(PermissionError) as e:
+        load_batch([jpeg], (13, 10), cache=ImageCache(loc))
+    from fastseq.options import DecodeOptions
+
+    digest = hashlib.sha256(_params(DecodeOptions((13, 10))).encode()).hexdigest()[:24]
+    new_root = os.path.join(str(loc), f"v{fastseq._native.CACHE_FORMAT}-{digest}")
+    assert str(e.value) == (f"[Errno {errno.EACCES}] fastseq cache: cannot create the store "
+                            f"{new_root!r} for these parameters: {os.strerror(errno.EACCES)}")
+    assert os.listdir(loc) == [os.path.basename(root)]
 
 
 def test_keras_iterators_take_cache(tmp_path, images):
