@@ -18,8 +18,9 @@ as usual and its resized pixels are stored by the same task.
 - an :class:`ImageCache`, e.g. ``ImageCache(path, on_full="warn")``.
 
 Keys.  An entry belongs to a source file's absolute path and is valid for
-its ``st_size`` and ``st_mtime_ns`` (taken before the file is read, so a
-file rewritten during the read is decoded again next time) under one
+its ``st_size``, ``st_mtime_ns``, ``st_ino`` and ``st_ctime_ns`` (_stamp;
+taken before the file is read, so a file rewritten during the read is
+decoded again next time) under one
 parameter set: target size, colour mode, interpolation,
 ``keep_aspect_ratio``, ``dct_scaling``, the limits (they decide which
 images fail), fastseq's version, the cache format, libjpeg-turbo's and
@@ -98,6 +99,15 @@ _ON_FULL = ("raise", "warn")
 _REMEMBERED_CODES = {"empty": 5, "decode": 7, "truncated": 8, "too_many_pixels": 9,
                      "too_many_scans": 10, "too_large": 12, "memory_limit": 14,
                      "work_limit": 15, "not_image": 17}
+
+
+def _stamp(st: os.stat_result) -> tuple:
+    """What an entry is valid for besides the path: the file's size,
+    mtime, inode and ctime.  Size and mtime alone missed a file replaced by
+    another of the same size with its mtime kept (``os.replace`` of a
+    ``cp -p``/``tar x``/``rsync -t`` copy: a new inode) or rewritten and
+    given its old mtime back (``os.utime`` sets the ctime)."""
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 def _in_the_way(path: str) -> str:
@@ -317,7 +327,7 @@ class _Store:
         return known
 
     def key(self, abspath: bytes, st: os.stat_result) -> bytes:
-        return b"%s%s\0%d:%d" % (self._prefix, abspath, st.st_size, st.st_mtime_ns)
+        return b"%s%s\0%d:%d:%d:%d" % ((self._prefix, abspath) + _stamp(st))
 
     # -- space ------------------------------------------------------------------
 
@@ -380,12 +390,12 @@ class _Store:
                 keys.append((a, key, st))
                 continue
             rec = self._mem.get(a)
-            if rec is not None and rec[0] == st.st_size and rec[1] == st.st_mtime_ns:
-                if rec[2] is not None:
-                    tuples.append((None, None, rec[2], None, False))
+            if rec is not None and rec[0] == _stamp(st):
+                if rec[1] is not None:
+                    tuples.append((None, None, rec[1], None, False))
                 else:
                     tuples.append(None)
-                    failed[i] = rec[3]
+                    failed[i] = rec[2]
                     self._count("hit_failed")
             else:
                 tuples.append((None, None, None, np.empty(self.shape, np.uint8), False))
@@ -409,7 +419,7 @@ class _Store:
         if self.root is None and keys[slot] is not None:
             a, _, st = keys[slot]
             if result == "stored":
-                self._mem[a] = (st.st_size, st.st_mtime_ns, tuples[slot][3], None)
+                self._mem[a] = (_stamp(st), tuples[slot][3], None)
 
     def remember_failure(self, keys, tuples, slot: int, code: str, reason: str) -> None:
         status = _REMEMBERED_CODES.get(code)
@@ -417,7 +427,7 @@ class _Store:
             return
         a, key, st = keys[slot]
         if self.root is None:
-            self._mem[a] = (st.st_size, st.st_mtime_ns, None, (code, reason))
+            self._mem[a] = (_stamp(st), None, (code, reason))
         else:
             why = _native.cache_write_failure(tuples[slot][0], key, status, reason)
             if why:

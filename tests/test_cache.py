@@ -144,13 +144,19 @@ def _set_mtime_later(path, ns=5_000_000):
 
 
 @pytest.mark.parametrize("where", ["memory", "disk"])
-@pytest.mark.parametrize("change", ["rewrite", "touch", "same_size"])
+@pytest.mark.parametrize("change", ["rewrite", "touch", "same_size", "renamed_over",
+                                    "mtime_restored"])
 def test_a_changed_file_is_decoded_again(tmp_path, where, change):
+    """Rewritten, touched, rewritten at the same size; replaced by a rename
+    of another image of the same size and the same mtime (what a `cp -p`,
+    `tar x` or `rsync -t` copy moved into place is); rewritten at the same
+    size and given its old mtime back."""
+    bmp = change in ("same_size", "renamed_over", "mtime_restored")
     paths = []
     for i in range(3):
-        p = tmp_path / f"{i}.{'bmp' if change == 'same_size' else 'jpg'}"
+        p = tmp_path / f"{i}.{'bmp' if bmp else 'jpg'}"
         arr = photo_like(60, 80, seed=i)
-        p.write_bytes(encode(arr, "BMP" if change == "same_size" else "JPEG"))
+        p.write_bytes(encode(arr, "BMP" if bmp else "JPEG"))
         paths.append(str(p))
     cache = ImageCache("memory" if where == "memory" else tmp_path / "cache")
     first = load_batch(paths, (30, 40), cache=cache)
@@ -158,6 +164,17 @@ def test_a_changed_file_is_decoded_again(tmp_path, where, change):
     size = os.path.getsize(target)
     if change == "touch":
         _set_mtime_later(target)
+    elif change in ("renamed_over", "mtime_restored"):
+        st = os.stat(target)
+        data = encode(photo_like(60, 80, seed=99), "BMP")
+        dest = target + ".new" if change == "renamed_over" else target
+        with open(dest, "wb") as f:
+            f.write(data)
+        os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+        if change == "renamed_over":
+            os.replace(dest, target)
+        after = os.stat(target)
+        assert (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
     else:
         new = photo_like(60, 80, seed=99)
         data = encode(new, "BMP" if change == "same_size" else "JPEG", quality=60)
@@ -166,7 +183,7 @@ def test_a_changed_file_is_decoded_again(tmp_path, where, change):
             f.write(data)
         # the file system's clock may not have ticked: the file's mtime moves
         os.utime(target, ns=(mtime, mtime + 5_000_000))
-        if change == "same_size":
+        if bmp:
             assert os.path.getsize(target) == size
     ref = load_batch(paths, (30, 40))
     got = load_batch(paths, (30, 40), cache=cache)
