@@ -279,7 +279,9 @@ class _Store:
         self._mem: dict[bytes, tuple] = {}
         # path as given -> (absolute path, entry path): a batch of cache hits
         # is a few microseconds a path, and SHA-256 would be half of them
-        self._names: dict[bytes, tuple] = {}
+        # (per working directory: a relative path names another file after
+        # os.chdir, and the uncached path reads that one)
+        self._names: dict[bytes, dict[bytes, tuple]] = {}
         self.root: str | None = None
         if cache.location is not None:
             digest = hashlib.sha256(params.encode()).hexdigest()[:24]
@@ -320,10 +322,22 @@ class _Store:
         h = hashlib.sha256(abspath).hexdigest().encode()
         return b"%s/%s/%s" % (self._root_b, h[:2], h[2:])
 
-    def _name(self, p: bytes) -> tuple:
-        """(absolute path, entry path or None), remembered for `p`."""
+    def _names_here(self) -> dict:
+        """The memo of path as given -> (absolute path, entry path or None)
+        for the working directory now."""
+        try:
+            cwd = os.getcwdb()
+        except OSError:         # removed: only absolute paths can be read
+            cwd = b""
+        names = self._names.get(cwd)
+        if names is None:
+            names = self._names[cwd] = {}
+        return names
+
+    def _name(self, names: dict, p: bytes) -> tuple:
+        """(absolute path, entry path or None) of `p`, remembered in `names`."""
         a = os.path.abspath(p)
-        known = self._names[p] = (a, self.entry_path(a) if self.root is not None else None)
+        known = names[p] = (a, self.entry_path(a) if self.root is not None else None)
         return known
 
     def key(self, abspath: bytes, st: os.stat_result) -> bytes:
@@ -337,11 +351,11 @@ class _Store:
         if not self.enabled:
             return
         missing = 0
-        names = self._names
+        names = self._names_here()
         for p in set(encoded):
             known = names.get(p)
             if known is None:       # plan()'s memo, filled on the way
-                known = self._name(p)
+                known = self._name(names, p)
             a, entry = known
             if self.root is None:
                 if a not in self._mem:
@@ -372,11 +386,11 @@ class _Store:
         e.g. a file that cannot be stat'ed), a remembered failure (memory
         only) and the (abspath, key, stat) to record the result under."""
         tuples, failed, keys = [], {}, []
-        names = self._names
+        names = self._names_here()
         for i, p in enumerate(encoded):
             known = names.get(p)
             if known is None:
-                known = self._name(p)
+                known = self._name(names, p)
             a, entry = known
             try:
                 st = os.stat(p)

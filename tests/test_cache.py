@@ -200,6 +200,30 @@ def test_a_changed_file_is_decoded_again(tmp_path, where, change):
     assert store_of(cache, target_size=(30, 40)).stats.get("hit", 0) == 5
 
 
+@pytest.mark.parametrize("where", ["memory", "disk"])
+def test_a_relative_path_follows_the_working_directory(tmp_path, where, monkeypatch):
+    """The same relative name in two directories with the same size and
+    mtime: after os.chdir one ImageCache serves the other file, as the
+    uncached path reads it (its entry is the new absolute path's)."""
+    data = {}
+    for d, seed in (("A", 1), ("B", 2)):
+        (tmp_path / d).mkdir()
+        f = tmp_path / d / "x.bmp"
+        f.write_bytes(encode(photo_like(20, 30, seed=seed), "BMP"))
+        os.utime(f, ns=(10**18, 10**18))
+        data[d] = f
+    assert os.path.getsize(data["A"]) == os.path.getsize(data["B"])
+    cache = ImageCache("memory" if where == "memory" else tmp_path / "cache")
+    got = {}
+    for d in ("A", "B", "A"):
+        monkeypatch.chdir(tmp_path / d)
+        got[d] = load_batch(["x.bmp"], (10, 15), cache=cache)
+        np.testing.assert_array_equal(got[d], load_batch([str(data[d])], (10, 15)))
+    assert not np.array_equal(got["A"], got["B"])
+    stats = store_of(cache, target_size=(10, 15)).stats
+    assert (stats.get("hit", 0), stats.get("stored", 0)) == (1, 2)
+
+
 def test_parameters_are_part_of_the_key(tmp_path, images):
     cache = ImageCache(tmp_path / "cache")
     load_batch(images[:4], (30, 40), cache=cache)
