@@ -286,22 +286,40 @@ class _Store:
         if cache.location is not None:
             digest = hashlib.sha256(params.encode()).hexdigest()[:24]
             self.root = os.path.join(cache.location, f"v{_native.CACHE_FORMAT}-{digest}")
-            try:
-                self._create(params)
-            except (FileExistsError, NotADirectoryError) as e:
-                # Something other than a directory where one belongs (the
-                # location, the store or an ancestor): name it, rather than
-                # makedirs' "File exists" about a path under it
-                raise NotADirectoryError(
-                    errno.ENOTDIR, f"fastseq cache: {_in_the_way(self.root)!r} is not a "
-                    f"directory, so {cache.location!r} cannot hold a cache") from e
-            except OSError as e:
-                # e.g. a read-only file system or no permission: the same
-                # OSError subclass, saying what was being made
-                raise OSError(e.errno, f"fastseq cache: cannot create the store {self.root!r} "
-                              f"for these parameters: {e.strerror}") from e
+            self._make_root()
             self._root_b = os.fsencode(self.root)
             sweep_stale_tmp(self.root)
+
+    def _make_root(self) -> None:
+        """_create, its OSErrors said in fastseq's words."""
+        try:
+            self._create(self.params)
+        except (FileExistsError, NotADirectoryError) as e:
+            # Something other than a directory where one belongs (the
+            # location, the store or an ancestor): name it, rather than
+            # makedirs' "File exists" about a path under it
+            raise NotADirectoryError(
+                errno.ENOTDIR, f"fastseq cache: {_in_the_way(self.root)!r} is not a "
+                f"directory, so {self.cache.location!r} cannot hold a cache") from e
+        except OSError as e:
+            # e.g. a read-only file system or no permission: the same
+            # OSError subclass, saying what was being made
+            raise OSError(e.errno, f"fastseq cache: cannot create the store {self.root!r} "
+                          f"for these parameters: {e.strerror}") from e
+
+    def _restore_root(self, strict: bool) -> None:
+        """Make the store again if it was deleted since (the README's way to
+        reclaim space or clear the cache, while a dataset or ImageCache is
+        still in use): its entries are then written afresh.  `strict`:
+        raise _make_root's error (before a load_batch call); else leave it to
+        each entry's write to fail and warn once (during an epoch)."""
+        if self.root is None or os.path.isdir(self.root):
+            return
+        try:
+            self._make_root()
+        except OSError:
+            if strict:
+                raise
 
     def _create(self, params: str) -> None:
         """The store's directories and its params.txt, where missing (an
@@ -350,6 +368,7 @@ class _Store:
         ImageCache.on_full); disables the store on "warn"."""
         if not self.enabled:
             return
+        self._restore_root(strict=True)
         missing = 0
         names = self._names_here()
         for p in set(encoded):
@@ -386,6 +405,7 @@ class _Store:
         e.g. a file that cannot be stat'ed), a remembered failure (memory
         only) and the (abspath, key, stat) to record the result under."""
         tuples, failed, keys = [], {}, []
+        self._restore_root(strict=False)
         names = self._names_here()
         for i, p in enumerate(encoded):
             known = names.get(p)

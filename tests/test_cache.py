@@ -224,6 +224,48 @@ def test_a_relative_path_follows_the_working_directory(tmp_path, where, monkeypa
     assert (stats.get("hit", 0), stats.get("stored", 0)) == (1, 2)
 
 
+@pytest.mark.parametrize("deleted", ["location", "store"])
+def test_a_cache_deleted_while_in_use_is_made_again(tmp_path, images, deleted):
+    """The README's way to clear a cache, deleting its directory (or a
+    v1-* store), while an ImageCache or a dataset still uses it: the next
+    load_batch call, and the next batch of an iterator, make the store
+    again and write its entries afresh; no error, no warning, the same
+    bits."""
+    pytest.importorskip("keras")
+    from fastseq import ImageDataGenerator
+
+    loc = tmp_path / "cache"
+    cache = ImageCache(loc)
+    ref = load_batch(images, (12, 10), on_error="ignore")
+    load_batch(images, (12, 10), cache=cache, on_error="ignore")
+    root = store_of(cache, target_size=(12, 10)).root
+    root_it = class_tree(images, tmp_path / "tree")
+    gen = ImageDataGenerator()
+    it = gen.flow_from_directory(root_it, target_size=(12, 10), batch_size=4, shuffle=False,
+                                 cache=str(loc), prefetch=False, on_error="ignore")
+    plain = gen.flow_from_directory(root_it, target_size=(12, 10), batch_size=4,
+                                    shuffle=False, prefetch=False, on_error="ignore")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for epoch in range(3):
+            shutil.rmtree(loc if deleted == "location" else root)
+            np.testing.assert_array_equal(
+                load_batch(images, (12, 10), cache=cache, on_error="ignore"), ref)
+            assert os.path.isfile(os.path.join(root, "params.txt"))
+            shutil.rmtree(loc if deleted == "location" else it._store().root)
+            for i in range(len(it)):
+                np.testing.assert_array_equal(it[i][0], plain[i][0])
+            assert os.path.isfile(os.path.join(it._store().root, "params.txt"))
+            it.on_epoch_end()
+            plain.on_epoch_end()
+    stats = store_of(cache, target_size=(12, 10)).stats
+    assert "store_failed" not in stats and stats.get("hit", 0) == 0
+    assert "store_failed" not in it._store().stats
+    # the last epoch's entries are all there: a new reader only hits
+    load_batch(images, (12, 10), cache=ImageCache(loc), on_error="ignore")
+    assert set(store_of(ImageCache(loc), target_size=(12, 10)).stats) <= {"hit", "hit_failed"}
+
+
 def test_parameters_are_part_of_the_key(tmp_path, images):
     cache = ImageCache(tmp_path / "cache")
     load_batch(images[:4], (30, 40), cache=cache)
