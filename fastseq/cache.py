@@ -63,7 +63,8 @@ import numpy as np
 
 from fastseq import _native
 
-__all__ = ["ImageCache", "CacheWarning", "CacheFullError", "as_cache", "free_space"]
+__all__ = ["ImageCache", "CacheWarning", "CacheFullError", "as_cache", "free_space",
+           "disk_units"]
 
 
 class CacheWarning(UserWarning):
@@ -92,6 +93,17 @@ def free_space(path: str | None) -> int:
         pass
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
+
+def disk_units(path: str) -> tuple[int, int | None]:
+    """The allocation block size of the file system holding `path` and its
+    free inodes (None where it does not count them, as btrfs reports 0
+    files).  Tests replace it, like free_space."""
+    st = os.statvfs(path)
+    return max(int(st.f_frsize or st.f_bsize), 1), (int(st.f_favail) if st.f_files else None)
+
+
+#: The most bytes _stamp's four numbers and their separators take in a key.
+_STAMP_CHARS = 4 * 20 + 4
 
 _ON_FULL = ("raise", "warn")
 #: The statuses (fs_status) a failure may be remembered with, by the code of
@@ -369,8 +381,13 @@ class _Store:
         if not self.enabled:
             return
         self._restore_root(strict=True)
-        missing = 0
+        missing = need = 0
         names = self._names_here()
+        if self.root is not None:
+            # An entry file takes whole allocation blocks and an inode: at
+            # 1x1 its ~600 bytes are a 4 KiB block, 7x the bytes written.
+            block, inodes = disk_units(self.root)
+            fixed = self.entry_bytes + _native.CACHE_HEADER + len(self._prefix) + _STAMP_CHARS
         for p in set(encoded):
             known = names.get(p)
             if known is None:       # plan()'s memo, filled on the way
@@ -379,19 +396,22 @@ class _Store:
             if self.root is None:
                 if a not in self._mem:
                     missing += 1
+                    need += self.entry_bytes
             elif not os.path.exists(entry):
                 missing += 1
+                need += -(-(fixed + len(a)) // block) * block
         if not missing:
             return
-        per = self.entry_bytes if self.root is None else (
-            self.entry_bytes + _native.CACHE_HEADER + len(self._prefix) + 160)
-        need = missing * per
         free = free_space(self.root)
-        if need <= free:
+        if need <= free and (self.root is None or inodes is None or missing <= inodes):
             return
-        where = "available memory" if self.root is None else f"free space in {self.root}"
-        msg = (f"fastseq cache: {missing} images of {self.shape[0]}x{self.shape[1]}x"
-               f"{self.shape[2]} need {need} bytes but the {where} is {free} bytes")
+        what = f"fastseq cache: {missing} images of {self.shape[0]}x{self.shape[1]}x{self.shape[2]}"
+        if need > free:
+            where = "available memory" if self.root is None else f"free space in {self.root}"
+            msg = f"{what} need {need} bytes but the {where} is {free} bytes"
+        else:
+            msg = (f"{what} need {missing} files but the file system of {self.root} has "
+                   f"{inodes} free inodes")
         if self.cache.on_full == "raise":
             raise CacheFullError(msg + " (pass cache=fastseq.ImageCache(..., on_full='warn') "
                                  "to run without the cache instead)")

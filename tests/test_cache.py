@@ -574,6 +574,68 @@ def test_free_space_check_on_a_full_tmpfs(tmp_path, images, monkeypatch):
         subprocess.run(["umount", str(mnt)])
 
 
+def tiny_images(tmp_path, n):
+    """`n` different 1x1 PNGs: entries of ~600 bytes, each a whole block."""
+    d = tmp_path / "tiny"
+    d.mkdir()
+    out = []
+    for i in range(n):
+        p = d / f"{i:03d}.png"
+        p.write_bytes(encode(np.full((1, 1, 3), i % 256, np.uint8), "PNG"))
+        out.append(str(p))
+    return out
+
+
+def test_free_space_counts_whole_blocks_and_inodes(tmp_path, monkeypatch):
+    """Each missing entry needs whole allocation blocks and one inode: 40
+    tiny entries on 4 KiB blocks need 40 * 4096 bytes, and 10 free inodes
+    are too few for them, however many bytes are free."""
+    paths = tiny_images(tmp_path, 40)
+    loc = tmp_path / "cache"
+    monkeypatch.setattr(fastseq.cache, "free_space", lambda p: 40 * 4096 - 1)
+    monkeypatch.setattr(fastseq.cache, "disk_units", lambda p: (4096, 10 ** 6))
+    with pytest.raises(CacheFullError) as e:
+        load_batch(paths, (1, 1), cache=ImageCache(loc))
+    store = store_of(ImageCache(loc), target_size=(1, 1)).root
+    assert str(e.value) == (
+        f"fastseq cache: 40 images of 1x1x3 need {40 * 4096} bytes but the free space in "
+        f"{store} is {40 * 4096 - 1} bytes (pass cache=fastseq.ImageCache(..., "
+        f"on_full='warn') to run without the cache instead)")
+    monkeypatch.setattr(fastseq.cache, "free_space", lambda p: 10 ** 12)
+    monkeypatch.setattr(fastseq.cache, "disk_units", lambda p: (4096, 39))
+    with pytest.warns(CacheWarning) as w:
+        got = load_batch(paths, (1, 1), cache=ImageCache(loc, on_full="warn"))
+    assert [str(m.message) for m in w] == [
+        f"fastseq cache: 40 images of 1x1x3 need 40 files but the file system of {store} has "
+        f"39 free inodes; running without the cache"]
+    np.testing.assert_array_equal(got, load_batch(paths, (1, 1)))
+    # a file system that does not count inodes (None) is not held to them
+    monkeypatch.setattr(fastseq.cache, "disk_units", lambda p: (4096, None))
+    load_batch(paths, (1, 1), cache=ImageCache(loc))
+    assert len([f for _, _, fs in os.walk(loc) for f in fs if f != "params.txt"]) == 40
+
+
+@pytest.mark.parametrize("limit", ["size=1m", "size=64m,nr_inodes=300"])
+def test_tiny_entries_on_a_small_tmpfs_fail_up_front(tmp_path, monkeypatch, limit):
+    """300 1x1 images on a real tmpfs of 1 MiB (their entries' bytes fit,
+    their blocks do not) or with 300 inodes (the store's 257 directories
+    and params.txt leave too few): CacheFullError before anything is
+    written, not a warning on the first call and an error on the next."""
+    paths = tiny_images(tmp_path, 300)
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", limit, "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        with pytest.raises(CacheFullError, match="fastseq cache: 300 images of 1x1x3 need "
+                           + ("[0-9]+ bytes" if limit == "size=1m" else "300 files")):
+            load_batch(paths, (1, 1), cache=mnt / "cache")
+        assert [f for _, _, fs in os.walk(mnt) for f in fs] == ["params.txt"]
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
 def test_reading_a_disk_cache_keeps_rss_flat(tmp_path):
     psutil = pytest.importorskip("psutil")
     src = tmp_path / "src"
