@@ -575,7 +575,10 @@ def load_batch(paths: Sequence, target_size, *, out=None, color_mode="rgb",
     cache : None, "memory", a directory path or a fastseq.ImageCache: keep
         each image's resized uint8 pixels (or its failure) and serve them
         instead of decoding while the file is unchanged (fastseq.cache).
-        The batch is the same bits either way.
+        The batch is the same bits either way.  A string or path names this
+        process's one cache of that location, shared by every call
+        (``"memory"`` lasts as long as the process; pass an ImageCache to
+        own one).
     """
     opts = DecodeOptions(target_size, color_mode=color_mode, interpolation=interpolation,
                          dtype=dtype, rescale=rescale, offset=offset,
@@ -588,7 +591,7 @@ def load_batch(paths: Sequence, target_size, *, out=None, color_mode="rgb",
     if cache is not None:
         from fastseq.cache import as_cache
 
-        store = as_cache(cache).store(opts)
+        store = as_cache(cache, shared=True).store(opts)
         store.reserve(encoded)
     out, failures = load_files(encoded, opts, out, cache=store)
     report_failures(failures, opts.on_error)

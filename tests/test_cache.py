@@ -731,6 +731,50 @@ def test_a_store_that_cannot_be_created_is_a_clear_error(tmp_path, images, monke
     assert os.listdir(loc) == [os.path.basename(root)]
 
 
+@pytest.mark.parametrize("where", ["memory", "disk"])
+def test_load_batch_calls_share_the_cache_a_string_names(tmp_path, images, where, monkeypatch):
+    """cache="memory" or a directory string in load_batch is the process's
+    one ImageCache of that location: a second call hits what the first
+    stored (with "memory" it used to start empty every call).  A forked
+    child starts its own."""
+    loc = "memory" if where == "memory" else str(tmp_path / "cache")
+    monkeypatch.setattr(fastseq.cache, "_shared", {})
+    first = load_batch(images, (12, 10), cache=loc, on_error="ignore")
+    shared = fastseq.cache._shared[None if where == "memory" else loc]
+    assert fastseq.cache.as_cache(loc, shared=True) is shared
+    assert fastseq.cache.as_cache(pathlib.Path(loc) if where == "disk" else loc,
+                                  shared=True) is shared
+    assert fastseq.cache.as_cache(loc) is not shared            # a dataset owns its own
+    store = store_of(shared, target_size=(12, 10))
+    before = dict(store.stats)
+    np.testing.assert_array_equal(load_batch(images, (12, 10), cache=loc, on_error="ignore"),
+                                  first)
+    after = {k: store.stats.get(k, 0) - before.get(k, 0) for k in store.stats}
+    assert after.get("hit", 0) + after.get("hit_failed", 0) == len(set(images))
+    assert after.get("stored", 0) == 0 and after.get("absent", 0) == 0
+    if hasattr(os, "fork"):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            ok = not fastseq.cache._shared and fastseq.cache.as_cache(loc, shared=True) \
+                is not shared
+            os.write(w, b"1" if ok else b"0")
+            os._exit(0)
+        os.close(w)
+        assert os.read(r, 1) == b"1"
+        os.waitpid(pid, 0)
+
+
+def test_a_stores_path_memo_is_bounded(tmp_path, images, monkeypatch):
+    monkeypatch.setattr(fastseq.cache, "_NAMES_MAX", 3)
+    cache = ImageCache(tmp_path / "cache")
+    for p in images[:10]:
+        load_batch([p], (12, 10), cache=cache, on_error="ignore")
+    memo = store_of(cache, target_size=(12, 10))._names_here()
+    assert 1 <= len(memo) <= 4
+
+
 def test_keras_iterators_take_cache(tmp_path, images):
     pytest.importorskip("keras")
     pd = pytest.importorskip("pandas", reason=PANDAS_MISSING)
