@@ -414,6 +414,11 @@ def _run(kind, sources, names, out, opts, opener, warps=None, store=None):
     tuples = keys = None
     if store is not None:
         tuples, failed, keys = store.plan(sources)
+        # Each file keyed is read by the absolute path its key was made
+        # for (keys[i][0]): a relative path read after an os.chdir would be
+        # another file's pixels stored under this one's key, for good.
+        sources = [s if k is None else k[0] for s, k in zip(sources, keys)]
+        opener = lambda slot: os.fsdecode(sources[slot])   # noqa: E731
         for slot, (code, reason) in failed.items():      # remembered (memory)
             out[slot] = 0
             failures.append(DecodeFailure(slot, names(slot), code, reason))

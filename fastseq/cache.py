@@ -403,8 +403,13 @@ class _Store:
         return names
 
     def _name(self, names: dict, p: bytes) -> tuple:
-        """(absolute path, entry path or None) of `p`, remembered in `names`."""
-        a = os.path.abspath(p)
+        """(absolute path, entry path or None) of `p`, remembered in `names`;
+        (None, None), not remembered, for a relative path when the working
+        directory is gone (no file to key on: read uncached, it fails)."""
+        try:
+            a = os.path.abspath(p)
+        except OSError:
+            return None, None
         known = names[p] = (a, self.entry_path(a) if self.root is not None else None)
         return known
 
@@ -431,6 +436,8 @@ class _Store:
             if known is None:       # plan()'s memo, filled on the way
                 known = self._name(names, p)
             a, entry = known
+            if a is None:
+                continue
             if self.root is None:
                 if a not in self._mem:
                     missing += 1
@@ -471,8 +478,11 @@ class _Store:
                 known = self._name(names, p)
             a, entry = known
             try:
-                st = os.stat(p)
-            except OSError:
+                # the absolute path, which the C pass then opens too (_run):
+                # an os.chdir in between must not put another file's pixels
+                # under this key
+                st = os.stat(a)
+            except (OSError, TypeError):     # TypeError: a is None (_name)
                 tuples.append(None)
                 keys.append(None)
                 continue

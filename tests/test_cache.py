@@ -266,6 +266,54 @@ def test_a_cache_deleted_while_in_use_is_made_again(tmp_path, images, deleted):
     assert set(store_of(ImageCache(loc), target_size=(12, 10)).stats) <= {"hit", "hit_failed"}
 
 
+@pytest.mark.parametrize("where", ["memory", "disk"])
+@pytest.mark.parametrize("fmt", ["BMP", "GIF"])         # the C decoders, Pillow's fallback
+def test_a_chdir_during_a_batch_stores_no_other_files_pixels(tmp_path, where, fmt, monkeypatch):
+    """The working directory changes between the store's plan (stat and
+    key of X/x) and the decode (a prefetch thread's batch while the main
+    thread calls os.chdir): the file read is still X/x, whose key it is;
+    Y/x's pixels are never stored under X/x's key."""
+    ext = fmt.lower()
+    for d, seed in (("X", 1), ("Y", 2)):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / f"x.{ext}").write_bytes(encode(photo_like(20, 30, seed=seed), fmt))
+    x_ref = load_batch([str(tmp_path / "X" / f"x.{ext}")], (10, 15))
+    assert not np.array_equal(x_ref, load_batch([str(tmp_path / "Y" / f"x.{ext}")], (10, 15)))
+    cache = ImageCache("memory" if where == "memory" else tmp_path / "cache")
+    plan = fastseq.cache._Store.plan
+
+    def plan_then_chdir(self, encoded):
+        got = plan(self, encoded)
+        os.chdir(tmp_path / "Y")
+        return got
+
+    monkeypatch.chdir(tmp_path / "X")
+    monkeypatch.setattr(fastseq.cache._Store, "plan", plan_then_chdir)
+    np.testing.assert_array_equal(load_batch([f"x.{ext}"], (10, 15), cache=cache), x_ref)
+    monkeypatch.setattr(fastseq.cache._Store, "plan", plan)
+    monkeypatch.chdir(tmp_path / "X")
+    np.testing.assert_array_equal(load_batch([f"x.{ext}"], (10, 15), cache=cache), x_ref)
+    assert store_of(cache, target_size=(10, 15)).stats.get("hit", 0) == 1
+
+
+def test_a_relative_path_without_a_working_directory_fails_as_uncached(tmp_path, images,
+                                                                      monkeypatch):
+    """A relative path whose working directory was deleted: that image
+    fails as it does uncached (on_error), the others load; no exception
+    from the cache."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    paths = ["nope.jpg", images[0]]
+    ref, ref_failed = load_batch(paths, (12, 10), on_error="ignore", return_failed=True)
+    for loc in ("memory", str(tmp_path / "cache")):
+        got, failed = load_batch(paths, (12, 10), on_error="ignore", return_failed=True,
+                                 cache=ImageCache(loc))
+        np.testing.assert_array_equal(got, ref)
+        assert failed == ref_failed and [(f.index, f.code) for f in failed] == [(0, "io")]
+
+
 def test_parameters_are_part_of_the_key(tmp_path, images):
     cache = ImageCache(tmp_path / "cache")
     load_batch(images[:4], (30, 40), cache=cache)
