@@ -55,6 +55,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import sys
 import threading
 import warnings
 from typing import Any
@@ -62,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from fastseq import _native
+from fastseq.errors import outside_stacklevel
 
 __all__ = ["ImageCache", "CacheWarning", "CacheFullError", "as_cache", "free_space",
            "disk_units"]
@@ -107,6 +109,9 @@ def disk_units(path: str) -> tuple[int, int | None]:
 #: process-wide cache that load_batch calls stream millions of paths through
 #: does not grow without bound.
 _NAMES_MAX = 1 << 20
+#: Working directories remembered (a process that works in a new job
+#: directory per task): past it the memo starts again.
+_CWDS_MAX = 64
 
 #: The most bytes _stamp's four numbers and their separators take in a key.
 _STAMP_CHARS = 4 * 20 + 4
@@ -321,6 +326,7 @@ class _Store:
         self.shape = (options.height, options.width, options.channels)
         self.entry_bytes = options.height * options.width * options.channels
         self.enabled = True
+        self._recheck = False
         self._warned: set = set()
         self._warn_lock = threading.Lock()
         #: What the probes and stores did, by fs_cache_result name (counts;
@@ -349,7 +355,7 @@ class _Store:
             # location, the store or an ancestor): name it, rather than
             # makedirs' "File exists" about a path under it
             raise NotADirectoryError(
-                errno.ENOTDIR, f"fastseq cache: {_in_the_way(self.root)!r} is not a "
+                errno.ENOTDIR, f"fastseq cache: {_in_the_way(e.filename or self.root)!r} is not a "
                 f"directory, so {self.cache.location!r} cannot hold a cache") from e
         except OSError as e:
             # e.g. a read-only file system or no permission: the same
@@ -357,19 +363,24 @@ class _Store:
             raise OSError(e.errno, f"fastseq cache: cannot create the store {self.root!r} "
                           f"for these parameters: {e.strerror}") from e
 
-    def _restore_root(self, strict: bool) -> None:
+    def _restore_root(self) -> bool:
         """Make the store again if it was deleted since (the README's way to
         reclaim space or clear the cache, while a dataset or ImageCache is
-        still in use): its entries are then written afresh.  `strict`:
-        raise _make_root's error (before a load_batch call); else leave it to
-        each entry's write to fail and warn once (during an epoch)."""
-        if self.root is None or os.path.isdir(self.root):
-            return
+        still in use), or all of it after a write failed (a deleted shard
+        directory); its entries are then written afresh.  If it cannot be
+        made now (deleted again meanwhile, a read-only file system), each
+        entry's write fails and warns once, as a full disk does.  Returns
+        whether the store's directory is there."""
+        if self.root is None:
+            return True
+        if not self._recheck and os.path.isdir(self.root):
+            return True
+        self._recheck = False
         try:
             self._make_root()
         except OSError:
-            if strict:
-                raise
+            return False
+        return True
 
     def _create(self, params: str) -> None:
         """The store's directories and its params.txt, where missing (an
@@ -399,7 +410,9 @@ class _Store:
             cwd = b""
         names = self._names.get(cwd)
         if names is None or len(names) > _NAMES_MAX:
-            names = self._names[cwd] = {}       # bounded: a memo, not a record
+            if len(self._names) >= _CWDS_MAX:   # bounded: a memo, not a record
+                self._names.clear()
+            names = self._names[cwd] = {}
         return names
 
     def _name(self, names: dict, p: bytes) -> tuple:
@@ -421,9 +434,8 @@ class _Store:
     def reserve(self, encoded: list[bytes]) -> None:
         """Check that the entries of `encoded` not stored yet fit (see
         ImageCache.on_full); disables the store on "warn"."""
-        if not self.enabled:
-            return
-        self._restore_root(strict=True)
+        if not self._restore_root():
+            return          # nothing to measure; the writes warn
         missing = need = 0
         names = self._names_here()
         if self.root is not None:
@@ -445,10 +457,12 @@ class _Store:
             elif not os.path.exists(entry):
                 missing += 1
                 need += -(-(fixed + len(a)) // block) * block
-        if not missing:
-            return
-        free = free_space(self.root)
-        if need <= free and (self.root is None or inodes is None or missing <= inodes):
+        free = free_space(self.root) if missing else 0
+        if not missing or (need <= free
+                           and (self.root is None or inodes is None or missing <= inodes)):
+            # it fits (again: a store that "warn" turned off is used again
+            # once space is freed)
+            self.enabled = True
             return
         what = f"fastseq cache: {missing} images of {self.shape[0]}x{self.shape[1]}x{self.shape[2]}"
         if need > free:
@@ -460,8 +474,10 @@ class _Store:
         if self.cache.on_full == "raise":
             raise CacheFullError(msg + " (pass cache=fastseq.ImageCache(..., on_full='warn') "
                                  "to run without the cache instead)")
+        if self.enabled:        # once per change, not at every call while full
+            warnings.warn(msg + "; running without the cache", CacheWarning,
+                          stacklevel=outside_stacklevel())
         self.enabled = False
-        warnings.warn(msg + "; running without the cache", CacheWarning, stacklevel=4)
 
     # -- a batch ------------------------------------------------------------------
 
@@ -470,7 +486,7 @@ class _Store:
         e.g. a file that cannot be stat'ed), a remembered failure (memory
         only) and the (abspath, key, stat) to record the result under."""
         tuples, failed, keys = [], {}, []
-        self._restore_root(strict=False)
+        self._restore_root()
         names = self._names_here()
         for i, p in enumerate(encoded):
             known = names.get(p)
@@ -516,6 +532,7 @@ class _Store:
                             f"fastseq cache: entry {os.fsdecode(tuples[slot][0])!r} "
                             f"is damaged ({why}); it was rebuilt")
         elif result == "store_failed":
+            self._recheck = True        # the next batch remakes any missing directory
             self._warn_once(("store", None), f"fastseq cache: cannot write an entry "
                             f"under {self.root!r}: {why}")
         if self.root is None and keys[slot] is not None:
@@ -545,7 +562,14 @@ class _Store:
             if what in self._warned:
                 return
             self._warned.add(what)
-        warnings.warn(message, CacheWarning, stacklevel=2)
+        # On a prefetch thread, the warning waits for its batch, like the
+        # batch's decode warnings (fastseq.keras.prefetch; loaded only where
+        # a Keras dataset made such a thread).
+        prefetch = sys.modules.get("fastseq.keras.prefetch")
+        if prefetch is not None and prefetch.defer_warnings_here():
+            prefetch.defer_warning(message, CacheWarning)
+        else:
+            warnings.warn(message, CacheWarning, stacklevel=outside_stacklevel())
 
     def __reduce__(self):
         raise TypeError("a cache store is not pickled; pickle its ImageCache")

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 __all__ = ["ImageDecodeError", "ImageDecodeWarning", "DecodeFailure"]
 
+import os
+import sys
 from typing import NamedTuple
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def outside_stacklevel() -> int:
+    """``warnings.warn``'s stacklevel, for a call in the function that calls
+    this, that names the first caller outside the fastseq package: the
+    user's line, whichever of fastseq's entry points led there."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class ImageDecodeError(ValueError):

@@ -314,6 +314,112 @@ def test_a_relative_path_without_a_working_directory_fails_as_uncached(tmp_path,
         assert failed == ref_failed and [(f.index, f.code) for f in failed] == [(0, "io")]
 
 
+def test_a_deleted_shard_directory_is_made_again_after_the_failed_write(tmp_path, images):
+    """One of a store's 256 shard directories deleted: the write of an
+    entry there fails (one warning), and the next call makes the directory
+    again and stores it."""
+    jpeg = next(p for p in images if p.endswith(".jpg"))
+    cache = ImageCache(tmp_path / "cache")
+    load_batch([images[0]], (12, 10), cache=cache, on_error="ignore")   # the store exists
+    shard = os.path.dirname(entry_of(cache, jpeg, target_size=(12, 10)))
+    shutil.rmtree(shard)
+    ref = load_batch([jpeg], (12, 10))
+    with pytest.warns(CacheWarning, match="cannot write an entry under"):
+        np.testing.assert_array_equal(load_batch([jpeg], (12, 10), cache=cache), ref)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(load_batch([jpeg], (12, 10), cache=cache), ref)
+    assert os.path.isfile(entry_of(cache, jpeg, target_size=(12, 10)))
+    assert store_of(cache, target_size=(12, 10)).stats["stored"] == 2
+
+
+def test_a_store_that_cannot_be_made_again_is_skipped_with_one_warning(tmp_path, images,
+                                                                      monkeypatch):
+    """A store deleted while in use that cannot be made again at the next
+    call (deleted again meanwhile, a read-only file system): that call is
+    the uncached batch, and the failed writes warn once; no exception."""
+    jpeg = next(p for p in images if p.endswith(".jpg"))
+    cache = ImageCache(tmp_path / "cache")
+    load_batch([jpeg], (12, 10), cache=cache)
+    shutil.rmtree(tmp_path / "cache")
+
+    def makedirs(path, mode=0o777, exist_ok=False):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+
+    monkeypatch.setattr(os, "makedirs", makedirs)
+    with pytest.warns(CacheWarning, match="cannot write an entry under") as w:
+        got = load_batch([jpeg], (12, 10), cache=cache)
+    np.testing.assert_array_equal(got, load_batch([jpeg], (12, 10)))
+    assert len([m for m in w if m.category is CacheWarning]) == 1
+
+
+def test_a_store_turned_off_by_a_full_disk_comes_back(tmp_path, images, monkeypatch):
+    """on_full="warn": a call that would not fit runs without the cache
+    (one warning); a later call with room uses it again; full again, one
+    more warning."""
+    jpeg = next(p for p in images if p.endswith(".jpg"))
+    cache = ImageCache(tmp_path / "cache", on_full="warn")
+    room = {"bytes": 0}
+    monkeypatch.setattr(fastseq.cache, "free_space", lambda p: room["bytes"])
+    stats = lambda: store_of(cache, target_size=(12, 10)).stats   # noqa: E731
+    with pytest.warns(CacheWarning, match="running without the cache") as w:
+        load_batch([jpeg], (12, 10), cache=cache)
+        load_batch([jpeg], (12, 10), cache=cache)            # still full: no new warning
+    assert len([m for m in w if m.category is CacheWarning]) == 1 and stats() == {}
+    assert w[0].filename == __file__                        # the caller's line
+    room["bytes"] = 10 ** 12
+    load_batch([jpeg], (12, 10), cache=cache)
+    load_batch([jpeg], (12, 10), cache=cache)
+    assert (stats()["stored"], stats()["hit"]) == (1, 1)
+    other = next(p for p in images if p.endswith(".png"))
+    room["bytes"] = 0
+    with pytest.warns(CacheWarning, match="running without the cache"):
+        load_batch([other], (12, 10), cache=cache)
+    assert stats()["stored"] == 1
+
+
+def test_the_path_memo_keeps_a_bounded_number_of_directories(tmp_path, images, monkeypatch):
+    monkeypatch.setattr(fastseq.cache, "_CWDS_MAX", 3)
+    cache = ImageCache(tmp_path / "cache")
+    for k in range(10):
+        (tmp_path / f"job{k}").mkdir()
+        monkeypatch.chdir(tmp_path / f"job{k}")
+        load_batch([images[0]], (12, 10), cache=cache, on_error="ignore")
+    assert 1 <= len(store_of(cache, target_size=(12, 10))._names) <= 3
+
+
+def test_a_cache_warning_of_a_batch_decoded_ahead_waits_for_that_batch(tmp_path, images):
+    """A damaged entry met by the prefetch thread while it decodes batch 1
+    ahead: its CacheWarning comes when batch 1 is served, attributed to the
+    caller, not while batch 0 is (as the decode warnings of a batch decoded
+    ahead)."""
+    pytest.importorskip("keras")
+    from fastseq import ImageSequence
+
+    paths = [p for p in images if p.endswith(".jpg")][:8]
+    loc = tmp_path / "cache"
+    load_batch(paths, (12, 10), cache=ImageCache(loc))          # every entry stored
+    entry = entry_of(ImageCache(loc), paths[5], target_size=(12, 10))
+    with open(entry, "r+b") as f:                              # a pixel byte flipped
+        f.seek(-1, os.SEEK_END)
+        b = f.read(1)
+        f.seek(-1, os.SEEK_END)
+        f.write(bytes([b[0] ^ 0xFF]))
+    seq = ImageSequence(paths, dim=(12, 10), batch_size=4, shuffle=False, cache=str(loc),
+                        interpolation="bilinear", dtype="uint8", rescale=None)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        seq[0]
+        pending = seq._prefetcher._pending
+        assert pending is not None
+        pending[1].result(timeout=60)                          # batch 1 decoded ahead
+        assert [m for m in w if m.category is CacheWarning] == []
+        x1 = seq[1]
+    got = [m for m in w if m.category is CacheWarning]
+    assert len(got) == 1 and f"entry {entry!r} is damaged (" in str(got[0].message)
+    np.testing.assert_array_equal(x1, load_batch(paths[4:], (12, 10)))
+
+
 def test_parameters_are_part_of_the_key(tmp_path, images):
     cache = ImageCache(tmp_path / "cache")
     load_batch(images[:4], (30, 40), cache=cache)
@@ -727,7 +833,7 @@ def test_cache_argument_validation_and_pickling(tmp_path, monkeypatch):
         pickle.dumps(store_of(c, target_size=(5, 5)))
 
 
-@pytest.mark.parametrize("where", ["location", "store"])
+@pytest.mark.parametrize("where", ["location", "store", "shard"])
 def test_a_file_where_a_cache_directory_belongs_is_a_clear_error(tmp_path, images, where):
     """A regular file as the cache directory, or where a parameter set's
     store directory belongs: NotADirectoryError naming it, nothing
@@ -740,6 +846,8 @@ def test_a_file_where_a_cache_directory_belongs_is_a_clear_error(tmp_path, image
     else:
         cache = ImageCache(loc)
         blocked = pathlib.Path(store_of(cache, target_size=(12, 10)).root)
+        if where == "shard":
+            blocked = blocked / "7f"
         shutil.rmtree(blocked)
         blocked.write_text("not a directory")
     with pytest.raises(NotADirectoryError) as e:

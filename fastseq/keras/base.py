@@ -84,7 +84,6 @@ from __future__ import annotations
 
 import copy
 import operator
-import os
 import threading
 import warnings
 from typing import Any, Sequence
@@ -652,22 +651,15 @@ def _warn_memory_cache_in_workers() -> None:
     next epoch's start, so the worker that filled a memory cache is gone
     before any epoch could read it (measured: every cached epoch as slow as
     epoch 1, slower than no cache)."""
-    import sys
-
     from fastseq.cache import CacheWarning
+    from fastseq.errors import outside_stacklevel
 
-    # attributed to the first caller outside the fastseq package, whichever
-    # constructor (flow_from_directory, ImageSequence, ...) led here
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-    frame, level = sys._getframe(1), 2
-    while frame is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
     warnings.warn(
         "cache='memory' with use_multiprocessing=True is never read: Keras starts new "
         "worker processes for every epoch, each with an empty memory cache. Pass a cache "
         "directory instead (cache='/path/to/dir'), which every worker process shares, or "
         "keep use_multiprocessing=False (fastseq decodes on its own threads).",
-        CacheWarning, stacklevel=level)
+        CacheWarning, stacklevel=outside_stacklevel())
 
 
 class ImageFiles:
