@@ -419,8 +419,12 @@ class _Store:
         """(absolute path, entry path or None) of `p`, remembered in `names`;
         (None, None), not remembered, for a relative path when the working
         directory is gone (no file to key on: read uncached, it fails)."""
+        # Made absolute, not normalised: os.path.abspath folds "link/.." away
+        # by its spelling, where the kernel follows the symlink first, so
+        # "link/../x" would be read (and keyed) as another file than the
+        # uncached read opens.
         try:
-            a = os.path.abspath(p)
+            a = p if os.path.isabs(p) else os.path.join(os.getcwdb(), p)
         except OSError:
             return None, None
         known = names[p] = (a, self.entry_path(a) if self.root is not None else None)

@@ -420,6 +420,31 @@ def test_a_cache_warning_of_a_batch_decoded_ahead_waits_for_that_batch(tmp_path,
     np.testing.assert_array_equal(x1, load_batch(paths[4:], (12, 10)))
 
 
+@pytest.mark.parametrize("where", ["memory", "disk"])
+@pytest.mark.parametrize("absolute", [False, True])
+def test_dotdot_after_a_symlink_is_the_file_the_kernel_opens(tmp_path, where, absolute,
+                                                             monkeypatch):
+    """"link/../x.bmp" with link -> real/sub is real/x.bmp to the kernel
+    (it follows the link, then goes up), not ./x.bmp as os.path.abspath
+    spells it: cached, as uncached, it is real/x.bmp, beside ./x.bmp in the
+    same batch, first from the decode and then from the cache."""
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    os.symlink(tmp_path / "real" / "sub", tmp_path / "link")
+    (tmp_path / "real" / "x.bmp").write_bytes(encode(photo_like(20, 30, seed=1), "BMP"))
+    (tmp_path / "x.bmp").write_bytes(encode(photo_like(20, 30, seed=2), "BMP"))
+    monkeypatch.chdir(tmp_path)
+    base = f"{tmp_path}/" if absolute else ""
+    paths = [f"{base}link/../x.bmp", f"{base}x.bmp"]
+    ref = load_batch(paths, (10, 15))
+    np.testing.assert_array_equal(ref[0], load_batch([str(tmp_path / "real" / "x.bmp")],
+                                                     (10, 15))[0])
+    assert not np.array_equal(ref[0], ref[1])
+    cache = ImageCache("memory" if where == "memory" else tmp_path / "cache")
+    for _ in range(2):
+        np.testing.assert_array_equal(load_batch(paths, (10, 15), cache=cache), ref)
+    assert store_of(cache, target_size=(10, 15)).stats["hit"] == 2
+
+
 def test_parameters_are_part_of_the_key(tmp_path, images):
     cache = ImageCache(tmp_path / "cache")
     load_batch(images[:4], (30, 40), cache=cache)
