@@ -347,9 +347,19 @@ class _Store:
             sweep_stale_tmp(self.root)
 
     def _make_root(self) -> None:
-        """_create, its OSErrors said in fastseq's words."""
+        """The store's directories and its params.txt, where missing (an
+        existing store is used as it is, on a read-only file system too);
+        an OSError is said in fastseq's words."""
         try:
-            self._create(self.params)
+            os.makedirs(self.root, exist_ok=True)
+            for i in range(256):
+                os.makedirs(os.path.join(self.root, f"{i:02x}"), exist_ok=True)
+            info = os.path.join(self.root, "params.txt")
+            if not os.path.exists(info):
+                tmp = f"{info}.{os.getpid()}.{threading.get_ident()}.tmp"
+                with open(tmp, "w") as f:
+                    f.write(self.params + "\n")
+                os.replace(tmp, info)
         except (FileExistsError, NotADirectoryError) as e:
             # Something other than a directory where one belongs (the
             # location, the store or an ancestor): name it, rather than
@@ -381,19 +391,6 @@ class _Store:
         except OSError:
             return False
         return True
-
-    def _create(self, params: str) -> None:
-        """The store's directories and its params.txt, where missing (an
-        existing store is used as it is, on a read-only file system too)."""
-        os.makedirs(self.root, exist_ok=True)
-        for i in range(256):
-            os.makedirs(os.path.join(self.root, f"{i:02x}"), exist_ok=True)
-        info = os.path.join(self.root, "params.txt")
-        if not os.path.exists(info):
-            tmp = f"{info}.{os.getpid()}.{threading.get_ident()}.tmp"
-            with open(tmp, "w") as f:
-                f.write(params + "\n")
-            os.replace(tmp, info)
 
     # -- keys -------------------------------------------------------------------
 
