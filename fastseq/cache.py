@@ -437,13 +437,8 @@ class _Store:
         ImageCache.on_full); disables the store on "warn"."""
         if not self._restore_root():
             return          # nothing to measure; the writes warn
-        missing = need = 0
         names = self._names_here()
-        if self.root is not None:
-            # An entry file takes whole allocation blocks and an inode: at
-            # 1x1 its ~600 bytes are a 4 KiB block, 7x the bytes written.
-            block, inodes = disk_units(self.root)
-            fixed = self.entry_bytes + _native.CACHE_HEADER + len(self._prefix) + _STAMP_CHARS
+        lengths = []        # of the absolute paths of the entries not stored
         for p in set(encoded):
             known = names.get(p)
             if known is None:       # plan()'s memo, filled on the way
@@ -451,16 +446,23 @@ class _Store:
             a, entry = known
             if a is None:
                 continue
-            if self.root is None:
-                if a not in self._mem:
-                    missing += 1
-                    need += self.entry_bytes
-            elif not os.path.exists(entry):
-                missing += 1
-                need += -(-(fixed + len(a)) // block) * block
-        free = free_space(self.root) if missing else 0
-        if not missing or (need <= free
-                           and (self.root is None or inodes is None or missing <= inodes)):
+            if (a not in self._mem) if self.root is None else not os.path.exists(entry):
+                lengths.append(len(a))
+        missing = len(lengths)
+        if not missing:     # the usual call once a cache is warm: no statvfs
+            self.enabled = True
+            return
+        inodes = None
+        if self.root is None:
+            need = missing * self.entry_bytes
+        else:
+            # An entry file takes whole allocation blocks and an inode: at
+            # 1x1 its ~600 bytes are a 4 KiB block, 7x the bytes written.
+            block, inodes = disk_units(self.root)
+            fixed = self.entry_bytes + _native.CACHE_HEADER + len(self._prefix) + _STAMP_CHARS
+            need = sum(-(-(fixed + n) // block) * block for n in lengths)
+        free = free_space(self.root)
+        if need <= free and (inodes is None or missing <= inodes):
             # it fits (again: a store that "warn" turned off is used again
             # once space is freed)
             self.enabled = True

@@ -733,6 +733,21 @@ def test_free_space_check(tmp_path, images, monkeypatch, where):
         load_batch(images, (50, 60), cache=ImageCache(loc))      # all present
 
 
+@pytest.mark.parametrize("where", ["memory", "disk"])
+def test_a_warm_cache_measures_no_free_space(tmp_path, images, monkeypatch, where):
+    """Once every entry is stored, a load_batch call makes no statvfs (nor
+    reads /proc/meminfo): nothing is to be written, so nothing is checked."""
+    cache = ImageCache("memory" if where == "memory" else tmp_path / "cache")
+    load_batch(images, (20, 25), cache=cache)
+
+    def measured(*args):
+        raise AssertionError("free space measured for a warm cache")
+    monkeypatch.setattr(fastseq.cache, "free_space", measured)
+    monkeypatch.setattr(fastseq.cache, "disk_units", measured)
+    np.testing.assert_array_equal(load_batch(images, (20, 25), cache=cache),
+                                  load_batch(images, (20, 25)))
+
+
 def test_free_space_check_on_a_full_tmpfs(tmp_path, images, monkeypatch):
     mnt = tmp_path / "small"
     mnt.mkdir()
