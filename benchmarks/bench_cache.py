@@ -6,7 +6,7 @@ docstring for what is measured and how.  It prints the figures, then each
 target with PASS or MISS::
 
     python benchmarks/bench_cache.py [--limit 1000] [--epochs 4] [--fit] [--fit-epochs 7]
-                                     [--fit-rounds 3] [--json FILE]
+                                     [--fit-rounds 3] [--paired-cycles 12] [--json FILE]
 """
 
 from __future__ import annotations
@@ -38,14 +38,22 @@ def main(argv=None):
                    help="interleaved rounds of fit processes, one process per loader each "
                         f"(default {cachebench.FIT_ROUNDS}; a fit ratio is the median of the "
                         "rounds')")
+    p.add_argument("--paired-cycles", type=int, default=cachebench.PAIRED_CYCLES,
+                   help="with --fit, cycles of the paired view: every fit loader that can "
+                        "share a process trains one model in one process, an epoch each in "
+                        f"turn (default {cachebench.PAIRED_CYCLES}, the first excluded; 0: "
+                        "not run; reported, not a target)")
     p.add_argument("--json", metavar="FILE")
     a = p.parse_args(argv)
-    if a.limit < 0 or a.epochs < 2 or a.fit_epochs < 2 or a.fit_rounds < 1:
-        p.error("--limit >= 0, --epochs >= 2, --fit-epochs >= 2 and --fit-rounds >= 1")
+    if a.limit < 0 or a.epochs < 2 or a.fit_epochs < 2 or a.fit_rounds < 1 or \
+            a.paired_cycles == 1 or a.paired_cycles < 0:
+        p.error("--limit >= 0, --epochs >= 2, --fit-epochs >= 2, --fit-rounds >= 1 and "
+                "--paired-cycles 0 or >= 2")
     ds = datasets.ensure_default_dataset(progress=True)
     r = cachebench.run_cache_benchmark(ds["imagenet"], limit=a.limit, epochs=a.epochs,
                                        fit=a.fit, fit_epochs=a.fit_epochs,
-                                       fit_rounds=a.fit_rounds)
+                                       fit_rounds=a.fit_rounds,
+                                       paired_cycles=a.paired_cycles)
     print(cachebench.format_cache_report(r))
     if a.json:
         report.write_json(r, a.json)

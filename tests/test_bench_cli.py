@@ -1009,6 +1009,7 @@ def test_cache_fit_rounds_are_interleaved_and_ratios_paired(monkeypatch):
     monkeypatch.setattr(cachebench, "images_for", images)
     monkeypatch.setattr(cachebench, "run_loading", lambda *a: loading)
     monkeypatch.setattr(cachebench, "run_fit", lambda *a, **k: res)
+    monkeypatch.setattr(cachebench, "run_fit_paired", lambda *a, **k: None)
     r = cachebench.run_cache_benchmark("src", fit=True)
     fit_targets = {t["target"]: (t["ratio"], t["minimum"]) for t in r["targets"][5:]}
     assert fit_targets == {
@@ -1175,3 +1176,90 @@ def test_a_fit_child_that_hangs_is_killed_and_named():
                                            r"finish within 0\.5 s \(killed\)"):
         fitbench.fit_in_child("fastseq_cache", "nowhere", (8, 8), 2, 2, timeout=0.5)
     assert time.monotonic() - t0 < 30
+
+
+def test_fit_paired_runs_the_loaders_in_turn_in_one_process(tmp_path):
+    """fitbench.fit_paired_in_child for real on a tiny set: one epoch per
+    loader per cycle, fastseq's disk cache written once (cycle 1) and read
+    by every later cycle."""
+    _class_tree(tmp_path / "img")
+    r = fitbench.fit_paired_in_child(["fastseq_cache", "ready_batches"], str(tmp_path / "img"),
+                                     (16, 16), 2, 3, cache_dir=str(tmp_path / "c"))
+    assert set(r) == {"fastseq_cache", "ready_batches"}
+    for v in r.values():
+        assert len(v["seconds"]) == 3 and all(s > 0 for s in v["seconds"])
+        assert len(v["faults"]) == 3
+    stats = r["fastseq_cache"]["cache_stats"]
+    assert stats["absent"] == stats["stored"] == 6 and stats["hit"] >= 2 * 6
+    assert set(stats) == {"absent", "stored", "hit"}
+    assert "cache_stats" not in r["ready_batches"]
+    entries = [f for _, _, fs in os.walk(tmp_path / "c") for f in fs if f != "params.txt"]
+    assert len(entries) == 6
+
+
+@pytest.mark.parametrize("names, cycles", [(["seed_pil_w1"], 2), (["ready_batches"] * 2, 2),
+                                           (["ready_batches"], 1)])
+def test_fit_paired_takes_only_loaders_that_can_share_a_process(names, cycles):
+    with pytest.raises(ValueError, match="distinct loaders of .* and >= 2 cycles"):
+        fitbench.fit_paired_in_child(names, "nowhere", (8, 8), 2, cycles)
+
+
+def test_cache_fit_paired_view_is_reported_not_targeted(monkeypatch):
+    """cachebench.run_fit_paired: the PAIRABLE loaders TensorFlow allows, in
+    one fit_paired_in_child on a directory of its own; each ratio is the
+    median of the cycles' after the first; reported, the targets as before."""
+    import contextlib
+
+    from fastseq.bench import cachebench
+
+    calls = []
+    seconds = {"fastseq_cache": [3.0, 0.5, 0.6, 0.4], "ready_batches": [1.0, 0.45, 0.6, 0.38],
+               "tf_dataset_cache": [4.0, 0.4, 0.5, 0.44], "model_only": [1.0, 0.4, 0.48, 0.4]}
+
+    def fake(names, data_dir, size, batch_size, cycles, *, cache_dir=None, timeout=None):
+        calls.append((names, data_dir, size, batch_size, cycles, cache_dir))
+        return {n: {"seconds": seconds[n], "faults": [9, 1, 1, 1]} for n in names}
+
+    monkeypatch.setattr(fitbench, "fit_paired_in_child", fake)
+    monkeypatch.setattr(fitbench, "_tensorflow_missing", lambda: None)
+    monkeypatch.setattr(cachebench, "settle_writeback", lambda: calls.append("sync"))
+    paired = cachebench.run_fit_paired("data", "fc", 4)
+    assert calls == ["sync", (list(fitbench.PAIRABLE), "data", cachebench.SIZE, 32, 4,
+                              os.path.join("fc", "paired"))]
+    # median(0.45/0.5, 0.6/0.6, 0.38/0.4) = 0.95; median(0.8, 5/6, 1.1) = 5/6
+    assert cachebench.paired_ratio(paired, "ready_batches") == pytest.approx(0.95)
+    assert cachebench.paired_ratio(paired, "tf_dataset_cache") == pytest.approx(5 / 6)
+    monkeypatch.setattr(fitbench, "_tensorflow_missing", lambda: "no tensorflow")
+    assert set(cachebench.run_fit_paired("data", "fc", 4)) == {"fastseq_cache",
+                                                                "ready_batches"}
+
+    @contextlib.contextmanager
+    def images(src, limit, prefix):
+        yield "tmp", "data", 4
+
+    loading = {"seconds": {n: [1.0, 0.1, 0.1, 0.1] for n in cachebench.LOADERS},
+               "second_process": [{"first": [1.0, 0.1, 0.1], "second": [0.1, 0.1]}] * 3}
+    fit_res = {n: {"runs": [{"seconds": [2.0, 0.5, 0.5], "faults": [1, 1, 1]}],
+                   "s_per_epoch": 0.5, "faults_per_epoch": 1}
+               for n in cachebench.FIT_LOADERS}
+    monkeypatch.setattr(cachebench, "images_for", images)
+    monkeypatch.setattr(cachebench, "run_loading", lambda *a: loading)
+    monkeypatch.setattr(cachebench, "run_fit", lambda *a, **k: fit_res)
+    monkeypatch.setattr(cachebench, "run_fit_paired", lambda *a, **k: paired)
+    r = cachebench.run_cache_benchmark("src", fit=True)
+    assert r["fit_paired"] is paired
+    assert r["fit_paired_ratios"] == {"ready_batches": pytest.approx(0.95),
+                                      "tf_dataset_cache": pytest.approx(5 / 6),
+                                      "model_only": pytest.approx(0.8)}
+    assert len(r["targets"]) == 9
+    assert all(t["ratio"] == pytest.approx(1.0) for t in r["targets"][5:] if "seed" not in
+               t["target"])
+    text = cachebench.format_cache_report(r)
+    assert "fit, paired epochs in one process (4 cycles of one epoch per loader" in text
+    assert "    ready_batches       0.45 0.60 0.38" in text
+    assert ("(the median of the cycles'; tf.data's stalls between epochs left out; not the "
+            "targets): ready_batches 0.95x, tf_dataset_cache 0.83x, model_only 0.80x") in text
+    # paired_cycles=0: not run
+    monkeypatch.setattr(cachebench, "run_fit_paired", lambda *a, **k: 1 / 0)
+    r = cachebench.run_cache_benchmark("src", fit=True, paired_cycles=0)
+    assert "fit_paired" not in r and "paired epochs" not in cachebench.format_cache_report(r)

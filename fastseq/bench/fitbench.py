@@ -223,7 +223,7 @@ class _EpochTimer:
 
 
 _CHILD = ("import json, sys; sys.path[:0] = {path!r}; from fastseq.bench import fitbench; "
-          "print('FIT-RESULT ' + json.dumps(fitbench._fit_child(json.loads(sys.argv[1]))))")
+          "print('FIT-RESULT ' + json.dumps(fitbench.{body}(json.loads(sys.argv[1]))))")
 
 
 #: Seconds a fit child may take: its start (importing TensorFlow, ~10 s
@@ -231,6 +231,21 @@ _CHILD = ("import json, sys; sys.path[:0] = {path!r}; from fastseq.bench import 
 #: error naming it instead of hanging it.
 CHILD_START_S = 300
 CHILD_EPOCH_S = 300
+
+
+def _run_fit_child(body: str, cfg: dict, timeout: float, what: str) -> dict:
+    """``fitbench.<body>(cfg)`` in a new Python process: its JSON result,
+    or the child's failure (fastseq.bench.common.child_failure) raised."""
+    import json
+
+    from fastseq.bench.common import child_failure, fastseq_path, run_python_child
+
+    proc = run_python_child(_CHILD.format(path=fastseq_path(), body=body), [json.dumps(cfg)],
+                            timeout, what)
+    for line in proc.stdout.splitlines():
+        if line.startswith("FIT-RESULT "):
+            return json.loads(line[len("FIT-RESULT "):])
+    raise child_failure(what, proc)
 
 
 def fit_in_child(name: str, data_dir: str, size: tuple[int, int], batch_size: int,
@@ -252,37 +267,43 @@ def fit_in_child(name: str, data_dir: str, size: tuple[int, int], batch_size: in
 
     `timeout`: seconds before the child is killed and RuntimeError raised
     (default CHILD_START_S + CHILD_EPOCH_S per epoch)."""
-    import json
-
-    from fastseq.bench.common import child_failure, fastseq_path, run_python_child
-
     cfg = dict(name=name, data_dir=data_dir, size=list(size), batch_size=batch_size,
                epochs=epochs, cache_dir=cache_dir, maker=maker)
-    what = f"model.fit with loader {name!r} in its process"
     if timeout is None:
         timeout = CHILD_START_S + CHILD_EPOCH_S * epochs
-    proc = run_python_child(_CHILD.format(path=fastseq_path()), [json.dumps(cfg)], timeout,
-                            what)
-    for line in proc.stdout.splitlines():
-        if line.startswith("FIT-RESULT "):
-            return json.loads(line[len("FIT-RESULT "):])
-    raise child_failure(what, proc)
+    return _run_fit_child("_fit_child", cfg, timeout,
+                          f"model.fit with loader {name!r} in its process")
 
 
-def _fit_child(cfg: dict) -> dict:
-    """The body of :func:`fit_in_child`'s process."""
+def _child_setup(cfg: dict, names) -> tuple:
+    """What a fit child builds before its loaders: (paths, ids, n_classes,
+    the floors' ready-made batches or None), the random seed set."""
     from fastseq.bench.common import hide_modules
 
     hide_modules()          # the parent's test hook (an environment variable)
     import keras
 
+    size, batch_size = tuple(cfg["size"]), int(cfg["batch_size"])
+    paths, ids, classes = _list_class_folders(cfg["data_dir"])
+    cached = (_cached_batches(paths, ids, len(classes), size, batch_size)
+              if any(n in _NEEDS_READY for n in names) else None)
+    keras.utils.set_random_seed(0)
+    return paths, ids, len(classes), cached
+
+
+def _fit_epochs(model, data, epochs: int, timer: "_EpochTimer") -> None:
+    import keras
+
+    # fit's shuffle only reorders PyDataset batches; tf.data input warns.
+    model.fit(data, epochs=epochs, verbose=0, callbacks=[timer.callback],
+              shuffle=isinstance(data, keras.utils.PyDataset))
+
+
+def _fit_child(cfg: dict) -> dict:
+    """The body of :func:`fit_in_child`'s process."""
     name, data_dir = cfg["name"], cfg["data_dir"]
     size, batch_size = tuple(cfg["size"]), int(cfg["batch_size"])
-    paths, ids, classes = _list_class_folders(data_dir)
-    n_classes = len(classes)
-    cached = (_cached_batches(paths, ids, n_classes, size, batch_size)
-              if name in _NEEDS_READY else None)
-    keras.utils.set_random_seed(0)
+    paths, ids, n_classes, cached = _child_setup(cfg, [name])
     if cfg.get("maker"):
         import importlib
 
@@ -293,10 +314,63 @@ def _fit_child(cfg: dict) -> dict:
                             cache_dir=cfg.get("cache_dir"))
     model = _build_model(size, n_classes)
     timer = _EpochTimer()
-    # fit's shuffle only reorders PyDataset batches; tf.data input warns.
-    model.fit(data, epochs=int(cfg["epochs"]), verbose=0, callbacks=[timer.callback],
-              shuffle=isinstance(data, keras.utils.PyDataset))
+    _fit_epochs(model, data, int(cfg["epochs"]), timer)
     return dict(seconds=timer.seconds, faults=timer.faults)
+
+
+#: Loaders that may share a fit process (fit_paired_in_child): none builds a
+#: ``from_generator`` dataset, which would change the others' figures (see
+#: fit_in_child), and each keeps its state between fit calls (a cache
+#: filled once).
+PAIRABLE = ("fastseq_cache", "ready_batches", "tf_dataset_cache", "model_only")
+
+
+def fit_paired_in_child(names: list[str], data_dir: str, size: tuple[int, int],
+                        batch_size: int, cycles: int, *, cache_dir: str | None = None,
+                        timeout: float | None = None) -> dict:
+    """One model trained in one new process by each loader of `names` (from
+    PAIRABLE) in turn, one ``model.fit(epochs=1)`` per loader per cycle,
+    `cycles` cycles, every other one in reverse order (a, b, c, c, b, a,
+    ...), so that each loader's epoch of a cycle runs beside the others' of
+    the same cycle: ``{name: {"seconds": [...], "faults": [...]}}``, one
+    per cycle, with ``"cache_stats"`` (ImageCache counts) for fastseq's.
+    A process's speed on this VM varies by up to 25% from one process to
+    the next, more than the loaders differ; epochs side by side in one
+    process share it.  Cycle 1 fills the caches and traces the
+    model's step for each input; it is to be excluded.  What this leaves
+    out: whatever a loader pays between its epochs (a ``fit`` of many
+    epochs pays it; here it falls between fit calls), such as tf.data's
+    wait for the last epoch's tuning thread (fastseq.keras.tfdata).
+    `cache_dir`: fastseq_cache's cache directory."""
+    bad = [n for n in names if n not in PAIRABLE]
+    if bad or len(set(names)) != len(names) or cycles < 2:
+        raise ValueError(f"fit_paired_in_child takes distinct loaders of {PAIRABLE} and "
+                         f">= 2 cycles, got {names!r} and {cycles!r}")
+    cfg = dict(names=list(names), data_dir=data_dir, size=list(size), batch_size=batch_size,
+               cycles=cycles, cache_dir=cache_dir)
+    if timeout is None:
+        timeout = CHILD_START_S + CHILD_EPOCH_S * cycles * len(names)
+    return _run_fit_child("_paired_child", cfg, timeout,
+                          f"model.fit with loaders {', '.join(names)} in turn in one process")
+
+
+def _paired_child(cfg: dict) -> dict:
+    """The body of :func:`fit_paired_in_child`'s process."""
+    names, size = cfg["names"], tuple(cfg["size"])
+    paths, ids, n_classes, cached = _child_setup(cfg, names)
+    data = {n: _make_loader(n, cfg["data_dir"], size, int(cfg["batch_size"]), paths, ids,
+                            n_classes, cached, cache_dir=cfg.get("cache_dir")) for n in names}
+    model = _build_model(size, n_classes)
+    timers = {n: _EpochTimer() for n in names}
+    for c in range(int(cfg["cycles"])):
+        for n in (names if c % 2 == 0 else names[::-1]):
+            _fit_epochs(model, data[n], 1, timers[n])
+    out = {n: dict(seconds=t.seconds, faults=t.faults) for n, t in timers.items()}
+    for n, d in data.items():
+        store = d._store() if hasattr(d, "_store") else None
+        if store is not None:       # what fastseq's cache did, all cycles
+            out[n]["cache_stats"] = dict(store.stats)
+    return out
 
 
 def _make_loader(name: str, data_dir: str, size: tuple[int, int], batch_size: int,
