@@ -1180,18 +1180,21 @@ def test_a_fit_child_that_hangs_is_killed_and_named():
 
 def test_fit_paired_runs_the_loaders_in_turn_in_one_process(tmp_path):
     """fitbench.fit_paired_in_child for real on a tiny set: one epoch per
-    loader per cycle, fastseq's disk cache written once (cycle 1) and read
-    by every later cycle."""
+    loader per cycle, fastseq's disk and memory caches written once (cycle
+    1) and read by every later cycle."""
     _class_tree(tmp_path / "img")
-    r = fitbench.fit_paired_in_child(["fastseq_cache", "ready_batches"], str(tmp_path / "img"),
-                                     (16, 16), 2, 3, cache_dir=str(tmp_path / "c"))
-    assert set(r) == {"fastseq_cache", "ready_batches"}
+    names = ["fastseq_cache", "fastseq_cache_memory", "ready_batches"]
+    r = fitbench.fit_paired_in_child(names, str(tmp_path / "img"), (16, 16), 2, 3,
+                                     cache_dir=str(tmp_path / "c"))
+    assert set(r) == set(names)
     for v in r.values():
         assert len(v["seconds"]) == 3 and all(s > 0 for s in v["seconds"])
         assert len(v["faults"]) == 3
     stats = r["fastseq_cache"]["cache_stats"]
     assert stats["absent"] == stats["stored"] == 6 and stats["hit"] >= 2 * 6
     assert set(stats) == {"absent", "stored", "hit"}
+    stats = r["fastseq_cache_memory"]["cache_stats"]
+    assert stats["stored"] == 6 and stats["hit"] >= 2 * 6 and set(stats) == {"stored", "hit"}
     assert "cache_stats" not in r["ready_batches"]
     entries = [f for _, _, fs in os.walk(tmp_path / "c") for f in fs if f != "params.txt"]
     assert len(entries) == 6
@@ -1213,7 +1216,8 @@ def test_cache_fit_paired_view_is_reported_not_targeted(monkeypatch):
     from fastseq.bench import cachebench
 
     calls = []
-    seconds = {"fastseq_cache": [3.0, 0.5, 0.6, 0.4], "ready_batches": [1.0, 0.45, 0.6, 0.38],
+    seconds = {"fastseq_cache": [3.0, 0.5, 0.6, 0.4], "fastseq_cache_memory": [2.0, 0.5, 0.5, 0.5],
+               "ready_batches": [1.0, 0.45, 0.6, 0.38],
                "tf_dataset_cache": [4.0, 0.4, 0.5, 0.44], "model_only": [1.0, 0.4, 0.48, 0.4]}
 
     def fake(names, data_dir, size, batch_size, cycles, *, cache_dir=None, timeout=None):
@@ -1230,8 +1234,8 @@ def test_cache_fit_paired_view_is_reported_not_targeted(monkeypatch):
     assert cachebench.paired_ratio(paired, "ready_batches") == pytest.approx(0.95)
     assert cachebench.paired_ratio(paired, "tf_dataset_cache") == pytest.approx(5 / 6)
     monkeypatch.setattr(fitbench, "_tensorflow_missing", lambda: "no tensorflow")
-    assert set(cachebench.run_fit_paired("data", "fc", 4)) == {"fastseq_cache",
-                                                                "ready_batches"}
+    assert set(cachebench.run_fit_paired("data", "fc", 4)) == {
+        "fastseq_cache", "fastseq_cache_memory", "ready_batches"}
 
     @contextlib.contextmanager
     def images(src, limit, prefix):
@@ -1248,7 +1252,9 @@ def test_cache_fit_paired_view_is_reported_not_targeted(monkeypatch):
     monkeypatch.setattr(cachebench, "run_fit_paired", lambda *a, **k: paired)
     r = cachebench.run_cache_benchmark("src", fit=True)
     assert r["fit_paired"] is paired
-    assert r["fit_paired_ratios"] == {"ready_batches": pytest.approx(0.95),
+    # median(1, 5/6, 1.25) = 1
+    assert r["fit_paired_ratios"] == {"fastseq_cache_memory": pytest.approx(1.0),
+                                      "ready_batches": pytest.approx(0.95),
                                       "tf_dataset_cache": pytest.approx(5 / 6),
                                       "model_only": pytest.approx(0.8)}
     assert len(r["targets"]) == 9
@@ -1258,7 +1264,8 @@ def test_cache_fit_paired_view_is_reported_not_targeted(monkeypatch):
     assert "fit, paired epochs in one process (4 cycles of one epoch per loader" in text
     assert "    ready_batches       0.45 0.60 0.38" in text
     assert ("(the median of the cycles'; tf.data's stalls between epochs left out; not the "
-            "targets): ready_batches 0.95x, tf_dataset_cache 0.83x, model_only 0.80x") in text
+            "targets): fastseq_cache_memory 1.00x, ready_batches 0.95x, tf_dataset_cache 0.83x, "
+            "model_only 0.80x") in text
     # paired_cycles=0: not run
     monkeypatch.setattr(cachebench, "run_fit_paired", lambda *a, **k: 1 / 0)
     r = cachebench.run_cache_benchmark("src", fit=True, paired_cycles=0)

@@ -58,8 +58,9 @@ TensorFlow.  Minor page faults per epoch are reported beside them (see
 fastseq.keras.tfdata for why).
 
 A second view of the fit figures, reported, not targeted (run_fit_paired):
-fastseq cached, the ready-batches floor, ``.cache()`` and ``model_only``
-training one model in one process, an epoch each in turn, PAIRED_CYCLES
+fastseq cached (and ``fastseq_cache_memory``, with ``cache="memory"``), the
+ready-batches floor, ``.cache()`` and ``model_only`` training one model in
+one process, an epoch each in turn, PAIRED_CYCLES
 cycles, each ratio the median of its cycles'.  Side by side in one
 process, the loaders share its speed, which run_fit's rounds cannot
 average out in three processes; but what a loader pays between epochs

@@ -322,7 +322,8 @@ def _fit_child(cfg: dict) -> dict:
 #: ``from_generator`` dataset, which would change the others' figures (see
 #: fit_in_child), and each keeps its state between fit calls (a cache
 #: filled once).
-PAIRABLE = ("fastseq_cache", "ready_batches", "tf_dataset_cache", "model_only")
+PAIRABLE = ("fastseq_cache", "fastseq_cache_memory", "ready_batches", "tf_dataset_cache",
+            "model_only")
 
 
 def fit_paired_in_child(names: list[str], data_dir: str, size: tuple[int, int],
@@ -381,13 +382,15 @@ def _make_loader(name: str, data_dir: str, size: tuple[int, int], batch_size: in
     import fastseq
 
     quiet = contextlib.redirect_stdout(io.StringIO())   # the "Found N images" lines
-    if name in ("fastseq", "fastseq_w2", "fastseq_bilinear", "fastseq_cache"):
-        # fastseq_cache: fastseq's pixel cache (issue 13) in `cache_dir`,
-        # bilinear as the tf.data rows it is compared with
-        kw = {"interpolation": "bilinear"} if name in ("fastseq_bilinear", "fastseq_cache") \
-            else {}
-        if name == "fastseq_cache":
-            kw["cache"] = cache_dir
+    if name in ("fastseq", "fastseq_w2", "fastseq_bilinear", "fastseq_cache",
+                "fastseq_cache_memory"):
+        # fastseq_cache: fastseq's pixel cache (issue 13) in `cache_dir`
+        # (_memory: cache="memory"), bilinear as the tf.data rows it is
+        # compared with
+        cached_px = name.startswith("fastseq_cache")
+        kw = {"interpolation": "bilinear"} if name == "fastseq_bilinear" or cached_px else {}
+        if cached_px:
+            kw["cache"] = "memory" if name == "fastseq_cache_memory" else cache_dir
         if name in _WORKERS:
             kw["workers"] = _WORKERS[name]
         with quiet:
