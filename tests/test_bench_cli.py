@@ -1200,6 +1200,18 @@ def test_fit_paired_runs_the_loaders_in_turn_in_one_process(tmp_path):
     assert len(entries) == 6
 
 
+def test_a_fit_paired_child_that_fails_is_named(tmp_path):
+    """A paired child's failure: RuntimeError naming its loaders and the
+    child's last error line."""
+    missing = str(tmp_path / "nowhere")
+    with pytest.raises(RuntimeError) as e:
+        fitbench.fit_paired_in_child(["fastseq_cache", "ready_batches"], missing, (8, 8), 2, 2)
+    msg = str(e.value)
+    assert msg.startswith("model.fit with loaders fastseq_cache, ready_batches in turn in one "
+                          "process failed (exit 1): ")
+    assert "nowhere" in msg
+
+
 @pytest.mark.parametrize("names, cycles", [(["seed_pil_w1"], 2), (["ready_batches"] * 2, 2),
                                            (["ready_batches"], 1)])
 def test_fit_paired_takes_only_loaders_that_can_share_a_process(names, cycles):
