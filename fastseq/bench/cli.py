@@ -87,7 +87,8 @@ def build_parser(prog="fastseq bench"):
                         f"max({cachebench.FIT_EPOCHS}, --epochs) with "
                         "--fit, which adds model.fit against ready-made batches, the seed's "
                         "PIL Sequence and image_dataset_from_directory().cache(), each loader "
-                        "in --rounds interleaved processes); needs Keras")
+                        "in --rounds interleaved processes, and the same floors and cache "
+                        "epoch by epoch in one process, as a paired view); needs Keras")
     p.add_argument("--formats", nargs="?", const="png,webp", default=None, metavar="LIST",
                    help="instead, issue 14's PNG and WebP benchmark (fastseq.bench.formatbench) "
                         "on generated ImageNet-sized sets of each (png, webp, or both: the "
