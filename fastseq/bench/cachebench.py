@@ -60,8 +60,8 @@ fastseq.keras.tfdata for why).
 A second view of the fit figures, reported, not targeted (run_fit_paired):
 fastseq cached (and ``fastseq_cache_memory``, with ``cache="memory"``), the
 ready-batches floor, ``.cache()`` and ``model_only`` training one model in
-one process, an epoch each in turn, PAIRED_CYCLES
-cycles, each ratio the median of its cycles'.  Side by side in one
+one process, an epoch each in turn, PAIRED_CYCLES cycles, each ratio the
+median of its cycles'.  Side by side in one
 process, the loaders share its speed, which run_fit's rounds cannot
 average out in three processes; but what a loader pays between epochs
 (tf.data's stalls) falls outside its timed epochs there.
@@ -472,12 +472,13 @@ def format_cache_report(r: dict) -> str:
                      + ", ".join(f"{k} {v:.2f}x" for k, v in r["fit_by_median"].items()))
     if r.get("fit_paired"):
         paired = r["fit_paired"]
-        lines.append(f"  fit, paired epochs in one process ({len(paired['fastseq_cache']['seconds'])}"
-                     " cycles of one epoch per loader, the first excluded), s/epoch:")
+        cycles = len(paired["fastseq_cache"]["seconds"])
+        lines.append(f"  fit, paired epochs in one process ({cycles} cycles of one epoch per "
+                     "loader, the first excluded), s/epoch:")
         for name, v in paired.items():
             lines.append(f"    {name:19s} " + " ".join(f"{x:.2f}" for x in v["seconds"][1:]))
-        lines.append("  fit ratios over fastseq cached, paired (the median of the cycles'; tf.data's "
-                     "stalls between epochs left out; not the targets): "
+        lines.append("  fit ratios over fastseq cached, paired (the median of the cycles'; "
+                     "tf.data's stalls between epochs left out; not the targets): "
                      + ", ".join(f"{k} {v:.2f}x" for k, v in r["fit_paired_ratios"].items()))
     lines.append("targets (issue 13, section 3):")
     for t in r["targets"]:
