@@ -55,7 +55,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import sys
 import threading
 import warnings
 from typing import Any
@@ -63,7 +62,7 @@ from typing import Any
 import numpy as np
 
 from fastseq import _native
-from fastseq.errors import outside_stacklevel
+from fastseq.errors import outside_stacklevel, warn_or_defer
 
 __all__ = ["ImageCache", "CacheWarning", "CacheFullError", "as_cache", "free_space",
            "disk_units"]
@@ -566,13 +565,8 @@ class _Store:
                 return
             self._warned.add(what)
         # On a prefetch thread, the warning waits for its batch, like the
-        # batch's decode warnings (fastseq.keras.prefetch; loaded only where
-        # a Keras dataset made such a thread).
-        prefetch = sys.modules.get("fastseq.keras.prefetch")
-        if prefetch is not None and prefetch.defer_warnings_here():
-            prefetch.defer_warning(message, CacheWarning)
-        else:
-            warnings.warn(message, CacheWarning, stacklevel=outside_stacklevel())
+        # batch's decode warnings.
+        warn_or_defer(message, CacheWarning)
 
     def __reduce__(self):
         raise TypeError("a cache store is not pickled; pickle its ImageCache")

@@ -6,9 +6,12 @@ __all__ = ["ImageDecodeError", "ImageDecodeWarning", "DecodeFailure"]
 
 import os
 import sys
-from typing import NamedTuple
+import threading
+import warnings
+from typing import Any, Callable, NamedTuple
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_deferral = threading.local()
 
 
 def outside_stacklevel() -> int:
@@ -19,6 +22,38 @@ def outside_stacklevel() -> int:
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
         frame, level = frame.f_back, level + 1
     return level
+
+
+def collect_warnings(fn: Callable[..., Any], args: tuple) -> tuple[Any, list]:
+    """``fn(*args)`` and the warnings it deferred (:func:`defer_warning`) on
+    this thread, as ``(message, category)`` pairs: how a prefetch job
+    (fastseq.keras.prefetch) keeps its warnings for the thread that is
+    served its batch, so they never come for a batch that is not."""
+    _deferral.pending = []
+    try:
+        return fn(*args), _deferral.pending
+    finally:
+        _deferral.pending = None
+
+
+def defer_warnings_here() -> bool:
+    """Whether the calling thread runs in :func:`collect_warnings`."""
+    return getattr(_deferral, "pending", None) is not None
+
+
+def defer_warning(message: str, category: type[Warning]) -> None:
+    """Keep a warning for :func:`collect_warnings`' caller (call only where
+    :func:`defer_warnings_here`)."""
+    _deferral.pending.append((message, category))
+
+
+def warn_or_defer(message: str, category: type[Warning]) -> None:
+    """A warning deferred when :func:`defer_warnings_here`, else issued now,
+    attributed to the first caller outside fastseq."""
+    if defer_warnings_here():
+        defer_warning(message, category)
+    else:
+        warnings.warn(message, category, stacklevel=outside_stacklevel())
 
 
 class ImageDecodeError(ValueError):

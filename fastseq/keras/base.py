@@ -93,8 +93,8 @@ import numpy as np
 
 from fastseq.batch import aligned_empty, encode_paths, load_files, report_failures
 from fastseq.options import DecodeOptions
-from fastseq.errors import ImageDecodeWarning
-from fastseq.keras.prefetch import MISS, Prefetcher, defer_warning, defer_warnings_here
+from fastseq.errors import ImageDecodeWarning, defer_warning, defer_warnings_here
+from fastseq.keras.prefetch import MISS, Prefetcher
 from fastseq.keras.tfdata import install_fit_hook, map_positions, pipeline_of
 
 __all__ = ["aligned_copy", "BatchIndexError", "BatchDataset", "ImageFiles", "Iterator",

@@ -21,7 +21,7 @@ Invariants:
   and starts afresh.  Pickled copies carry none of this state.
 - **Errors** raised by the job are re-raised when its batch is requested;
   ``on_error="warn"`` warnings are replayed then too (see
-  :func:`defer_warnings_here`), so they come with the batch that has the
+  :func:`fastseq.errors.collect_warnings`), so they come with the batch that has the
   file and never for a batch that is not served.
 
 Imports no Keras.
@@ -34,32 +34,12 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Hashable
 
-__all__ = ["Prefetcher", "MISS", "defer_warnings_here", "defer_warning"]
+from fastseq.errors import collect_warnings
+
+__all__ = ["Prefetcher", "MISS"]
 
 #: Returned by :meth:`Prefetcher.claim` when nothing was computed for the key.
 MISS = object()
-
-_local = threading.local()
-
-
-def defer_warnings_here() -> bool:
-    """Whether the calling thread is a prefetch job whose warnings are to be
-    replayed when its batch is served (see :func:`defer_warning`)."""
-    return getattr(_local, "deferred", None) is not None
-
-
-def defer_warning(message: str, category: type[Warning]) -> None:
-    """Record a warning of the running prefetch job, to be issued in the
-    thread that asks for the batch."""
-    _local.deferred.append((message, category))
-
-
-def _run_job(fn: Callable[..., Any], args: tuple) -> tuple[Any, list]:
-    _local.deferred = []
-    try:
-        return fn(*args), _local.deferred
-    finally:
-        _local.deferred = None
 
 
 class Prefetcher:
@@ -103,7 +83,7 @@ class Prefetcher:
                 self._executor = ThreadPoolExecutor(
                     max_workers=1, thread_name_prefix="fastseq-prefetch")
             old = self._pending
-            self._pending = (key, self._executor.submit(_run_job, fn, args))
+            self._pending = (key, self._executor.submit(collect_warnings, fn, args))
         if old is not None:
             old[1].cancel()
 
