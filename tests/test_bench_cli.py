@@ -1213,7 +1213,9 @@ def test_a_fit_paired_child_that_fails_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("names, cycles", [(["seed_pil_w1"], 2), (["ready_batches"] * 2, 2),
-                                           (["ready_batches"], 1)])
+                                           (["ready_batches"], 1), ("ready_batches", 2),
+                                           (None, 2), ([], 2), (["ready_batches"], "3"),
+                                           (["ready_batches"], 2.5), (["ready_batches"], True)])
 def test_fit_paired_takes_only_loaders_that_can_share_a_process(names, cycles):
     with pytest.raises(ValueError, match="distinct loaders of .* and >= 2 cycles"):
         fitbench.fit_paired_in_child(names, "nowhere", (8, 8), 2, cycles)

@@ -343,8 +343,9 @@ def fit_paired_in_child(names: list[str], data_dir: str, size: tuple[int, int],
     epochs pays it; here it falls between fit calls), such as tf.data's
     wait for the last epoch's tuning thread (fastseq.keras.tfdata).
     `cache_dir`: fastseq_cache's cache directory."""
-    bad = [n for n in names if n not in PAIRABLE]
-    if bad or len(set(names)) != len(names) or cycles < 2:
+    if not isinstance(names, (list, tuple)) or not names \
+            or any(n not in PAIRABLE for n in names) or len(set(names)) != len(names) \
+            or not isinstance(cycles, int) or isinstance(cycles, bool) or cycles < 2:
         raise ValueError(f"fit_paired_in_child takes distinct loaders of {PAIRABLE} and "
                          f">= 2 cycles, got {names!r} and {cycles!r}")
     cfg = dict(names=list(names), data_dir=data_dir, size=list(size), batch_size=batch_size,
